@@ -1,0 +1,64 @@
+# sid — build with `make`, test with `make test`, benchmark with `make bench`.
+CC       ?= cc
+OPT      ?= -O3 -march=native
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
+            -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson
+LDLIBS   += -lopenblas -lcjson -lpng -lz -lm -fopenmp
+BUILD    ?= build
+
+# Optional parts, probed once and reported.
+NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+MPICC    := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(NVCC),)
+HAVE_CUDA := yes ($(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))
+else
+HAVE_CUDA := no
+endif
+HAVE_MPI := $(if $(MPICC),yes,no)
+
+SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/train/*.c)
+OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libsid.a
+TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+
+.PHONY: all test bench asan clean probe
+all: probe $(BUILD)/sid
+
+probe:
+	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes cuda=$(HAVE_CUDA) mpi=$(HAVE_MPI)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(OBJ_LIB)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sid: $(BUILD)/src/cli/main.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/op_check.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# Each test program prints its own "N passed, N failed" line; the last line sums them.
+test: $(TESTS) $(BUILD)/sid
+	@bash tests/run_all.sh $(TESTS)
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do $$b || exit 1; done
+
+# AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	        LDLIBS="-lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(BUILD)/src/cli/main.d

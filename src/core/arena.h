@@ -1,0 +1,30 @@
+// Bump allocator: one block per role (parameters, gradients, activations,
+// scratch), so freeing a role is one call and resetting a step is one store.
+#ifndef SID_ARENA_H
+#define SID_ARENA_H
+#include <stddef.h>
+
+typedef struct {
+    char *base;
+    size_t cap, used, peak;
+    const char *name;  // for the out-of-memory message
+} sid_arena;
+
+void sid_arena_init(sid_arena *a, const char *name, size_t cap_bytes);
+void sid_arena_free(sid_arena *a);
+// 64-byte aligned, zero-filled; dies with a one-line message when the arena is full.
+void *sid_arena_alloc(sid_arena *a, size_t bytes);
+float *sid_arena_floats(sid_arena *a, size_t n);
+static inline size_t sid_arena_mark(const sid_arena *a) { return a->used; }
+static inline void sid_arena_reset(sid_arena *a, size_t mark) { a->used = mark; }
+
+// A growable scratch buffer for op workspaces (im2col columns, attention tiles).
+// Ops run one at a time per backend, so one buffer serves them all.
+typedef struct {
+    float *data;
+    size_t cap;  // floats
+} sid_scratch;
+float *sid_scratch_get(sid_scratch *s, size_t nfloats);
+void sid_scratch_free(sid_scratch *s);
+
+#endif

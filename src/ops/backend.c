@@ -1,0 +1,45 @@
+#include "ops/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+static int cpu_available(void) { return 1; }
+static void *cpu_alloc(size_t bytes) { return sid_calloc(bytes); }
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static void cpu_sync(void) {}
+
+#define OP(name) .name = sid_##name
+const sid_backend sid_backend_cpu = {
+    .name = "cpu", .available = cpu_available, .alloc = cpu_alloc, .free = cpu_free,
+    .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,
+    OP(linear_fwd), OP(linear_bwd), OP(conv2d_fwd), OP(conv2d_bwd),
+    OP(groupnorm_fwd), OP(groupnorm_bwd), OP(layernorm_fwd), OP(layernorm_bwd),
+    OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd),
+    OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd),
+    OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd),
+    OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
+    OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
+    OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
+    OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
+};
+#undef OP
+
+static const sid_backend *const backends[] = {&sid_backend_cpu};
+
+const sid_backend *sid_backend_at(int i) {
+    return i >= 0 && i < (int)(sizeof backends / sizeof backends[0]) ? backends[i] : NULL;
+}
+
+const sid_backend *sid_backend_by_name(const char *name) {
+    for (int i = 0; sid_backend_at(i); i++)
+        if (strcmp(sid_backend_at(i)->name, name) == 0) {
+            if (sid_backend_at(i)->available()) return sid_backend_at(i);
+            sid_set_error("backend '%s': compiled in but not usable on this machine", name);
+            return NULL;
+        }
+    sid_set_error("backend '%s': not compiled into this build (have: cpu)", name);
+    return NULL;
+}

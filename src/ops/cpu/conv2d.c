@@ -1,0 +1,152 @@
+// conv2d as im2col + GEMM, one sample per GEMM. With at least as many samples
+// as threads, each thread takes whole samples with its own column buffer and a
+// single-threaded GEMM (OpenBLAS runs serially inside an OpenMP region), which
+// avoids a fork/join per GEMM; otherwise samples run in turn on a threaded GEMM.
+// Weight gradients are accumulated per thread and reduced once at the end.
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "ops/ops.h"
+
+static sid_scratch conv_scratch;
+
+// col[(c*k + ki)*k + kj][oy*wo + ox] = in[c][oy*s - p + ki][ox*s - p + kj] (0 outside)
+static void im2col(float *col, const float *in, const sid_conv2d_shape *s, int ho, int wo) {
+    const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
+    for (int c = 0; c < s->cin; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * ho * wo;
+                const float *plane = in + (size_t)c * H * W;
+                // valid ox range: 0 <= ox*st - p + kj < W
+                int ox0 = p - kj > 0 ? (p - kj + st - 1) / st : 0;
+                int ox1 = (W - 1 + p - kj) / st + 1;
+                if (W - 1 + p - kj < 0) ox1 = 0;
+                if (ox1 > wo) ox1 = wo;
+                if (ox0 > ox1) ox0 = ox1;
+                for (int oy = 0; oy < ho; oy++) {
+                    float *r = row + (size_t)oy * wo;
+                    int iy = oy * st - p + ki;
+                    if (iy < 0 || iy >= H) {
+                        memset(r, 0, (size_t)wo * sizeof(float));
+                        continue;
+                    }
+                    const float *src = plane + (size_t)iy * W - p + kj;
+                    for (int ox = 0; ox < ox0; ox++) r[ox] = 0;
+                    if (st == 1) memcpy(r + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof(float));
+                    else
+                        for (int ox = ox0; ox < ox1; ox++) r[ox] = src[ox * st];
+                    for (int ox = ox1; ox < wo; ox++) r[ox] = 0;
+                }
+            }
+}
+
+// The adjoint of im2col: din += scatter of dcol.
+static void col2im_add(float *din, const float *col, const sid_conv2d_shape *s, int ho, int wo) {
+    const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
+    for (int c = 0; c < s->cin; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ho * wo;
+                float *plane = din + (size_t)c * H * W;
+                int ox0 = p - kj > 0 ? (p - kj + st - 1) / st : 0;
+                int ox1 = (W - 1 + p - kj) / st + 1;
+                if (W - 1 + p - kj < 0) ox1 = 0;
+                if (ox1 > wo) ox1 = wo;
+                for (int oy = 0; oy < ho; oy++) {
+                    int iy = oy * st - p + ki;
+                    if (iy < 0 || iy >= H) continue;
+                    const float *r = row + (size_t)oy * wo;
+                    float *dst = plane + (size_t)iy * W - p + kj;
+                    for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += r[ox];
+                }
+            }
+}
+
+static int is_pointwise(const sid_conv2d_shape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
+
+// Threads that take whole samples (1 = samples in turn, threaded GEMM inside).
+static int sample_threads(const sid_conv2d_shape *s) {
+    int t = omp_get_max_threads();
+    return s->n >= t ? t : 1;
+}
+
+void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int nt = sample_threads(s), pw = is_pointwise(s);
+    float *cols = pw ? NULL : sid_scratch_get(&conv_scratch, (size_t)nt * K * P);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int n = 0; n < s->n; n++) {
+        const float *x = in + (size_t)n * s->cin * s->h * s->w;
+        float *y = out + (size_t)n * s->cout * P;
+        const float *col = x;
+        if (!pw) {
+            float *mine = cols + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * K * P;
+            im2col(mine, x, s, ho, wo);
+            col = mine;
+        }
+        if (b)
+            for (int c = 0; c < s->cout; c++)
+                for (int i = 0; i < P; i++) y[(size_t)c * P + i] = b[c];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, P, K, 1.0f, w, K, col, P, b ? 1.0f : 0.0f,
+                    y, P);
+    }
+}
+
+void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                    const sid_conv2d_shape *s) {
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int nt = sample_threads(s), pw = is_pointwise(s);
+    const size_t wsize = (size_t)s->cout * K;
+    if (db) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < s->cout; c++) {
+            float acc = 0;
+            for (int n = 0; n < s->n; n++) {
+                const float *g = dout + ((size_t)n * s->cout + c) * P;
+                for (int i = 0; i < P; i++) acc += g[i];
+            }
+            db[c] += acc;
+        }
+    }
+    if (!din && !dw) return;
+    // Per thread: a column buffer, and a private weight gradient when threads split samples.
+    const size_t per_thread = (pw ? 0 : (size_t)K * P) + (dw && nt > 1 ? wsize : 0);
+    float *scratch = sid_scratch_get(&conv_scratch, (size_t)nt * per_thread + 1);
+    if (dw && nt > 1) memset(scratch, 0, (size_t)nt * per_thread * sizeof(float));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int n = 0; n < s->n; n++) {
+        float *mine = scratch + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * per_thread;
+        float *col = pw ? NULL : mine;
+        float *dw_acc = dw && nt > 1 ? mine + (pw ? 0 : (size_t)K * P) : dw;
+        const float *x = in + (size_t)n * s->cin * s->h * s->w;
+        const float *g = dout + (size_t)n * s->cout * P;
+        float *dx = din ? din + (size_t)n * s->cin * s->h * s->w : NULL;
+        if (dw) {
+            const float *xc = x;
+            if (!pw) {
+                im2col(col, x, s, ho, wo);
+                xc = col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, P, 1.0f, g, P, xc, P, 1.0f, dw_acc, K);
+        }
+        if (dx) {
+            if (pw) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 1.0f, dx, P);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 0.0f, col, P);
+                col2im_add(dx, col, s, ho, wo);
+            }
+        }
+    }
+    if (dw && nt > 1) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < wsize; i++) {
+            float acc = 0;
+            for (int t = 0; t < nt; t++) acc += scratch[(size_t)t * per_thread + (pw ? 0 : (size_t)K * P) + i];
+            dw[i] += acc;
+        }
+    }
+}

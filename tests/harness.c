@@ -1,0 +1,56 @@
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/progress.h"
+#include "core/threads.h"
+
+uint64_t test_seed;
+static int current_failed;
+static const char *current_name;
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    if (!current_failed) printf("\n");
+    current_failed++;
+    if (current_failed > 10) return;  // one broken op should not bury the rest of the log
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  FAIL %s:%d [%s, seed %llu]: ", file, line, current_name, (unsigned long long)test_seed);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+int test_failed(void) { return current_failed != 0; }
+
+int harness_run(const char *suite, const test_case *cases, int n, int argc, char **argv) {
+    sid_threads_init(argc, argv);
+    const char *s = getenv("SID_TEST_SEED");
+    test_seed = s ? strtoull(s, NULL, 10) : 20261126ull;
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        int selected = argc <= 1;
+        for (int a = 1; a < argc; a++) selected |= strstr(cases[i].name, argv[a]) != NULL;
+        if (!selected) continue;
+        current_failed = 0;
+        current_name = cases[i].name;
+        printf("%s/%s ...", suite, cases[i].name);
+        fflush(stdout);
+        double t0 = sid_now();
+        cases[i].fn();
+        double dt = sid_now() - t0;
+        if (current_failed) {
+            printf("%s/%s FAILED (%d checks, %.2fs)\n", suite, cases[i].name, current_failed, dt);
+            failed++;
+        } else {
+            printf(" ok (%.2fs)\n", dt);
+            passed++;
+        }
+        fflush(stdout);
+    }
+    printf("%s: %d passed, %d failed\n", suite, passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,32 @@
+// A minimal test runner: each test program lists its cases and calls
+// harness_run, which prints one line per case, the seed with every failure,
+// and a closing "name: N passed, N failed" line; the exit status is non-zero
+// on any failure. SID_TEST_SEED=<n> replays a failing run, argv filters by name.
+#ifndef SID_TEST_HARNESS_H
+#define SID_TEST_HARNESS_H
+#include <stdint.h>
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+extern uint64_t test_seed;  // base seed of this run; cases derive their own streams from it
+
+int harness_run(const char *suite, const test_case *cases, int n, int argc, char **argv);
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int test_failed(void);  // has the current case failed so far?
+
+#define EXPECT(cond, ...)                                               \
+    do {                                                                \
+        if (!(cond)) test_fail(__FILE__, __LINE__, __VA_ARGS__);        \
+    } while (0)
+
+#define TEST_LIST(...) static const test_case all_tests[] = {__VA_ARGS__};
+#define T(fn) {#fn, fn}
+#define TEST_MAIN(suite)                                                               \
+    int main(int argc, char **argv) {                                                  \
+        return harness_run(suite, all_tests, (int)(sizeof all_tests / sizeof all_tests[0]), argc, argv); \
+    }
+
+#endif

@@ -1,0 +1,458 @@
+// Every op of the op set, on every backend of this build: forward against a
+// naive double-precision reference, backward against finite differences of
+// that reference, input-only backward against the full one. Odd shapes on
+// purpose. The last cases prove that the checker itself can fail.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "harness.h"
+#include "op_check.h"
+
+#define I(k) (p->i[k])
+#define F(k) (p->f[k])
+
+// ---------------------------------------------------------------- linear
+// i: M K N has_bias; in: x, W, b
+static void linear_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->linear_fwd(out[0], in[0], in[1], I(3) ? in[2] : NULL, I(0), I(1), I(2));
+}
+static void linear_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->linear_bwd(din[0], din[1], I(3) ? din[2] : NULL, dout[0], in[0], in[1], I(0), I(1), I(2));
+}
+static void linear_r(const op_params *p, double **in, double **out) {
+    for (int m = 0; m < I(0); m++)
+        for (int n = 0; n < I(2); n++) {
+            double s = I(3) ? in[2][n] : 0;
+            for (int k = 0; k < I(1); k++) s += in[0][m * I(1) + k] * in[1][n * I(1) + k];
+            out[0][m * I(2) + n] = s;
+        }
+}
+#define LINEAR_CASE(nm, M, K, N, bias)                                                                 \
+    {.name = nm, .n_in = 3, .n_out = 1, .in_size = {(M) * (K), (N) * (K), (N)}, .out_size = {(M) * (N)}, \
+     .in_diff = {1, 1, bias}, .in_frozen = {0, 1, 1}, .out_loss = {1}, .p.i = {M, K, N, bias},          \
+     .fwd = linear_f, .bwd = linear_b, .ref = linear_r}
+
+// ---------------------------------------------------------------- conv2d
+// i: n cin h w cout k stride pad; in: x, W, b
+static sid_conv2d_shape conv_shape(const op_params *p) {
+    return (sid_conv2d_shape){I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7)};
+}
+static void conv_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    sid_conv2d_shape s = conv_shape(p);
+    be->conv2d_fwd(out[0], in[0], in[1], in[2], &s);
+}
+static void conv_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    sid_conv2d_shape s = conv_shape(p);
+    be->conv2d_bwd(din[0], din[1], din[2], dout[0], in[0], in[1], &s);
+}
+static void conv_r(const op_params *p, double **in, double **out) {
+    sid_conv2d_shape s = conv_shape(p);
+    const int ho = sid_conv2d_hout(&s), wo = sid_conv2d_wout(&s), k = s.k;
+    for (int n = 0; n < s.n; n++)
+        for (int co = 0; co < s.cout; co++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    double acc = in[2][co];
+                    for (int ci = 0; ci < s.cin; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+                                if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                                acc += in[0][((n * s.cin + ci) * s.h + iy) * s.w + ix] *
+                                       in[1][((co * s.cin + ci) * k + ky) * k + kx];
+                            }
+                    out[0][((n * s.cout + co) * ho + oy) * wo + ox] = acc;
+                }
+}
+#define CONV_OUT(N, H, W, CO, K, S, P) ((N) * (CO) * (((H) + 2 * (P) - (K)) / (S) + 1) * (((W) + 2 * (P) - (K)) / (S) + 1))
+#define CONV_CASE(nm, N, CI, H, W, CO, K, S, P)                                                                \
+    {.name = nm, .n_in = 3, .n_out = 1, .in_size = {(N) * (CI) * (H) * (W), (CO) * (CI) * (K) * (K), (CO)},     \
+     .out_size = {CONV_OUT(N, H, W, CO, K, S, P)}, .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1}, \
+     .p.i = {N, CI, H, W, CO, K, S, P}, .fwd = conv_f, .bwd = conv_b, .ref = conv_r}
+
+// ---------------------------------------------------------------- group norm / layer norm
+// group norm i: N C HW G, f: eps; in: x, gamma, beta; out: y, mean, rstd
+static void gn_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->groupnorm_fwd(out[0], out[1], out[2], in[0], in[1], in[2], I(0), I(1), I(2), I(3), F(0));
+}
+static void gn_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->groupnorm_bwd(din[0], din[1], din[2], dout[0], in[0], in[1], out[1], out[2], I(0), I(1), I(2), I(3));
+}
+static void gn_r(const op_params *p, double **in, double **out) {
+    const int N = I(0), C = I(1), HW = I(2), G = I(3), cg = C / G, gs = cg * HW;
+    for (int ng = 0; ng < N * G; ng++) {
+        const double *x = in[0] + ng * gs;
+        double mu = 0, var = 0;
+        for (int i = 0; i < gs; i++) mu += x[i];
+        mu /= gs;
+        for (int i = 0; i < gs; i++) var += (x[i] - mu) * (x[i] - mu);
+        var /= gs;
+        for (int i = 0; i < gs; i++) {
+            int ch = (ng % G) * cg + i / HW;
+            out[0][ng * gs + i] = (x[i] - mu) / sqrt(var + F(0)) * in[1][ch] + in[2][ch];
+        }
+    }
+}
+#define GN_CASE(nm, N, C, HW, G, eps)                                                                          \
+    {.name = nm, .n_in = 3, .n_out = 3, .in_size = {(N) * (C) * (HW), C, C}, .out_size = {(N) * (C) * (HW), (N) * (G), (N) * (G)}, \
+     .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {N, C, HW, G}, .p.f = {eps}, \
+     .fwd = gn_f, .bwd = gn_b, .ref = gn_r}
+
+// layer norm i: M C, f: eps
+static void ln_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->layernorm_fwd(out[0], out[1], out[2], in[0], in[1], in[2], I(0), I(1), F(0));
+}
+static void ln_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->layernorm_bwd(din[0], din[1], din[2], dout[0], in[0], in[1], out[1], out[2], I(0), I(1));
+}
+static void ln_r(const op_params *p, double **in, double **out) {
+    op_params q = *p;  // a layer norm is a group norm with one group per row and per-element affine
+    q.i[0] = I(0), q.i[1] = I(1), q.i[2] = 1, q.i[3] = 1;
+    for (int m = 0; m < I(0); m++) {
+        double *x = in[0] + m * I(1), *o = out[0] + m * I(1);
+        double mu = 0, var = 0;
+        for (int c = 0; c < I(1); c++) mu += x[c];
+        mu /= I(1);
+        for (int c = 0; c < I(1); c++) var += (x[c] - mu) * (x[c] - mu);
+        var /= I(1);
+        for (int c = 0; c < I(1); c++) o[c] = (x[c] - mu) / sqrt(var + F(0)) * in[1][c] + in[2][c];
+    }
+    (void)q;
+}
+
+// ---------------------------------------------------------------- activations, GEGLU, softmax
+static void act_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->act_fwd((sid_act)I(0), out[0], in[0], (size_t)I(1));
+}
+static void act_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->act_bwd((sid_act)I(0), din[0], dout[0], in[0], (size_t)I(1));
+}
+static double gelu_d(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static void act_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(1); i++) {
+        double x = in[0][i];
+        out[0][i] = I(0) == SID_ACT_SILU ? x / (1 + exp(-x)) : I(0) == SID_ACT_GELU ? gelu_d(x) : x / (1 + exp(-1.702 * x));
+    }
+}
+#define ACT_CASE(nm, a, n)                                                                                   \
+    {.name = nm, .n_in = 1, .n_out = 1, .in_size = {n}, .out_size = {n}, .in_diff = {1}, .out_loss = {1},   \
+     .in_lo = -4, .in_hi = 4, .p.i = {a, n}, .fwd = act_f, .bwd = act_b, .ref = act_r}
+
+static void geglu_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->geglu_fwd(out[0], in[0], I(0), I(1)); }
+static void geglu_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->geglu_bwd(din[0], dout[0], in[0], I(0), I(1));
+}
+static void geglu_r(const op_params *p, double **in, double **out) {
+    for (int m = 0; m < I(0); m++)
+        for (int j = 0; j < I(1); j++)
+            out[0][m * I(1) + j] = in[0][m * 2 * I(1) + j] * gelu_d(in[0][m * 2 * I(1) + I(1) + j]);
+}
+
+static void softmax_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->softmax_fwd(out[0], in[0], I(0), I(1)); }
+static void softmax_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->softmax_bwd(din[0], dout[0], out[0], I(0), I(1));
+}
+static void softmax_r(const op_params *p, double **in, double **out) {
+    for (int m = 0; m < I(0); m++) {
+        double mx = -INFINITY, s = 0;
+        for (int c = 0; c < I(1); c++) mx = fmax(mx, in[0][m * I(1) + c]);
+        for (int c = 0; c < I(1); c++) s += exp(in[0][m * I(1) + c] - mx);
+        for (int c = 0; c < I(1); c++) out[0][m * I(1) + c] = exp(in[0][m * I(1) + c] - mx) / s;
+    }
+}
+
+// ---------------------------------------------------------------- attention
+// i: B Nq Nk H dh causal; in: q k v; out: o, lse
+static void attn_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->attention_fwd(out[0], out[1], in[0], in[1], in[2], I(0), I(1), I(2), I(3), I(4), I(5));
+}
+static void attn_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->attention_bwd(din[0], din[1], din[2], dout[0], in[0], in[1], in[2], out[0], out[1], I(0), I(1), I(2), I(3),
+                      I(4), I(5));
+}
+static void attn_r(const op_params *p, double **in, double **out) {
+    const int B = I(0), Nq = I(1), Nk = I(2), H = I(3), dh = I(4), C = H * dh;
+    double s[512];
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < Nq; i++) {
+                double mx = -INFINITY, z = 0;
+                for (int j = 0; j < Nk; j++) {
+                    double d = 0;
+                    for (int e = 0; e < dh; e++) d += in[0][(b * Nq + i) * C + h * dh + e] * in[1][(b * Nk + j) * C + h * dh + e];
+                    s[j] = I(5) && j > i ? -INFINITY : d / sqrt((double)dh);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < Nk; j++) z += (s[j] = exp(s[j] - mx));
+                for (int e = 0; e < dh; e++) {
+                    double o = 0;
+                    for (int j = 0; j < Nk; j++) o += s[j] / z * in[2][(b * Nk + j) * C + h * dh + e];
+                    out[0][(b * Nq + i) * C + h * dh + e] = o;
+                }
+            }
+}
+#define ATTN_CASE(nm, B, Nq, Nk, H, dh, causal, lo)                                                               \
+    {.name = nm, .n_in = 3, .n_out = 2, .in_size = {(B) * (Nq) * (H) * (dh), (B) * (Nk) * (H) * (dh), (B) * (Nk) * (H) * (dh)}, \
+     .out_size = {(B) * (Nq) * (H) * (dh), (B) * (H) * (Nq)}, .in_diff = {1, 1, 1}, .out_loss = {1, 0},             \
+     .in_lo = -(lo), .in_hi = lo, .p.i = {B, Nq, Nk, H, dh, causal}, .fwd = attn_f, .bwd = attn_b, .ref = attn_r}
+
+// ---------------------------------------------------------------- shapes
+static void up_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->upsample2x_fwd(out[0], in[0], I(0), I(1), I(2)); }
+static void up_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->upsample2x_bwd(din[0], dout[0], I(0), I(1), I(2));
+}
+static void up_r(const op_params *p, double **in, double **out) {
+    for (int c = 0; c < I(0); c++)
+        for (int y = 0; y < 2 * I(1); y++)
+            for (int x = 0; x < 2 * I(2); x++)
+                out[0][(c * 2 * I(1) + y) * 2 * I(2) + x] = in[0][(c * I(1) + y / 2) * I(2) + x / 2];
+}
+
+static void cat_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->concat_fwd(out[0], in[0], in[1], I(0), I(1), I(2), I(3)); }
+static void cat_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->concat_bwd(din[0], din[1], dout[0], I(0), I(1), I(2), I(3));
+}
+static void cat_r(const op_params *p, double **in, double **out) {
+    const int N = I(0), Ca = I(1), Cb = I(2), HW = I(3);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < Ca + Cb; c++)
+            for (int i = 0; i < HW; i++)
+                out[0][(n * (Ca + Cb) + c) * HW + i] = c < Ca ? in[0][(n * Ca + c) * HW + i] : in[1][(n * Cb + c - Ca) * HW + i];
+}
+
+static void tr_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->transpose_fwd(out[0], in[0], I(0), I(1), I(2)); }
+static void tr_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->transpose_bwd(din[0], dout[0], I(0), I(1), I(2));
+}
+static void tr_r(const op_params *p, double **in, double **out) {
+    for (int n = 0; n < I(0); n++)
+        for (int r = 0; r < I(1); r++)
+            for (int c = 0; c < I(2); c++) out[0][(n * I(2) + c) * I(1) + r] = in[0][(n * I(1) + r) * I(2) + c];
+}
+
+// ---------------------------------------------------------------- element-wise
+// i: n; f: alpha
+static void add_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->add_fwd(out[0], in[0], in[1], (size_t)I(0)); }
+static void add_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->add_bwd(din[0], din[1], dout[0], (size_t)I(0));
+}
+static void add_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++) out[0][i] = in[0][i] + in[1][i];
+}
+static void scale_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->scale_fwd(out[0], in[0], F(0), (size_t)I(0)); }
+static void scale_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->scale_bwd(din[0], dout[0], F(0), (size_t)I(0));
+}
+static void scale_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++) out[0][i] = F(0) * in[0][i];
+}
+static void mul_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->mul_fwd(out[0], in[0], in[1], (size_t)I(0)); }
+static void mul_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->mul_bwd(din[0], din[1], dout[0], in[0], in[1], (size_t)I(0));
+}
+static void mul_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++) out[0][i] = in[0][i] * in[1][i];
+}
+// i: N C HW
+static void cb_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->add_channel_bias_fwd(out[0], in[0], in[1], I(0), I(1), I(2));
+}
+static void cb_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->add_channel_bias_bwd(din[0], din[1], dout[0], I(0), I(1), I(2));
+}
+static void cb_r(const op_params *p, double **in, double **out) {
+    for (int nc = 0; nc < I(0) * I(1); nc++)
+        for (int i = 0; i < I(2); i++) out[0][nc * I(2) + i] = in[0][nc * I(2) + i] + in[1][nc];
+}
+
+// ---------------------------------------------------------------- embeddings
+// timestep: i: N dim flip; f: shift max_period
+static void temb_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->timestep_embedding_fwd(out[0], in[0], I(0), I(1), I(2), F(0), F(1));
+}
+static void temb_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->timestep_embedding_bwd(din[0], dout[0], in[0], I(0), I(1), I(2), F(0), F(1));
+}
+static void temb_r(const op_params *p, double **in, double **out) {
+    const int half = I(1) / 2;
+    for (int n = 0; n < I(0); n++) {
+        for (int j = 0; j < half; j++) {
+            double a = in[0][n] * exp(-log((double)F(1)) * j / (half - F(0)));
+            out[0][n * I(1) + j] = I(2) ? cos(a) : sin(a);
+            out[0][n * I(1) + half + j] = I(2) ? sin(a) : cos(a);
+        }
+        if (I(1) % 2) out[0][n * I(1) + I(1) - 1] = 0;
+    }
+}
+// token + position: i: B T C V; in: tok, pos
+static void emb_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->embedding_fwd(out[0], p->ids, in[0], in[1], I(0), I(1), I(2));
+}
+static void emb_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->embedding_bwd(din[0], din[1], dout[0], p->ids, I(0), I(1), I(2));
+}
+static void emb_r(const op_params *p, double **in, double **out) {
+    for (int bt = 0; bt < I(0) * I(1); bt++)
+        for (int c = 0; c < I(2); c++) out[0][bt * I(2) + c] = in[0][p->ids[bt] * I(2) + c] + in[1][(bt % I(1)) * I(2) + c];
+}
+
+// ---------------------------------------------------------------- per-sample reductions
+// i: N D
+#define REDUCE_OPS(op, expr, finish)                                                                                 \
+    static void op##_f(const sid_backend *be, const op_params *p, float **in, float **out) {                      \
+        be->op##_fwd(out[0], in[0], in[1], I(0), I(1));                                                            \
+    }                                                                                                              \
+    static void op##_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) { \
+        be->op##_bwd(din[0], din[1], dout[0], in[0], in[1], I(0), I(1));                                           \
+    }                                                                                                              \
+    static void op##_r(const op_params *p, double **in, double **out) {                                            \
+        for (int n = 0; n < I(0); n++) {                                                                           \
+            double s = 0;                                                                                          \
+            for (int i = 0; i < I(1); i++) {                                                                       \
+                double a = in[0][n * I(1) + i], b = in[1][n * I(1) + i];                                           \
+                s += expr;                                                                                         \
+            }                                                                                                      \
+            out[0][n] = finish;                                                                                    \
+        }                                                                                                          \
+    }
+REDUCE_OPS(mse, (a - b) * (a - b), s / I(1))
+REDUCE_OPS(mean_abs, fabs(a - b), s / I(1))
+REDUCE_OPS(dot, a * b, s)
+#define REDUCE_CASE(nm, op, N, D)                                                                                \
+    {.name = nm, .n_in = 2, .n_out = 1, .in_size = {(N) * (D), (N) * (D)}, .out_size = {N}, .in_diff = {1, 1},    \
+     .in_frozen = {0, 1}, .out_loss = {1}, .p.i = {N, D}, .fwd = op##_f, .bwd = op##_b, .ref = op##_r}
+
+// ---------------------------------------------------------------- the table
+static op_case cases[] = {
+    LINEAR_CASE("linear 5x7->3 bias", 5, 7, 3, 1),
+    LINEAR_CASE("linear 1x33->17 no bias", 1, 33, 17, 0),
+    LINEAR_CASE("linear 67x19->23 bias", 67, 19, 23, 1),
+    CONV_CASE("conv2d 3x3 s1 p1 n=2", 2, 3, 7, 9, 4, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 s1 p1 n=1", 1, 5, 6, 5, 3, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 s1 p1 n=3", 3, 2, 5, 4, 2, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 s2 p1 odd", 2, 3, 7, 8, 5, 3, 2, 1),
+    CONV_CASE("conv2d 3x3 s2 p0 (vae enc)", 2, 2, 9, 9, 3, 3, 2, 0),
+    CONV_CASE("conv2d 1x1", 3, 5, 6, 5, 2, 1, 1, 0),
+    CONV_CASE("conv2d 1x1 n=1", 1, 4, 3, 7, 6, 1, 1, 0),
+    GN_CASE("groupnorm G=3 eps1e-5", 2, 6, 5, 3, 1e-5f),
+    GN_CASE("groupnorm G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
+    GN_CASE("groupnorm G=C", 2, 5, 9, 5, 1e-5f),
+    {.name = "layernorm 4x7", .n_in = 3, .n_out = 3, .in_size = {28, 7, 7}, .out_size = {28, 4, 4},
+     .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {4, 7}, .p.f = {1e-5f},
+     .fwd = ln_f, .bwd = ln_b, .ref = ln_r},
+    {.name = "layernorm 3x64", .n_in = 3, .n_out = 3, .in_size = {192, 64, 64}, .out_size = {192, 3, 3},
+     .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {3, 64}, .p.f = {1e-5f},
+     .fwd = ln_f, .bwd = ln_b, .ref = ln_r},
+    ACT_CASE("silu", SID_ACT_SILU, 37),
+    ACT_CASE("gelu (erf)", SID_ACT_GELU, 37),
+    ACT_CASE("quick_gelu", SID_ACT_QUICK_GELU, 37),
+    {.name = "geglu 3x5", .n_in = 1, .n_out = 1, .in_size = {30}, .out_size = {15}, .in_diff = {1}, .out_loss = {1},
+     .in_lo = -3, .in_hi = 3, .p.i = {3, 5}, .fwd = geglu_f, .bwd = geglu_b, .ref = geglu_r},
+    {.name = "softmax 4x9", .n_in = 1, .n_out = 1, .in_size = {36}, .out_size = {36}, .in_diff = {1},
+     .out_loss = {1}, .in_lo = -3, .in_hi = 3, .p.i = {4, 9}, .fwd = softmax_f, .bwd = softmax_b, .ref = softmax_r},
+    ATTN_CASE("attention self 2x13 h2 d8", 2, 13, 13, 2, 8, 0, 1.5f),
+    ATTN_CASE("attention cross 2x9->11 h3 d5", 2, 9, 11, 3, 5, 0, 1.5f),
+    ATTN_CASE("attention causal 1x17 h2 d4", 1, 17, 17, 2, 4, 1, 1.5f),
+    ATTN_CASE("attention tiled 70x300 h1 d4", 1, 70, 300, 1, 4, 0, 1.0f),
+    ATTN_CASE("attention tiled causal 1x130 h2 d3", 1, 130, 130, 2, 3, 1, 1.0f),
+    {.name = "upsample2x", .n_in = 1, .n_out = 1, .in_size = {60}, .out_size = {240}, .in_diff = {1},
+     .out_loss = {1}, .p.i = {3, 4, 5}, .fwd = up_f, .bwd = up_b, .ref = up_r},
+    {.name = "concat channels", .n_in = 2, .n_out = 1, .in_size = {30, 20}, .out_size = {50}, .in_diff = {1, 1},
+     .out_loss = {1}, .p.i = {2, 3, 2, 5}, .fwd = cat_f, .bwd = cat_b, .ref = cat_r},
+    {.name = "transpose NCL<->NLC", .n_in = 1, .n_out = 1, .in_size = {2 * 37 * 35}, .out_size = {2 * 37 * 35},
+     .in_diff = {1}, .out_loss = {1}, .p.i = {2, 37, 35}, .fwd = tr_f, .bwd = tr_b, .ref = tr_r},
+    {.name = "add", .n_in = 2, .n_out = 1, .in_size = {29, 29}, .out_size = {29}, .in_diff = {1, 1},
+     .out_loss = {1}, .p.i = {29}, .fwd = add_f, .bwd = add_b, .ref = add_r},
+    {.name = "scale", .n_in = 1, .n_out = 1, .in_size = {29}, .out_size = {29}, .in_diff = {1}, .out_loss = {1},
+     .p.i = {29}, .p.f = {-1.75f}, .fwd = scale_f, .bwd = scale_b, .ref = scale_r},
+    {.name = "mul", .n_in = 2, .n_out = 1, .in_size = {29, 29}, .out_size = {29}, .in_diff = {1, 1},
+     .out_loss = {1}, .p.i = {29}, .fwd = mul_f, .bwd = mul_b, .ref = mul_r},
+    {.name = "channel bias (temb)", .n_in = 2, .n_out = 1, .in_size = {42, 6}, .out_size = {42}, .in_diff = {1, 1},
+     .in_frozen = {0, 1}, .out_loss = {1}, .p.i = {2, 3, 7}, .fwd = cb_f, .bwd = cb_b, .ref = cb_r},
+    {.name = "timestep embedding flip odd", .n_in = 1, .n_out = 1, .in_size = {3}, .out_size = {27}, .in_diff = {1},
+     .out_loss = {1}, .in_lo = 0, .in_hi = 999, .p.i = {3, 9, 1}, .p.f = {0, 10000}, .fwd = temb_f, .bwd = temb_b,
+     .ref = temb_r, .fwd_tol = 1e-4, .grad_tol = 2e-3},
+    {.name = "timestep embedding shift1", .n_in = 1, .n_out = 1, .in_size = {4}, .out_size = {32}, .in_diff = {1},
+     .out_loss = {1}, .in_lo = 0, .in_hi = 50, .p.i = {4, 8, 0}, .p.f = {1, 10000}, .fwd = temb_f, .bwd = temb_b,
+     .ref = temb_r, .fwd_tol = 1e-4, .grad_tol = 2e-3},
+    {.name = "token+position embedding", .n_in = 2, .n_out = 1, .in_size = {7 * 4, 5 * 4}, .out_size = {2 * 5 * 4},
+     .in_diff = {1, 1}, .out_loss = {1}, .p.i = {2, 5, 4, 7}, .p.ids = {0, 3, 6, 3, 1, 2, 2, 6, 0, 5},
+     .fwd = emb_f, .bwd = emb_b, .ref = emb_r},
+    REDUCE_CASE("mse per sample", mse, 3, 11),
+    REDUCE_CASE("mean |a-b| per sample", mean_abs, 3, 11),
+    REDUCE_CASE("dot per sample", dot, 3, 11),
+};
+enum { N_CASES = sizeof cases / sizeof cases[0] };
+
+static void run_all_cases(void) {
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) {
+            printf("\n  SKIP backend %s: not usable on this machine", be->name);
+            continue;
+        }
+        for (int i = 0; i < N_CASES; i++) {
+            op_report r;
+            uint64_t seed = test_seed * 1000003u + (uint64_t)i;
+            int bad = op_check(be, &cases[i], seed, &r);
+            if (getenv("SID_TEST_VERBOSE"))
+                printf("\n  %-5s %-36s fwd %.1e  grad %.1e  frozen %.1e", be->name, cases[i].name, r.fwd_err,
+                       r.grad_err, r.frozen_err);
+            if (bad)
+                test_fail(__FILE__, __LINE__, "%s/%s: %s (fwd %.2g, grad %.2g, frozen %.2g)", be->name,
+                          cases[i].name, r.where, r.fwd_err, r.grad_err, r.frozen_err);
+        }
+    }
+}
+
+static void test_ops_forward_and_gradients(void) { run_all_cases(); }
+
+// Same checks with 1 thread: results must not depend on the thread split.
+static void test_ops_single_thread(void) {
+    int t = sid_threads_get();
+    sid_threads_set(1);
+    run_all_cases();
+    sid_threads_set(t);
+}
+
+// The checker must catch a wrong gradient, a wrong forward and a backward
+// that overwrites instead of accumulating; otherwise every pass above is void.
+static void bad_scale_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->scale_bwd(din[0], dout[0], F(0) * 1.01f, (size_t)I(0));
+}
+static void bad_scale_f(const sid_backend *be, const op_params *p, float **in, float **out, float **dout) {
+    be->scale_fwd(out[0], in[0], F(0) * (1 + 1e-3f), (size_t)I(0));
+}
+static void overwrite_scale_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->scale_fwd(din[0], dout[0], F(0), (size_t)I(0));
+}
+static void test_checker_can_fail(void) {
+    op_case c = {.name = "scale", .n_in = 1, .n_out = 1, .in_size = {29}, .out_size = {29}, .in_diff = {1},
+                 .out_loss = {1}, .p.i = {29}, .p.f = {-1.75f}, .fwd = scale_f, .bwd = bad_scale_b, .ref = scale_r};
+    op_report r;
+    EXPECT(op_check(&sid_backend_cpu, &c, test_seed, &r) && r.grad_bad, "a 1%% gradient error went unnoticed");
+    c.bwd = scale_b;
+    c.fwd = (void *)bad_scale_f;
+    EXPECT(op_check(&sid_backend_cpu, &c, test_seed, &r) && r.fwd_bad, "a 1e-3 forward error went unnoticed");
+    c.fwd = scale_f;
+    c.bwd = overwrite_scale_b;
+    EXPECT(op_check(&sid_backend_cpu, &c, test_seed, &r) && r.grad_bad, "a non-accumulating backward went unnoticed");
+    c.bwd = scale_b;
+    EXPECT(op_check(&sid_backend_cpu, &c, test_seed, &r) == 0, "the correct op failed: %s", r.where);
+}
+
+// diffusers' values for t = 999, dim 320, flip_sin_to_cos (sd-architecture.md 1.3)
+static void test_timestep_embedding_sd_vector(void) {
+    float t = 999, e[320];
+    sid_timestep_embedding_fwd(e, &t, 1, 320, 1, 0, 10000);
+    const float want[6] = {0.99965f, 0.802681f, -0.278114f, -0.026461f, 0.596409f, -0.960548f};
+    const int at[6] = {0, 1, 2, 160, 161, 162};
+    for (int i = 0; i < 6; i++) EXPECT(fabsf(e[at[i]] - want[i]) < 2e-5f, "emb[%d] = %.6f, want %.6f", at[i], e[at[i]], want[i]);
+}
+
+TEST_LIST(T(test_checker_can_fail), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+          T(test_ops_single_thread))
+TEST_MAIN("ops")
