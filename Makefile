@@ -19,25 +19,42 @@ HAVE_MPI := $(if $(MPICC),yes,no)
 
 SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/train/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
+
+# The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).
+# SID_CUDA=0 leaves it out.
+SID_CUDA ?= $(if $(NVCC),1,0)
+ifeq ($(SID_CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode 'arch=compute_90,code=[sm_90,compute_90]' \
+             -Xcompiler -fopenmp,-Wall
+CFLAGS   += -DSID_HAVE_CUDA
+SRC_CU   := $(wildcard src/ops/cuda/*.cu)
+OBJ_LIB  += $(SRC_CU:%.cu=$(BUILD)/%.o)
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
 LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test bench asan clean probe
+.PHONY: all test bench asan clean probe demo
 all: probe $(BUILD)/sid
 
 probe:
-	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes cuda=$(HAVE_CUDA) mpi=$(HAVE_MPI)"
+	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(HAVE_MPI)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Isrc -MMD -MP -c $< -o $@
+
 $(LIB): $(OBJ_LIB)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/sid: $(BUILD)/src/cli/main.o $(LIB)
+$(BUILD)/sid: $(BUILD)/src/cli/main.o $(BUILD)/src/cli/selftest.o $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/op_check.o $(LIB)
@@ -48,17 +65,24 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 
 # Each test program prints its own "N passed, N failed" line; the last line sums them.
 test: $(TESTS) $(BUILD)/sid
-	@bash tests/run_all.sh $(TESTS)
+	@SID_BIN=$(BUILD)/sid bash tests/run_all.sh $(TESTS) tests/cli.sh
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	$(MAKE) SID_CUDA=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	        LDLIBS="-lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
+
+# The main job. Until distillation lands it builds everything and runs the engine's smoke check.
+demo:
+	@./scripts/setup.sh
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/sid info
+	./$(BUILD)/sid selftest
 
 clean:
 	rm -rf build build-asan
 
--include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(BUILD)/src/cli/main.d
+-include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(BUILD)/src/cli/main.d $(BUILD)/src/cli/selftest.d

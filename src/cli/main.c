@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "ops/backend.h"
@@ -19,7 +20,8 @@ static int cmd_info(void) {
 static void usage(FILE *f) {
     fprintf(f, "usage: sid <command> [options]\n"
                "commands:\n"
-               "  info        backends and threads of this build\n"
+               "  info              backends and threads of this build\n"
+               "  selftest [DIR]    train a tiny conv net end to end, write DIR (out/selftest)\n"
                "options:\n"
                "  --threads N  worker threads (default: all cores; env SID_THREADS)\n");
 }
@@ -28,11 +30,18 @@ int main(int argc, char **argv) {
     sid_threads_init(argc, argv);
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a++) {
-        if (strcmp(argv[a], "--threads") == 0 && a + 1 < argc) sid_threads_set(atoi(argv[++a]));
+        if (strcmp(argv[a], "--threads") == 0) {
+            char *end = NULL;
+            long n = a + 1 < argc ? strtol(argv[a + 1], &end, 10) : 0;
+            if (!end || *end || n < 1 || n > 1024) sid_die("--threads: expected a count from 1 to 1024");
+            sid_threads_set((int)n);
+            a++;
+        }
         else if (strcmp(argv[a], "--help") == 0) return usage(stdout), 0;
         else sid_die("unknown option '%s' (see sid --help)", argv[a]);
     }
     if (a >= argc) return usage(stderr), 2;
     if (strcmp(argv[a], "info") == 0) return cmd_info();
+    if (strcmp(argv[a], "selftest") == 0) return cmd_selftest(argc - a - 1, argv + a + 1);
     sid_die("unknown command '%s' (see sid --help)", argv[a]);
 }

@@ -4,6 +4,10 @@
 #define SID_ARENA_H
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     char *base;
     size_t cap, used, peak;
@@ -26,5 +30,9 @@ typedef struct {
 } sid_scratch;
 float *sid_scratch_get(sid_scratch *s, size_t nfloats);
 void sid_scratch_free(sid_scratch *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

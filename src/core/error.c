@@ -16,12 +16,16 @@ void sid_set_error(const char *fmt, ...) {
 const char *sid_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
 _Noreturn void sid_die(const char *fmt, ...) {
+    // One write, so the line stays whole when other threads or processes share stderr.
+    char line[1200];
     va_list ap;
     va_start(ap, fmt);
-    fputs("sid: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(line + 5, sizeof line - 6, fmt, ap);
     va_end(ap);
+    memcpy(line, "sid: ", 5);
+    n = n < 0 ? 0 : n > (int)sizeof line - 7 ? (int)sizeof line - 7 : n;
+    line[5 + n] = '\n';
+    fwrite(line, 1, (size_t)n + 6, stderr);
     exit(1);
 }
 

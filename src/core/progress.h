@@ -3,6 +3,10 @@
 #define SID_PROGRESS_H
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     const char *label;
     int64_t total, done;
@@ -16,5 +20,9 @@ void sid_progress_update(sid_progress *p, int64_t done);
 void sid_progress_finish(sid_progress *p);
 // "1h02m", "3m05s", "12.3s"
 void sid_format_duration(double seconds, char *buf, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

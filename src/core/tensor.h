@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SID_MAX_DIMS 8
 
 typedef enum { SID_F32 = 0, SID_F16, SID_BF16, SID_I64, SID_I32, SID_DTYPE_COUNT } sid_dtype;
@@ -37,5 +41,9 @@ uint16_t sid_f32_to_bf16(float f);   // round to nearest even, NaN stays NaN
 // Element-wise conversion of n values; src/dst must not overlap.
 void sid_convert_to_f32(float *dst, const void *src, sid_dtype src_type, size_t n);
 void sid_convert_from_f32(void *dst, sid_dtype dst_type, const float *src, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

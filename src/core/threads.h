@@ -5,8 +5,16 @@
 #ifndef SID_THREADS_H
 #define SID_THREADS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 void sid_threads_init(int argc, char **argv);
 void sid_threads_set(int n);  // n <= 0: all cores
 int sid_threads_get(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -27,7 +27,12 @@ const sid_backend sid_backend_cpu = {
 };
 #undef OP
 
+#ifdef SID_HAVE_CUDA
+extern const sid_backend sid_backend_cuda;
+static const sid_backend *const backends[] = {&sid_backend_cpu, &sid_backend_cuda};
+#else
 static const sid_backend *const backends[] = {&sid_backend_cpu};
+#endif
 
 const sid_backend *sid_backend_at(int i) {
     return i >= 0 && i < (int)(sizeof backends / sizeof backends[0]) ? backends[i] : NULL;
@@ -40,6 +45,6 @@ const sid_backend *sid_backend_by_name(const char *name) {
             sid_set_error("backend '%s': compiled in but not usable on this machine", name);
             return NULL;
         }
-    sid_set_error("backend '%s': not compiled into this build (have: cpu)", name);
+    sid_set_error("backend '%s': not compiled into this build (see sid info)", name);
     return NULL;
 }

@@ -8,6 +8,10 @@
 
 #include "ops/ops.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SID_OP(name) __typeof__(sid_##name) *name
 
 typedef struct sid_backend {
@@ -68,5 +72,9 @@ extern const sid_backend sid_backend_cpu;
 const sid_backend *sid_backend_at(int i);
 // By name ("cpu", "cuda"); NULL with an error message when unknown or unavailable.
 const sid_backend *sid_backend_by_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

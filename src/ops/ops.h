@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // ---- linear: out[M,N] = in[M,K] W[N,K]^T + b[N] (b may be NULL)
 void sid_linear_fwd(float *out, const float *in, const float *w, const float *b, int M, int K, int N);
 void sid_linear_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
@@ -107,5 +111,9 @@ void sid_mean_abs_fwd(float *out, const float *a, const float *b, int N, int D);
 void sid_mean_abs_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int N, int D);
 void sid_dot_fwd(float *out, const float *a, const float *b, int N, int D);
 void sid_dot_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int N, int D);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float lr, beta1, beta2, eps;
     float weight_decay;
@@ -23,5 +27,9 @@ void sid_ema_update(float *ema, const float *p, size_t n, float beta);
 // EDM/SiD EMA decay for a batch of `batch` images: half-life min(halflife, rampup*nimg) images.
 // rampup <= 0 disables the ramp. With nimg = 0 and a ramp, beta = 0 (the EMA becomes a copy).
 double sid_ema_beta(double batch, double halflife_img, double rampup, double nimg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

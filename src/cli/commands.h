@@ -1,0 +1,7 @@
+// Subcommands of the sid program; each takes the arguments after its name.
+#ifndef SID_COMMANDS_H
+#define SID_COMMANDS_H
+
+int cmd_selftest(int argc, char **argv);
+
+#endif
