@@ -9,6 +9,8 @@
 
 #include "core/threads.h"
 #include "harness.h"
+#include "io/safetensors.h"
+#include "core/error.h"
 #include "op_check.h"
 
 #define I(k) (p->i[k])
@@ -453,6 +455,96 @@ static void test_timestep_embedding_sd_vector(void) {
     for (int i = 0; i < 6; i++) EXPECT(fabsf(e[at[i]] - want[i]) < 2e-5f, "emb[%d] = %.6f, want %.6f", at[i], e[at[i]], want[i]);
 }
 
-TEST_LIST(T(test_checker_can_fail), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+// ---------------------------------------------------------------- against PyTorch
+// tests/data/ops_torch.safetensors is written by tools/reference/ops_reference.py for the same
+// case names and parameters: inputs, PyTorch's output, an upstream gradient and PyTorch's
+// input gradients. Each backend must reproduce them within float32 rounding.
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double scale = 1e-6, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= err)) err = e;
+    }
+    return err / scale;
+}
+
+static float *load_case_tensor(const sid_safetensors *st, const char *cs, const char *what, int k, size_t want) {
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s%d", cs, what, k);
+    const sid_st_tensor *t = sid_st_find(st, name);
+    if (!t) return test_fail(__FILE__, __LINE__, "%s: no tensor '%s' (regenerate with tools/reference)", st->path, name), NULL;
+    size_t n = (size_t)sid_shape_numel(t->ndim, t->shape);
+    if (n != want) return test_fail(__FILE__, __LINE__, "'%s' has %zu values, the C case wants %zu", name, n, want), NULL;
+    float *h = sid_malloc(n * sizeof(float) + 4);
+    if (sid_st_read_f32(st, t, h)) test_fail(__FILE__, __LINE__, "%s", sid_error());
+    return h;
+}
+
+static void compare_with_torch(const sid_backend *be, const sid_safetensors *st, const op_case *c) {
+    float *hin[MAX_IO] = {0}, *bin[MAX_IO] = {0}, *bout[MAX_IO] = {0}, *bdout[MAX_IO] = {0}, *bdin[MAX_IO] = {0};
+    float *want = load_case_tensor(st, c->name, "out", 0, c->out_size[0]);
+    float *dout = load_case_tensor(st, c->name, "dout", 0, c->out_size[0]);
+    int ok = want && dout;
+    for (int k = 0; k < c->n_in && ok; k++) ok = (hin[k] = load_case_tensor(st, c->name, "in", k, c->in_size[k])) != NULL;
+    if (ok) {
+        for (int k = 0; k < c->n_in; k++) {
+            bin[k] = be->alloc(c->in_size[k] * sizeof(float) + 4);
+            be->upload(bin[k], hin[k], c->in_size[k] * sizeof(float));
+            if (c->in_diff[k]) bdin[k] = be->alloc(c->in_size[k] * sizeof(float) + 4);
+        }
+        for (int k = 0; k < c->n_out; k++) {
+            bout[k] = be->alloc(c->out_size[k] * sizeof(float) + 4);
+            bdout[k] = be->alloc(c->out_size[k] * sizeof(float) + 4);
+        }
+        be->upload(bdout[0], dout, c->out_size[0] * sizeof(float));
+        c->fwd(be, &c->p, bin, bout);
+        float *got = sid_malloc(c->out_size[0] * sizeof(float) + 4);
+        be->download(got, bout[0], c->out_size[0] * sizeof(float));
+        const double ftol = c->fwd_tol ? c->fwd_tol : 1e-5, gtol = c->grad_tol ? c->grad_tol : 1e-4;
+        double e = max_rel_diff(got, want, c->out_size[0]);
+        if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %-36s torch fwd %.1e", be->name, c->name, e);
+        EXPECT(e <= ftol, "%s/%s: forward differs from PyTorch by %.3g (relative)", be->name, c->name, e);
+        free(got);
+        c->bwd(be, &c->p, bin, bout, bdout, bdin);
+        for (int k = 0; k < c->n_in; k++) {
+            if (!c->in_diff[k]) continue;
+            float *g = load_case_tensor(st, c->name, "din", k, c->in_size[k]);
+            float *h = sid_malloc(c->in_size[k] * sizeof(float) + 4);
+            be->download(h, bdin[k], c->in_size[k] * sizeof(float));
+            if (g) {
+                e = max_rel_diff(h, g, c->in_size[k]);
+                if (getenv("SID_TEST_VERBOSE")) printf(" grad%d %.1e", k, e);
+                EXPECT(e <= gtol, "%s/%s: gradient of input %d differs from PyTorch by %.3g", be->name, c->name, k, e);
+            }
+            free(g), free(h);
+        }
+    }
+    for (int k = 0; k < MAX_IO; k++) {
+        free(hin[k]);
+        if (bin[k]) be->free(bin[k]);
+        if (bout[k]) be->free(bout[k]);
+        if (bdout[k]) be->free(bdout[k]);
+        if (bdin[k]) be->free(bdin[k]);
+    }
+    free(want), free(dout);
+}
+
+static void test_ops_match_pytorch(void) {
+    const char *dir = getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data";
+    char path[512];
+    snprintf(path, sizeof path, "%s/ops_torch.safetensors", dir);
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    for (int b = 0; sid_backend_at(b); b++)
+        if (sid_backend_at(b)->available())
+            for (int i = 0; i < N_CASES; i++) compare_with_torch(sid_backend_at(b), &st, &cases[i]);
+    sid_st_close(&st);
+}
+
+TEST_LIST(T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread))
 TEST_MAIN("ops")
