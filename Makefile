@@ -37,6 +37,7 @@ TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c t
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
 .PHONY: all test bench asan clean probe demo
+.SECONDARY:
 all: probe $(BUILD)/sid
 
 probe:
