@@ -149,17 +149,29 @@ static void bench_groupnorm(int N, int C, int HW, int G, const char *what) {
 
 #include "blocks.h"
 
+static int want(int argc, char **argv, const char *section) {
+    if (argc <= 1) return 1;
+    for (int i = 1; i < argc; i++)
+        if (strstr(section, argv[i])) return 1;
+    return 0;
+}
+
+// bench_ops [section...]: linear conv attention groupnorm blocks (default: all)
 int main(int argc, char **argv) {
     sid_threads_init(argc, argv);
     rng = sid_rng_new(1);
     printf("sid op benchmark (CPU backend; median of repeated runs)\n");
     bench_peak();
+    if (want(argc, argv, "linear")) {
     bench_linear(1024, 64, 64, "small UNet 16x16 tok");
     bench_linear(4096, 320, 320, "SD1.5 64x64 attn proj");
     bench_linear(4096, 320, 2560, "SD1.5 64x64 GEGLU in");
     printf("\n");
+    }
+    double target = 0;
+    if (want(argc, argv, "conv")) {
     bench_conv(16, 32, 32, 32, 3, 1, "small UNet", 1);
-    double target = bench_conv(32, 64, 32, 64, 3, 1, "target", 1);
+    target = bench_conv(32, 64, 32, 64, 3, 1, "target", 1);
     bench_conv(16, 64, 32, 64, 1, 1, "1x1 shortcut", 1);
     bench_conv(16, 32, 32, 32, 3, 2, "downsample", 1);
     bench_conv(1, 320, 64, 320, 3, 1, "SD1.5 64x64", 1);
@@ -168,15 +180,20 @@ int main(int argc, char **argv) {
     for (int n = 8; n <= 32; n *= 2) bench_conv(n, 64, 32, 64, 3, 1, "batch", 0);
     for (int r = 16; r <= 64; r *= 2) bench_conv(16, 64, r, 64, 3, 1, "resolution", 0);
     printf("\n");
+    }
+    if (want(argc, argv, "attention")) {
     bench_attention(16, 256, 256, 1, 64, "small UNet self 16x16");
     bench_attention(16, 64, 8, 1, 64, "small UNet cross 8x8");
     bench_attention(1, 4096, 4096, 8, 40, "SD1.5 self 64x64");
     bench_attention(2, 4096, 77, 8, 40, "SD1.5 cross 64x64");
     printf("\n");
+    }
+    if (want(argc, argv, "groupnorm")) {
     bench_groupnorm(16, 64, 1024, 32, "small UNet");
     bench_groupnorm(1, 320, 4096, 32, "SD1.5 64x64");
     printf("\n");
-    bench_blocks();
-    printf("\nconv2d 3x3 64ch 32x32 batch 32 fwd+bwd: %.0f%% of the sgemm peak (target >= 50%%)\n", 100 * target);
+    }
+    if (want(argc, argv, "blocks")) bench_blocks();
+    if (target > 0) printf("\nconv2d 3x3 64ch 32x32 batch 32 fwd+bwd: %.0f%% of the sgemm peak (target >= 50%%)\n", 100 * target);
     return 0;
 }

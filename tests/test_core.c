@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "harness.h"
+#include "ops/cpu/fastmath.h"
 #include "train/optim.h"
 
 // Random123's published Philox4x32-10 known-answer vectors.
@@ -187,6 +188,19 @@ static void test_nan_to_num_and_ema(void) {
     EXPECT(e[0] == 1.5f && e[1] == 1.0f, "ema %g %g", e[0], e[1]);
 }
 
-TEST_LIST(T(test_philox_known_answers), T(test_rng_same_across_thread_counts), T(test_rng_stream_resumes),
+static void test_fast_exp(void) {
+    double worst = 0, at = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.001) {
+        const float xf = (float)x;
+        const double e = fabs(sid_expf(xf) - exp((double)xf)) / exp((double)xf);
+        if (e > worst) worst = e, at = xf;
+    }
+    EXPECT(worst < 3e-7, "sid_expf relative error %.3g at x = %.4f", worst, at);
+    EXPECT(sid_expf(-INFINITY) == 0 && sid_expf(-100) == 0, "exp(-inf) = %g, exp(-100) = %g", sid_expf(-INFINITY), sid_expf(-100));
+    EXPECT(sid_expf(0) == 1, "exp(0) = %.9g", sid_expf(0));
+    EXPECT(sid_sigmoidf(-200) < 1e-30f && sid_sigmoidf(200) == 1, "sigmoid saturation %g %g", sid_sigmoidf(-200), sid_sigmoidf(200));
+}
+
+TEST_LIST(T(test_philox_known_answers), T(test_fast_exp), T(test_rng_same_across_thread_counts), T(test_rng_stream_resumes),
           T(test_arena), T(test_errors_are_one_line), T(test_adam_matches_reference), T(test_nan_to_num_and_ema))
 TEST_MAIN("core")

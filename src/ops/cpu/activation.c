@@ -1,11 +1,11 @@
 // Point-wise activations, GEGLU and softmax.
 #include <math.h>
 
+#include "ops/cpu/fastmath.h"
 #include "ops/ops.h"
 
 #define PAR_IF(n) if ((n) > 32768)
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 // exact (erf) GELU as torch.nn.functional.gelu's default
 static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static inline float gelu_grad(float x) {
@@ -18,7 +18,7 @@ void sid_act_fwd(sid_act a, float *out, const float *in, size_t n) {
     switch (a) {
     case SID_ACT_SILU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
-        for (size_t i = 0; i < n; i++) out[i] = in[i] * sigmoidf(in[i]);
+        for (size_t i = 0; i < n; i++) out[i] = in[i] * sid_sigmoidf(in[i]);
         break;
     case SID_ACT_GELU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
@@ -26,7 +26,7 @@ void sid_act_fwd(sid_act a, float *out, const float *in, size_t n) {
         break;
     case SID_ACT_QUICK_GELU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
-        for (size_t i = 0; i < n; i++) out[i] = in[i] * sigmoidf(1.702f * in[i]);
+        for (size_t i = 0; i < n; i++) out[i] = in[i] * sid_sigmoidf(1.702f * in[i]);
         break;
     }
 }
@@ -36,7 +36,7 @@ void sid_act_bwd(sid_act a, float *din, const float *dout, const float *in, size
     case SID_ACT_SILU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
         for (size_t i = 0; i < n; i++) {
-            const float s = sigmoidf(in[i]);
+            const float s = sid_sigmoidf(in[i]);
             din[i] += dout[i] * s * (1.0f + in[i] * (1.0f - s));
         }
         break;
@@ -47,7 +47,7 @@ void sid_act_bwd(sid_act a, float *din, const float *dout, const float *in, size
     case SID_ACT_QUICK_GELU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
         for (size_t i = 0; i < n; i++) {
-            const float s = sigmoidf(1.702f * in[i]);
+            const float s = sid_sigmoidf(1.702f * in[i]);
             din[i] += dout[i] * s * (1.0f + 1.702f * in[i] * (1.0f - s));
         }
         break;
@@ -83,7 +83,7 @@ void sid_softmax_fwd(float *out, const float *in, int M, int C) {
         float mx = -INFINITY;
         for (int c = 0; c < C; c++) mx = x[c] > mx ? x[c] : mx;
         float s = 0;
-        for (int c = 0; c < C; c++) s += (y[c] = expf(x[c] - mx));
+        for (int c = 0; c < C; c++) s += (y[c] = sid_expf(x[c] - mx));
         const float inv = 1.0f / s;
         for (int c = 0; c < C; c++) y[c] *= inv;
     }

@@ -7,11 +7,24 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "ops/cpu/fastmath.h"
 #include "ops/ops.h"
 
 enum { BQ = 64, BK = 256 };
 
 static sid_scratch attn_scratch;
+
+// x[j] = exp(x[j] - shift); returns the sum. A separate function with restrict
+// so the compiler vectorises sid_expf (the outlined OpenMP body defeats it).
+static float exp_shift_sum(float *restrict x, int n, float shift) {
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        x[j] = sid_expf(x[j] - shift);
+        sum += x[j];
+    }
+    return sum;
+}
 
 // Mask scores of keys after the query (causal) to -inf; returns the number of
 // valid keys of the tile for the last query row (tiles past it can be skipped).
@@ -48,10 +61,8 @@ void sid_attention_fwd(float *out, float *lse, const float *q, const float *k, c
                 float *s = S + (size_t)i * nk, mx = m[i];
                 for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
                 // A row with every key masked so far keeps mx = -inf; its tile contributes nothing.
-                const float corr = mx == -INFINITY ? 1.0f : expf(m[i] - mx);
-                float sum = 0;
-                for (int j = 0; j < nk; j++) sum += (s[j] = mx == -INFINITY ? 0.0f : expf(s[j] - mx));
-                l[i] = l[i] * corr + sum;
+                const float corr = mx == -INFINITY ? 1.0f : sid_expf(m[i] - mx), shift = mx == -INFINITY ? 0.0f : mx;
+                l[i] = l[i] * corr + exp_shift_sum(s, nk, shift);
                 m[i] = mx;
                 float *a = acc + (size_t)i * dh;
                 for (int d = 0; d < dh; d++) a[d] *= corr;
@@ -101,8 +112,7 @@ void sid_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                 const float *K = k + koff + (size_t)k0 * C, *V = v + koff + (size_t)k0 * C;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, dh, scale, Q, C, K, C, 0.0f, P, nk);
                 if (causal) causal_mask(P, q0, nq, k0, nk);
-                for (int i = 0; i < nq; i++)
-                    for (int j = 0; j < nk; j++) P[(size_t)i * nk + j] = expf(P[(size_t)i * nk + j] - L[i]);
+                for (int i = 0; i < nq; i++) exp_shift_sum(P + (size_t)i * nk, nk, L[i]);
                 if (dv)
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, dh, nq, 1.0f, P, nk, dO, C, 1.0f,
                                 dv + koff + (size_t)k0 * C, C);
