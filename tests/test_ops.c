@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "harness.h"
 #include "io/safetensors.h"
+#include "core/rng.h"
 #include "core/error.h"
 #include "op_check.h"
 
@@ -289,12 +290,21 @@ static void temb_r(const op_params *p, double **in, double **out) {
         if (I(1) % 2) out[0][n * I(1) + I(1) - 1] = 0;
     }
 }
-// token + position: i: B T C V; in: tok, pos
+// token + position: i: B T C V; in: tok, pos. Ids live in the backend's memory like every operand.
+static int32_t *ids_on(const sid_backend *be, const op_params *p) {
+    int32_t *d = be->alloc(sizeof p->ids);
+    be->upload(d, p->ids, sizeof p->ids);
+    return d;
+}
 static void emb_f(const sid_backend *be, const op_params *p, float **in, float **out) {
-    be->embedding_fwd(out[0], p->ids, in[0], in[1], I(0), I(1), I(2));
+    int32_t *ids = ids_on(be, p);
+    be->embedding_fwd(out[0], ids, in[0], in[1], I(0), I(1), I(2));
+    be->free(ids);
 }
 static void emb_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
-    be->embedding_bwd(din[0], din[1], dout[0], p->ids, I(0), I(1), I(2));
+    int32_t *ids = ids_on(be, p);
+    be->embedding_bwd(din[0], din[1], dout[0], ids, I(0), I(1), I(2));
+    be->free(ids);
 }
 static void emb_r(const op_params *p, double **in, double **out) {
     for (int bt = 0; bt < I(0) * I(1); bt++)
@@ -455,6 +465,99 @@ static void test_timestep_embedding_sd_vector(void) {
     for (int i = 0; i < 6; i++) EXPECT(fabsf(e[at[i]] - want[i]) < 2e-5f, "emb[%d] = %.6f, want %.6f", at[i], e[at[i]], want[i]);
 }
 
+// ---------------------------------------------------------------- backends agree at real sizes
+// Each non-CPU backend against the CPU on shapes of the real networks, where kernels take
+// their tiled and multi-block paths that the small cases above never reach.
+static op_case big_cases[] = {
+    LINEAR_CASE("linear SD attn proj", 1024, 320, 320, 1),
+    CONV_CASE("conv2d 64ch 32x32 n4", 4, 64, 32, 32, 64, 3, 1, 1),
+    CONV_CASE("conv2d 320ch 16x16 s2", 2, 320, 16, 16, 320, 3, 2, 1),
+    CONV_CASE("conv2d 1x1 640->320", 2, 640, 16, 16, 320, 1, 1, 0),
+    GN_CASE("groupnorm SD 320ch", 2, 320, 1024, 32, 1e-5f),
+    {.name = "layernorm SD 4096x320", .n_in = 3, .n_out = 3, .in_size = {4096 * 320, 320, 320},
+     .out_size = {4096 * 320, 4096, 4096}, .in_diff = {1, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {4096, 320},
+     .p.f = {1e-5f}, .fwd = ln_f, .bwd = ln_b, .ref = ln_r},
+    ATTN_CASE("attention SD self 1024 h8 d40", 1, 1024, 1024, 8, 40, 0, 1.0f),
+    ATTN_CASE("attention SD cross 1024x77 h8 d80", 2, 1024, 77, 8, 80, 0, 1.0f),
+    ATTN_CASE("attention CLIP causal 77 h12 d64", 2, 77, 77, 12, 64, 1, 1.0f),
+    ATTN_CASE("attention SD mid 64 h8 d160", 2, 64, 64, 8, 160, 0, 1.0f),
+    {.name = "geglu SD 1024x1280", .n_in = 1, .n_out = 1, .in_size = {1024 * 2560}, .out_size = {1024 * 1280},
+     .in_diff = {1}, .out_loss = {1}, .p.i = {1024, 1280}, .fwd = geglu_f, .bwd = geglu_b, .ref = geglu_r},
+    ACT_CASE("silu 1M", SID_ACT_SILU, 1 << 20),
+    REDUCE_CASE("mean |a-b| 16x16384", mean_abs, 16, 16384),
+};
+
+static double max_rel_diff(const float *a, const float *b, size_t n);
+
+static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed) {
+    sid_rng rng = sid_rng_new(seed);
+    float *h[MAX_IO] = {0}, *dout[MAX_IO] = {0};
+    const sid_backend *bs[2] = {&sid_backend_cpu, be};
+    float *res[2][2 * MAX_IO] = {{0}};
+    for (int k = 0; k < c->n_in; k++) {
+        h[k] = sid_malloc(c->in_size[k] * sizeof(float));
+        sid_rng_uniform(&rng, h[k], c->in_size[k]);
+        for (size_t i = 0; i < c->in_size[k]; i++) h[k][i] = (c->in_lo == c->in_hi ? -1 : c->in_lo) + h[k][i] * (c->in_lo == c->in_hi ? 2 : c->in_hi - c->in_lo);
+    }
+    for (int k = 0; k < c->n_out; k++) {
+        dout[k] = sid_calloc(c->out_size[k] * sizeof(float));
+        if (c->out_loss[k]) sid_rng_normal(&rng, dout[k], c->out_size[k]);
+    }
+    for (int b = 0; b < 2; b++) {
+        const sid_backend *x = bs[b];
+        float *in[MAX_IO] = {0}, *out[MAX_IO] = {0}, *dO[MAX_IO] = {0}, *dI[MAX_IO] = {0};
+        for (int k = 0; k < c->n_in; k++) {
+            in[k] = x->alloc(c->in_size[k] * sizeof(float));
+            x->upload(in[k], h[k], c->in_size[k] * sizeof(float));
+            if (c->in_diff[k]) dI[k] = x->alloc(c->in_size[k] * sizeof(float));
+        }
+        for (int k = 0; k < c->n_out; k++) {
+            out[k] = x->alloc(c->out_size[k] * sizeof(float));
+            dO[k] = x->alloc(c->out_size[k] * sizeof(float));
+            x->upload(dO[k], dout[k], c->out_size[k] * sizeof(float));
+        }
+        c->fwd(x, &c->p, in, out);
+        c->bwd(x, &c->p, in, out, dO, dI);
+        x->sync();
+        res[b][0] = sid_malloc(c->out_size[0] * sizeof(float));
+        x->download(res[b][0], out[0], c->out_size[0] * sizeof(float));
+        for (int k = 0; k < c->n_in; k++)
+            if (dI[k]) {
+                res[b][1 + k] = sid_malloc(c->in_size[k] * sizeof(float));
+                x->download(res[b][1 + k], dI[k], c->in_size[k] * sizeof(float));
+            }
+        for (int k = 0; k < MAX_IO; k++) {
+            if (in[k]) x->free(in[k]);
+            if (out[k]) x->free(out[k]);
+            if (dO[k]) x->free(dO[k]);
+            if (dI[k]) x->free(dI[k]);
+        }
+    }
+    double e = max_rel_diff(res[1][0], res[0][0], c->out_size[0]);
+    if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %-36s vs cpu: fwd %.1e", be->name, c->name, e);
+    EXPECT(e <= 2e-5, "%s/%s: forward differs from the CPU by %.3g", be->name, c->name, e);
+    for (int k = 0; k < c->n_in; k++) {
+        if (!res[0][1 + k]) continue;
+        e = max_rel_diff(res[1][1 + k], res[0][1 + k], c->in_size[k]);
+        if (getenv("SID_TEST_VERBOSE")) printf(" grad%d %.1e", k, e);
+        EXPECT(e <= 1e-4, "%s/%s: gradient of input %d differs from the CPU by %.3g", be->name, c->name, k, e);
+    }
+    for (int k = 0; k < MAX_IO; k++) free(h[k]), free(dout[k]);
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 2 * MAX_IO; k++) free(res[b][k]);
+}
+
+static void test_backends_agree_at_scale(void) {
+    int others = 0;
+    for (int b = 1; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        others++;
+        for (size_t i = 0; i < sizeof big_cases / sizeof big_cases[0]; i++) cross_check(be, &big_cases[i], test_seed + i);
+    }
+    if (!others) printf("\n  SKIP no backend besides the CPU is usable here (no GPU): nothing to compare");
+}
+
 // ---------------------------------------------------------------- against PyTorch
 // tests/data/ops_torch.safetensors is written by tools/reference/ops_reference.py for the same
 // case names and parameters: inputs, PyTorch's output, an upstream gradient and PyTorch's
@@ -545,6 +648,6 @@ static void test_ops_match_pytorch(void) {
     sid_st_close(&st);
 }
 
-TEST_LIST(T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+TEST_LIST(T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread))
 TEST_MAIN("ops")
