@@ -36,7 +36,7 @@ LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test bench asan clean probe demo
+.PHONY: all test check bench asan clean probe demo
 .SECONDARY:
 all: probe $(BUILD)/sid
 
@@ -67,6 +67,9 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # Each test program prints its own "N passed, N failed" line; the last line sums them.
 test: $(TESTS) $(BUILD)/sid
 	@SID_BIN=$(BUILD)/sid bash tests/run_all.sh $(TESTS) tests/cli.sh
+
+# What CI runs: the suite, then the suite again under the sanitizers.
+check: test asan
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
