@@ -17,7 +17,7 @@ HAVE_CUDA := no
 endif
 HAVE_MPI := $(if $(MPICC),yes,no)
 
-SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/train/*.c)
+SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
 
 # The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).

@@ -1,0 +1,152 @@
+#define _GNU_SOURCE
+#include "models/params.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+int sid_params_add(sid_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (sid_params_find(ps, name) >= 0) sid_die("parameter '%s' declared twice", name);
+    if (ps->data) sid_die("parameter '%s' declared after the block was allocated", name);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        sid_param *items = realloc(ps->items, (size_t)ps->cap * sizeof *items);
+        if (!items) sid_die("out of memory declaring parameters");
+        ps->items = items;
+    }
+    sid_param *p = &ps->items[ps->n];
+    memset(p, 0, sizeof *p);
+    p->name = strdup(name);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) p->shape[i] = shape[i], p->numel *= (size_t)shape[i];
+    // 16-float alignment keeps every tensor on its own cache lines for vector loads
+    p->offset = ps->total;
+    ps->total += (p->numel + 15) / 16 * 16;
+    return ps->n++;
+}
+
+void sid_params_alloc(sid_params *ps, int with_grad) {
+    ps->data = sid_aligned_alloc(ps->total * sizeof(float) + 64);
+    memset(ps->data, 0, ps->total * sizeof(float));
+    if (with_grad) {
+        ps->grad = sid_aligned_alloc(ps->total * sizeof(float) + 64);
+        memset(ps->grad, 0, ps->total * sizeof(float));
+    }
+}
+
+void sid_params_free(sid_params *ps) {
+    for (int i = 0; i < ps->n; i++) free(ps->items[i].name);
+    free(ps->items);
+    free(ps->data);
+    free(ps->grad);
+    memset(ps, 0, sizeof *ps);
+}
+
+int sid_params_find(const sid_params *ps, const char *name) {
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(ps->items[i].name, name) == 0) return i;
+    return -1;
+}
+
+// Shapes agree, or differ only by trailing 1x1 kernel dims ([C, C] vs [C, C, 1, 1]).
+static int shapes_compatible(const sid_param *p, const sid_st_tensor *t) {
+    int a = p->ndim, b = t->ndim;
+    while (a > 2 && p->shape[a - 1] == 1) a--;
+    while (b > 2 && t->shape[b - 1] == 1) b--;
+    if (a != b) return 0;
+    for (int i = 0; i < a; i++)
+        if (p->shape[i] != t->shape[i]) return 0;
+    return 1;
+}
+
+static int has_suffix(const char *s, const char *const *suffixes) {
+    if (!suffixes) return 0;
+    size_t n = strlen(s);
+    for (int i = 0; suffixes[i]; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n >= k && strcmp(s + n - k, suffixes[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_rename_fn rename, int strict,
+                    const char *const *ignore) {
+    if (!ps->data) sid_die("sid_params_load before sid_params_alloc");
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) return -1;
+    const size_t plen = prefix ? strlen(prefix) : 0;
+    char *claimed = calloc((size_t)st.n + 1, 1);
+    char fname[512], shp[2][96];
+    int rc = 0;
+    for (int i = 0; i < ps->n && rc == 0; i++) {
+        const sid_param *p = &ps->items[i];
+        if (rename) {
+            char base[448];
+            if (rename(p->name, base, sizeof base)) {
+                sid_set_error("%s: no checkpoint name for parameter '%s'", path, p->name);
+                rc = -1;
+                break;
+            }
+            snprintf(fname, sizeof fname, "%s%s", prefix ? prefix : "", base);
+        } else {
+            snprintf(fname, sizeof fname, "%s%s", prefix ? prefix : "", p->name);
+        }
+        const sid_st_tensor *t = sid_st_find(&st, fname);
+        if (!t) {
+            sid_set_error("%s: missing tensor '%s'", path, fname);
+            rc = -1;
+        } else if (!shapes_compatible(p, t)) {
+            sid_set_error("%s: tensor '%s' has shape %s, the model config expects %s", path, fname,
+                          sid_shape_str(t->ndim, t->shape, shp[0], sizeof shp[0]),
+                          sid_shape_str(p->ndim, p->shape, shp[1], sizeof shp[1]));
+            rc = -1;
+        } else if (sid_st_read_f32(&st, t, sid_p(ps, i))) {
+            rc = -1;
+        } else {
+            claimed[t - st.tensors] = 1;
+        }
+    }
+    if (rc == 0 && strict)
+        for (int j = 0; j < st.n; j++) {
+            const char *nm = st.tensors[j].name;
+            if (claimed[j] || (plen && strncmp(nm, prefix, plen) != 0) || has_suffix(nm, ignore)) continue;
+            sid_set_error("%s: unexpected tensor '%s' (not part of the configured model)", path, nm);
+            rc = -1;
+            break;
+        }
+    free(claimed);
+    sid_st_close(&st);
+    return rc;
+}
+
+int sid_params_save(const sid_params *ps, const char *path, sid_dtype dtype) {
+    sid_st_entry *e = sid_calloc((size_t)ps->n * sizeof *e);
+    void *conv = NULL;
+    if (dtype != SID_F32) {
+        conv = sid_malloc(ps->total * sid_dtype_size(dtype) + 64);
+        sid_convert_from_f32(conv, dtype, ps->data, ps->total);
+    }
+    for (int i = 0; i < ps->n; i++) {
+        const sid_param *p = &ps->items[i];
+        e[i].name = p->name;
+        e[i].dtype = dtype;
+        e[i].ndim = p->ndim;
+        memcpy(e[i].shape, p->shape, sizeof p->shape);
+        e[i].data = conv ? (const char *)conv + p->offset * sid_dtype_size(dtype) : (const void *)sid_p(ps, i);
+    }
+    const char *meta[2] = {"format", "pt"};
+    int rc = sid_st_write(path, e, ps->n, meta, 1);
+    free(conv);
+    free(e);
+    return rc;
+}

@@ -1,0 +1,59 @@
+// A network's parameters: named tensors (diffusers names) carved out of one
+// float block, with an optional gradient block of the same layout, so the
+// optimiser, the EMA and checkpoints each see one array (llm.c style) while
+// loading and saving see names and shapes.
+#ifndef SID_PARAMS_H
+#define SID_PARAMS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t offset, numel;  // in floats, within the block
+} sid_param;
+
+typedef struct {
+    sid_param *items;
+    int n, cap;
+    size_t total;       // floats in the block
+    float *data, *grad; // NULL until sid_params_alloc
+} sid_params;
+
+// Declares a parameter; returns its index. A duplicate name is a programming error (dies).
+int sid_params_add(sid_params *ps, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+// Allocates the block (zero-filled) and, if with_grad, the gradient block.
+void sid_params_alloc(sid_params *ps, int with_grad);
+void sid_params_free(sid_params *ps);
+int sid_params_find(const sid_params *ps, const char *name);  // -1 if absent
+
+static inline float *sid_p(const sid_params *ps, int i) { return ps->data + ps->items[i].offset; }
+static inline float *sid_g(const sid_params *ps, int i) { return ps->grad ? ps->grad + ps->items[i].offset : NULL; }
+
+// Maps one of our (diffusers) names to the name in a file, e.g. the LDM single-file naming;
+// returns 0 and fills buf, or -1 when the parameter has no counterpart.
+typedef int (*sid_rename_fn)(const char *ours, char *buf, size_t cap);
+
+// Loads every parameter from a safetensors file: the file's tensor is `prefix` + name (or
+// rename(name) when rename is given). Missing tensors, shape mismatches and (when strict) tensors
+// under the prefix that no parameter claims are rejected with one line naming the tensor.
+// A [C, C] parameter accepts a [C, C, 1, 1] tensor and vice versa (linear vs 1x1 conv projections).
+// `ignore` lists name suffixes that strict mode tolerates (e.g. "position_ids"), NULL-terminated.
+int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_rename_fn rename, int strict,
+                    const char *const *ignore);
+// Writes every parameter under its name, converted to dtype (F32, F16 or BF16), atomically.
+int sid_params_save(const sid_params *ps, const char *path, sid_dtype dtype);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
