@@ -58,9 +58,18 @@ void sid_norm_decl(sid_norm *l, sid_params *ps, int C, int groups, float eps, co
     l->b = sid_params_add(ps, 1, (int64_t[]){C}, "%s.bias", name);
 }
 
-sid_norm_saved sid_groupnorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int N, int HW) {
-    sid_norm_saved s = {sid_ctx_floats(c, (size_t)N * l->groups), sid_ctx_floats(c, (size_t)N * l->groups)};
+static sid_norm_saved norm_saved_alloc(const sid_ctx *c, size_t rows) {
+    return (sid_norm_saved){sid_ctx_floats(c, rows), sid_ctx_floats(c, rows)};
+}
+
+static void groupnorm_into(const sid_ctx *c, const sid_norm *l, sid_norm_saved s, float *out, const float *in, int N,
+                           int HW) {
     sid_groupnorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), N, l->C, HW, l->groups, l->eps);
+}
+
+sid_norm_saved sid_groupnorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int N, int HW) {
+    sid_norm_saved s = norm_saved_alloc(c, (size_t)N * l->groups);
+    groupnorm_into(c, l, s, out, in, N, HW);
     return s;
 }
 
@@ -157,8 +166,11 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
         s.ts = sid_ctx_floats(c, (size_t)N * r->temb.in);
         s.tp = sid_ctx_floats(c, (size_t)N * r->cout);
     }
-    s.s1 = sid_groupnorm_f(c, &r->norm1, s.n1, x, N, HW);
+    s.s1 = norm_saved_alloc(c, (size_t)N * r->norm1.groups);
+    s.s2 = norm_saved_alloc(c, (size_t)N * r->norm2.groups);
+    // everything saved is allocated before the mark; the temporaries after it are released on return
     const size_t mark = sid_arena_mark(c->act);
+    groupnorm_into(c, &r->norm1, s.s1, s.n1, x, N, HW);
     float *a = sid_ctx_floats(c, nin > nout ? nin : nout);
     sid_act_fwd(SID_ACT_SILU, a, s.n1, nin);
     sid_conv_f(c, &r->conv1, s.c1, a, N, H, W);
@@ -167,7 +179,7 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
         sid_linear_f(c, &r->temb, s.tp, s.ts, N);
         sid_add_channel_bias_fwd(s.c1, s.c1, s.tp, N, r->cout, HW);
     }
-    s.s2 = sid_groupnorm_f(c, &r->norm2, s.n2, s.c1, N, HW);
+    groupnorm_into(c, &r->norm2, s.s2, s.n2, s.c1, N, HW);
     sid_act_fwd(SID_ACT_SILU, a, s.n2, nout);
     sid_conv_f(c, &r->conv2, out, a, N, H, W);
     if (r->has_shortcut) {

@@ -58,6 +58,12 @@ int sid_params_find(const sid_params *ps, const char *name) {
     return -1;
 }
 
+size_t sid_params_count(const sid_params *ps) {
+    size_t n = 0;
+    for (int i = 0; i < ps->n; i++) n += ps->items[i].numel;
+    return n;
+}
+
 // Shapes agree, or differ only by trailing 1x1 kernel dims ([C, C] vs [C, C, 1, 1]).
 static int shapes_compatible(const sid_param *p, const sid_st_tensor *t) {
     int a = p->ndim, b = t->ndim;

@@ -34,6 +34,7 @@ int sid_params_add(sid_params *ps, int ndim, const int64_t *shape, const char *f
 void sid_params_alloc(sid_params *ps, int with_grad);
 void sid_params_free(sid_params *ps);
 int sid_params_find(const sid_params *ps, const char *name);  // -1 if absent
+size_t sid_params_count(const sid_params *ps);                  // number of scalars (no padding)
 
 static inline float *sid_p(const sid_params *ps, int i) { return ps->data + ps->items[i].offset; }
 static inline float *sid_g(const sid_params *ps, int i) { return ps->grad ? ps->grad + ps->items[i].offset : NULL; }

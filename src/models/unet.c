@@ -1,0 +1,498 @@
+#include "models/unet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "io/json.h"
+
+// ---------------------------------------------------------------- config
+
+// Keys whose only supported value is "unset" (null/absent) or one fixed value: anything else would
+// change the network, so it is rejected rather than ignored.
+static int check_fixed(const cJSON *j, const char *path) {
+    static const char *const must_be_null[] = {"class_embed_type", "addition_embed_type", "time_cond_proj_dim",
+                                               "time_embedding_dim", "timestep_post_act", "encoder_hid_dim",
+                                               "num_class_embeds", "projection_class_embeddings_input_dim"};
+    for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, must_be_null[i]);
+        if (v && !cJSON_IsNull(v)) {
+            sid_set_error("%s: '%s' is not supported by sid (must be null)", path, must_be_null[i]);
+            return -1;
+        }
+    }
+    static const struct {
+        const char *key, *want;
+    } strings[] = {{"act_fn", "silu"},
+                   {"time_embedding_type", "positional"},
+                   {"resnet_time_scale_shift", "default"}};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        const char *v;
+        if (sid_json_string(j, strings[i].key, &v, strings[i].want, 0, path)) return -1;
+        if (strcmp(v, strings[i].want)) {
+            sid_set_error("%s: '%s' = \"%s\" is not supported by sid (only \"%s\")", path, strings[i].key, v,
+                          strings[i].want);
+            return -1;
+        }
+    }
+    static const struct {
+        const char *key;
+        int want;
+    } ints[] = {{"conv_in_kernel", 3}, {"conv_out_kernel", 3}, {"downsample_padding", 1}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int v;
+        if (sid_json_int(j, ints[i].key, &v, ints[i].want, 0, path)) return -1;
+        if (v != ints[i].want) {
+            sid_set_error("%s: '%s' = %d is not supported by sid (only %d)", path, ints[i].key, v, ints[i].want);
+            return -1;
+        }
+    }
+    static const char *const must_be_false[] = {"dual_cross_attention", "only_cross_attention", "center_input_sample"};
+    for (size_t i = 0; i < sizeof must_be_false / sizeof must_be_false[0]; i++) {
+        int v;
+        if (sid_json_bool(j, must_be_false[i], &v, 0, 0, path)) return -1;
+        if (v) {
+            sid_set_error("%s: '%s' = true is not supported by sid", path, must_be_false[i]);
+            return -1;
+        }
+    }
+    double scale;
+    if (sid_json_double(j, "mid_block_scale_factor", &scale, 1.0, 0, path)) return -1;
+    if (scale != 1.0) {
+        sid_set_error("%s: 'mid_block_scale_factor' = %g is not supported by sid (only 1)", path, scale);
+        return -1;
+    }
+    return 0;
+}
+
+static int block_types(const cJSON *j, const char *key, const char *attn, const char *plain, int *out, int n,
+                       const char *path) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) {
+        sid_set_error("%s: '%s' must be a list of %d block types (one per block_out_channels entry)", path, key, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(a, i);
+        const char *s = cJSON_IsString(e) ? e->valuestring : "";
+        if (strcmp(s, attn) == 0) out[i] = 1;
+        else if (strcmp(s, plain) == 0) out[i] = 0;
+        else {
+            sid_set_error("%s: '%s'[%d] = \"%s\" is not supported by sid (%s or %s)", path, key, i, s, attn, plain);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sid_unet_config_parse(sid_unet_config *c, const char *text, const char *path) {
+    memset(c, 0, sizeof *c);
+    cJSON *j = cJSON_Parse(text);
+    if (!j || !cJSON_IsObject(j)) {
+        sid_set_error("%s: not a JSON object", path);
+        cJSON_Delete(j);
+        return -1;
+    }
+    int rc = -1, n, nh, heads[SID_UNET_MAX_LEVELS], tl[SID_UNET_MAX_LEVELS], ntl;
+    double eps, shift;
+    const char *mid;
+    const cJSON *nah = cJSON_GetObjectItemCaseSensitive(j, "num_attention_heads");
+    const int heads_key_is_nah = nah && !cJSON_IsNull(nah);
+    if (check_fixed(j, path) || sid_json_int(j, "in_channels", &c->in_channels, 4, 0, path) ||
+        sid_json_int(j, "out_channels", &c->out_channels, 4, 0, path) ||
+        sid_json_int(j, "sample_size", &c->sample_size, 64, 0, path) ||
+        sid_json_int_array(j, "block_out_channels", c->block_out_channels, SID_UNET_MAX_LEVELS, &c->levels, path) ||
+        sid_json_int(j, "layers_per_block", &c->layers_per_block, 2, 0, path) ||
+        sid_json_int(j, "cross_attention_dim", &c->cross_attention_dim, 1280, 0, path) ||
+        sid_json_int(j, "norm_num_groups", &c->norm_num_groups, 32, 0, path) ||
+        sid_json_double(j, "norm_eps", &eps, 1e-5, 0, path) || sid_json_double(j, "freq_shift", &shift, 0, 0, path) ||
+        sid_json_bool(j, "flip_sin_to_cos", &c->flip_sin_to_cos, 1, 0, path) ||
+        sid_json_bool(j, "use_linear_projection", &c->use_linear_projection, 0, 0, path) ||
+        sid_json_string(j, "mid_block_type", &mid, "UNetMidBlock2DCrossAttn", 0, path) ||
+        sid_json_int_array(j, heads_key_is_nah ? "num_attention_heads" : "attention_head_dim", heads,
+                           SID_UNET_MAX_LEVELS, &nh, path))
+        goto done;
+    c->norm_eps = (float)eps, c->freq_shift = (float)shift;
+    n = c->levels;
+    if (n < 1 || block_types(j, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D", c->down_attn, n, path) ||
+        block_types(j, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", c->up_attn, n, path))
+        goto done;
+    if (nh != 1 && nh != n) {
+        sid_set_error("%s: attention heads list has %d entries for %d levels", path, nh, n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) c->heads[i] = heads[nh == 1 ? 0 : i];
+    ntl = 1, tl[0] = 1;
+    if (cJSON_GetObjectItemCaseSensitive(j, "transformer_layers_per_block") &&
+        sid_json_int_array(j, "transformer_layers_per_block", tl, SID_UNET_MAX_LEVELS, &ntl, path))
+        goto done;
+    for (int i = 1; i < ntl; i++)
+        if (tl[i] != tl[0]) {
+            sid_set_error("%s: 'transformer_layers_per_block' must be the same at every level", path);
+            goto done;
+        }
+    c->transformer_layers = tl[0];
+    if (strcmp(mid, "UNetMidBlock2DCrossAttn") == 0) c->mid_block = 1;
+    else {
+        sid_set_error("%s: 'mid_block_type' = \"%s\" is not supported by sid", path, mid);
+        goto done;
+    }
+    if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "mid_block_type"))) c->mid_block = 0;
+    for (int i = 0; i < n; i++) {
+        const int ch = c->block_out_channels[i];
+        if (ch <= 0 || ch % c->norm_num_groups || ((c->down_attn[i] || c->up_attn[n - 1 - i]) && ch % c->heads[i])) {
+            sid_set_error("%s: block_out_channels[%d] = %d must be divisible by norm_num_groups %d and by its %d heads",
+                          path, i, ch, c->norm_num_groups, c->heads[i]);
+            goto done;
+        }
+    }
+    if (c->in_channels < 1 || c->out_channels < 1 || c->layers_per_block < 1 || c->cross_attention_dim < 1 ||
+        c->transformer_layers < 1) {
+        sid_set_error("%s: in/out channels, layers_per_block, cross_attention_dim must be positive", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int sid_unet_config_load(sid_unet_config *c, const char *path) {
+    char *text;
+    size_t len;
+    if (sid_read_file(path, &text, &len)) return -1;
+    int rc = sid_unet_config_parse(c, text, path);
+    free(text);
+    return rc;
+}
+
+int sid_unet_config_save(const sid_unet_config *c, const char *path) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "_class_name", "UNet2DConditionModel");
+    cJSON_AddStringToObject(j, "act_fn", "silu");
+    cJSON_AddItemToObject(j, "attention_head_dim", cJSON_CreateIntArray(c->heads, c->levels));  // = heads
+    cJSON_AddItemToObject(j, "block_out_channels", cJSON_CreateIntArray(c->block_out_channels, c->levels));
+    cJSON_AddNumberToObject(j, "cross_attention_dim", c->cross_attention_dim);
+    cJSON *down = cJSON_AddArrayToObject(j, "down_block_types"), *up = cJSON_AddArrayToObject(j, "up_block_types");
+    for (int i = 0; i < c->levels; i++) {
+        cJSON_AddItemToArray(down, cJSON_CreateString(c->down_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D"));
+        cJSON_AddItemToArray(up, cJSON_CreateString(c->up_attn[i] ? "CrossAttnUpBlock2D" : "UpBlock2D"));
+    }
+    cJSON_AddNumberToObject(j, "downsample_padding", 1);
+    cJSON_AddBoolToObject(j, "flip_sin_to_cos", c->flip_sin_to_cos);
+    cJSON_AddNumberToObject(j, "freq_shift", c->freq_shift);
+    cJSON_AddNumberToObject(j, "in_channels", c->in_channels);
+    cJSON_AddNumberToObject(j, "layers_per_block", c->layers_per_block);
+    cJSON_AddNumberToObject(j, "mid_block_scale_factor", 1);
+    if (c->mid_block) cJSON_AddStringToObject(j, "mid_block_type", "UNetMidBlock2DCrossAttn");
+    else cJSON_AddNullToObject(j, "mid_block_type");
+    cJSON_AddNumberToObject(j, "norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(j, "norm_num_groups", c->norm_num_groups);
+    cJSON_AddNumberToObject(j, "out_channels", c->out_channels);
+    cJSON_AddNumberToObject(j, "sample_size", c->sample_size);
+    cJSON_AddNumberToObject(j, "transformer_layers_per_block", c->transformer_layers);
+    cJSON_AddBoolToObject(j, "use_linear_projection", c->use_linear_projection);
+    int rc = sid_json_save(path, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+// ---------------------------------------------------------------- structure
+struct sid_unet_level {
+    sid_resnet *res;
+    sid_transformer *attn;  // NULL for plain blocks
+    sid_conv sample;        // downsampler (down path) or upsampler conv (up path)
+    int n, has_sample;
+};
+
+static void level_alloc(sid_unet_level *l, int n, int attn) {
+    l->n = n;
+    l->res = sid_calloc((size_t)n * sizeof *l->res);
+    l->attn = attn ? sid_calloc((size_t)n * sizeof *l->attn) : NULL;
+}
+
+void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c) {
+    char p[160];
+    memset(u, 0, sizeof *u);
+    u->cfg = *c;
+    const int n = c->levels, *boc = c->block_out_channels, G = c->norm_num_groups, T = c->transformer_layers;
+    const float eps = c->norm_eps;
+    u->temb_dim = 4 * boc[0];
+    sid_conv_decl(&u->conv_in, ps, c->in_channels, boc[0], 3, 1, 1, "conv_in");
+    sid_linear_decl(&u->time1, ps, boc[0], u->temb_dim, 1, "time_embedding.linear_1");
+    sid_linear_decl(&u->time2, ps, u->temb_dim, u->temb_dim, 1, "time_embedding.linear_2");
+    u->down = sid_calloc((size_t)n * sizeof *u->down);
+    u->up = sid_calloc((size_t)n * sizeof *u->up);
+    for (int i = 0; i < n; i++) {
+        sid_unet_level *l = &u->down[i];
+        level_alloc(l, c->layers_per_block, c->down_attn[i]);
+        for (int j = 0; j < l->n; j++) {
+            snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
+            sid_resnet_decl(&l->res[j], ps, j == 0 ? (i ? boc[i - 1] : boc[0]) : boc[i], boc[i], u->temb_dim, G, eps, p);
+            if (l->attn) {
+                snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
+                sid_transformer_decl(&l->attn[j], ps, boc[i], c->heads[i], c->cross_attention_dim, T, G,
+                                     c->use_linear_projection, p);
+            }
+        }
+        if ((l->has_sample = i < n - 1)) {
+            snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0.conv", i);
+            sid_conv_decl(&l->sample, ps, boc[i], boc[i], 3, 2, 1, p);
+        }
+    }
+    if (c->mid_block) {
+        const int C = boc[n - 1];
+        sid_resnet_decl(&u->mid_res[0], ps, C, C, u->temb_dim, G, eps, "mid_block.resnets.0");
+        sid_transformer_decl(&u->mid_attn, ps, C, c->heads[n - 1], c->cross_attention_dim, T, G,
+                             c->use_linear_projection, "mid_block.attentions.0");
+        sid_resnet_decl(&u->mid_res[1], ps, C, C, u->temb_dim, G, eps, "mid_block.resnets.1");
+    }
+    for (int i = 0; i < n; i++) {
+        // diffusers: reversed channel and head lists; the first resnet takes the previous block's
+        // width, the last takes the skip of the level below (unet_2d_blocks.py, res_skip_channels).
+        const int out = boc[n - 1 - i], prev = boc[n - 1 - (i ? i - 1 : 0)], in = boc[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
+        sid_unet_level *l = &u->up[i];
+        level_alloc(l, c->layers_per_block + 1, c->up_attn[i]);
+        for (int j = 0; j < l->n; j++) {
+            const int skip = j == l->n - 1 ? in : out, rin = j == 0 ? prev : out;
+            snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
+            sid_resnet_decl(&l->res[j], ps, rin + skip, out, u->temb_dim, G, eps, p);
+            if (l->attn) {
+                snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
+                sid_transformer_decl(&l->attn[j], ps, out, c->heads[n - 1 - i], c->cross_attention_dim, T, G,
+                                     c->use_linear_projection, p);
+            }
+        }
+        if ((l->has_sample = i < n - 1)) {
+            snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
+            sid_conv_decl(&l->sample, ps, out, out, 3, 1, 1, p);
+        }
+    }
+    sid_norm_decl(&u->norm_out, ps, boc[0], G, eps, "conv_norm_out");
+    sid_conv_decl(&u->conv_out, ps, boc[0], c->out_channels, 3, 1, 1, "conv_out");
+}
+
+static void level_free(sid_unet_level *l) {
+    if (l->attn)
+        for (int j = 0; j < l->n; j++) sid_transformer_free(&l->attn[j]);
+    free(l->res);
+    free(l->attn);
+}
+
+void sid_unet_free(sid_unet *u) {
+    for (int i = 0; i < u->cfg.levels && u->down; i++) level_free(&u->down[i]), level_free(&u->up[i]);
+    if (u->cfg.mid_block) sid_transformer_free(&u->mid_attn);
+    free(u->down);
+    free(u->up);
+    memset(u, 0, sizeof *u);
+}
+
+// ---------------------------------------------------------------- the tape
+// Forward records each layer application over numbered tensors; backward replays the
+// tape in reverse with one lazily zeroed gradient per tensor, so skip connections and
+// concatenations need no special cases.
+typedef enum { OP_CONV, OP_RESNET, OP_TRANSFORMER, OP_UPSAMPLE, OP_CONCAT, OP_GROUPNORM, OP_SILU } op_kind;
+
+typedef struct {
+    float *data, *grad;
+    int C, H, W;
+} tensor;
+
+typedef struct {
+    op_kind kind;
+    const void *layer;
+    int in, in2, out;
+    void *saved;
+    sid_norm_saved ns;
+} tape_op;
+
+enum { MAX_TENSORS = 512 };
+
+struct sid_unet_saved {
+    int N, M, H, W;
+    const float *x, *t, *ctx;
+    float *tproj, *h1, *a1, *emb;
+    tensor tens[MAX_TENSORS];
+    tape_op ops[MAX_TENSORS];
+    int nt, nops;
+};
+
+static int new_tensor(const sid_ctx *c, sid_unet_saved *s, int C, int H, int W) {
+    if (s->nt == MAX_TENSORS) sid_die("unet: more than %d tensors in one forward", MAX_TENSORS);
+    s->tens[s->nt] = (tensor){sid_ctx_floats(c, (size_t)s->N * C * H * W), NULL, C, H, W};
+    return s->nt++;
+}
+
+static void record(sid_unet_saved *s, op_kind k, const void *layer, int in, int in2, int out, void *saved,
+                   sid_norm_saved ns) {
+    s->ops[s->nops++] = (tape_op){k, layer, in, in2, out, saved, ns};
+}
+
+static const sid_norm_saved no_ns;
+
+static int conv(const sid_ctx *c, sid_unet_saved *s, const sid_conv *l, int in) {
+    const tensor *x = &s->tens[in];
+    const int H = (x->H + 2 * l->pad - l->k) / l->stride + 1, W = (x->W + 2 * l->pad - l->k) / l->stride + 1;
+    const int out = new_tensor(c, s, l->cout, H, W);
+    sid_conv_f(c, l, s->tens[out].data, s->tens[in].data, s->N, x->H, x->W);
+    record(s, OP_CONV, l, in, -1, out, NULL, no_ns);
+    return out;
+}
+
+static int resnet(const sid_ctx *c, sid_unet_saved *s, const sid_resnet *r, int in) {
+    const tensor *x = &s->tens[in];
+    const int out = new_tensor(c, s, r->cout, x->H, x->W);
+    sid_resnet_saved *rs = sid_arena_alloc(c->act, sizeof *rs);
+    *rs = sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, s->emb, s->N, x->H, x->W);
+    record(s, OP_RESNET, r, in, -1, out, rs, no_ns);
+    return out;
+}
+
+static int transformer(const sid_ctx *c, sid_unet_saved *s, const sid_transformer *t, int in) {
+    const tensor *x = &s->tens[in];
+    const int out = new_tensor(c, s, t->C, x->H, x->W);
+    void *ts = sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
+    record(s, OP_TRANSFORMER, t, in, -1, out, ts, no_ns);
+    return out;
+}
+
+static int upsample(const sid_ctx *c, sid_unet_saved *s, int in) {
+    const tensor *x = &s->tens[in];
+    const int out = new_tensor(c, s, x->C, 2 * x->H, 2 * x->W);
+    sid_upsample2x_fwd(s->tens[out].data, s->tens[in].data, s->N * x->C, x->H, x->W);
+    record(s, OP_UPSAMPLE, NULL, in, -1, out, NULL, no_ns);
+    return out;
+}
+
+static int concat(const sid_ctx *c, sid_unet_saved *s, int a, int b) {
+    const tensor *x = &s->tens[a], *y = &s->tens[b];
+    const int out = new_tensor(c, s, x->C + y->C, x->H, x->W);
+    sid_concat_fwd(s->tens[out].data, x->data, y->data, s->N, x->C, y->C, x->H * x->W);
+    record(s, OP_CONCAT, NULL, a, b, out, NULL, no_ns);
+    return out;
+}
+
+static int groupnorm(const sid_ctx *c, sid_unet_saved *s, const sid_norm *l, int in) {
+    const tensor *x = &s->tens[in];
+    const int out = new_tensor(c, s, x->C, x->H, x->W);
+    sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, s->N, x->H * x->W);
+    record(s, OP_GROUPNORM, l, in, -1, out, NULL, ns);
+    return out;
+}
+
+static int silu(const sid_ctx *c, sid_unet_saved *s, int in) {
+    const tensor *x = &s->tens[in];
+    const int out = new_tensor(c, s, x->C, x->H, x->W);
+    sid_act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)s->N * x->C * x->H * x->W);
+    record(s, OP_SILU, NULL, in, -1, out, NULL, no_ns);
+    return out;
+}
+
+sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                 const float *ctx, int N, int H, int W, int M) {
+    const sid_unet_config *cfg = &u->cfg;
+    const int n = cfg->levels, b0 = cfg->block_out_channels[0];
+    if (H % (1 << (n - 1)) || W % (1 << (n - 1)))
+        sid_die("unet: a %dx%d input does not halve %d times", H, W, n - 1);
+    sid_unet_saved *s = sid_arena_alloc(c->act, sizeof *s);
+    s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx;
+    // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
+    s->tproj = sid_ctx_floats(c, (size_t)N * b0);
+    s->h1 = sid_ctx_floats(c, (size_t)N * u->temb_dim);
+    s->a1 = sid_ctx_floats(c, (size_t)N * u->temb_dim);
+    s->emb = sid_ctx_floats(c, (size_t)N * u->temb_dim);
+    sid_timestep_embedding_fwd(s->tproj, t, N, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
+    sid_linear_f(c, &u->time1, s->h1, s->tproj, N);
+    sid_act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)N * u->temb_dim);
+    sid_linear_f(c, &u->time2, s->emb, s->a1, N);
+
+    s->tens[0] = (tensor){(float *)x, NULL, cfg->in_channels, H, W};
+    s->nt = 1;
+    int skips[4 * SID_UNET_MAX_LEVELS * 4], nskip = 0;
+    int h = conv(c, s, &u->conv_in, 0);
+    skips[nskip++] = h;
+    for (int i = 0; i < n; i++) {
+        const sid_unet_level *l = &u->down[i];
+        for (int j = 0; j < l->n; j++) {
+            h = resnet(c, s, &l->res[j], h);
+            if (l->attn) h = transformer(c, s, &l->attn[j], h);
+            skips[nskip++] = h;
+        }
+        if (l->has_sample) skips[nskip++] = h = conv(c, s, &l->sample, h);
+    }
+    if (cfg->mid_block) {
+        h = resnet(c, s, &u->mid_res[0], h);
+        h = transformer(c, s, &u->mid_attn, h);
+        h = resnet(c, s, &u->mid_res[1], h);
+    }
+    for (int i = 0; i < n; i++) {
+        const sid_unet_level *l = &u->up[i];
+        for (int j = 0; j < l->n; j++) {
+            h = concat(c, s, h, skips[--nskip]);  // current first, skip second
+            h = resnet(c, s, &l->res[j], h);
+            if (l->attn) h = transformer(c, s, &l->attn[j], h);
+        }
+        if (l->has_sample) h = conv(c, s, &l->sample, upsample(c, s, h));
+    }
+    h = silu(c, s, groupnorm(c, s, &u->norm_out, h));
+    // the last conv writes straight into the caller's buffer
+    const tensor *ht = &s->tens[h];
+    sid_conv_f(c, &u->conv_out, out, ht->data, N, ht->H, ht->W);
+    s->tens[s->nt] = (tensor){out, NULL, cfg->out_channels, H, W};
+    record(s, OP_CONV, &u->conv_out, h, -1, s->nt++, NULL, no_ns);
+    return s;
+}
+
+static float *grad_of(const sid_ctx *c, sid_unet_saved *s, int i) {
+    tensor *t = &s->tens[i];
+    if (!t->grad) t->grad = sid_ctx_floats(c, (size_t)s->N * t->C * t->H * t->W);
+    return t->grad;
+}
+
+void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
+                       sid_unet_saved *s) {
+    const size_t mark = sid_arena_mark(c->act);
+    const int N = s->N, td = u->temb_dim;
+    float *demb = sid_ctx_floats(c, (size_t)N * td);
+    s->tens[s->nt - 1].grad = (float *)dout;
+    s->tens[0].grad = dx;  // NULL: the input gradient is not wanted
+    for (int k = s->nops - 1; k >= 0; k--) {
+        const tape_op *op = &s->ops[k];
+        tensor *in = &s->tens[op->in];
+        const float *g = s->tens[op->out].grad;
+        if (!g) continue;  // nothing flows back from an unused tensor
+        float *gin = op->in == 0 ? dx : grad_of(c, s, op->in);
+        const int HW = in->H * in->W;
+        switch (op->kind) {
+        case OP_CONV: sid_conv_b(c, op->layer, gin, g, in->data, N, in->H, in->W); break;
+        case OP_RESNET:
+            sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, *(sid_resnet_saved *)op->saved, N, in->H, in->W);
+            break;
+        case OP_TRANSFORMER:
+            sid_transformer_b(c, op->layer, gin, dctx, g, in->data, s->ctx, op->saved, N, in->H, in->W, s->M);
+            break;
+        case OP_UPSAMPLE:
+            if (gin) sid_upsample2x_bwd(gin, g, N * in->C, in->H, in->W);
+            break;
+        case OP_CONCAT: {
+            tensor *b = &s->tens[op->in2];
+            sid_concat_bwd(gin, grad_of(c, s, op->in2), g, N, in->C, b->C, HW);
+        } break;
+        case OP_GROUPNORM: sid_groupnorm_b(c, op->layer, gin, g, in->data, op->ns, N, HW); break;
+        case OP_SILU:
+            if (gin) sid_act_bwd(SID_ACT_SILU, gin, g, in->data, (size_t)N * in->C * HW);
+            break;
+        }
+    }
+    // time MLP: only weight gradients (timesteps are not differentiated)
+    if (c->ps->grad) {
+        float *da1 = sid_ctx_floats(c, (size_t)N * td), *dh1 = sid_ctx_floats(c, (size_t)N * td);
+        sid_linear_b(c, &u->time2, da1, demb, s->a1, N);
+        sid_act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)N * td);
+        sid_linear_b(c, &u->time1, NULL, dh1, s->tproj, N);
+    }
+    for (int i = 0; i < s->nt; i++) s->tens[i].grad = NULL;  // they live in the arena released below
+    sid_arena_reset(c->act, mark);
+}

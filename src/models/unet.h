@@ -1,0 +1,53 @@
+// UNet2DConditionModel (diffusers), built from its config.json: the SD1.5 and
+// SD2.x denoisers and sid's small built-in teacher are configs of this code.
+// Parameter names are the diffusers keys.
+#ifndef SID_UNET_H
+#define SID_UNET_H
+#include "models/layers.h"
+
+enum { SID_UNET_MAX_LEVELS = 6 };
+
+typedef struct {
+    int in_channels, out_channels, sample_size;
+    int levels, block_out_channels[SID_UNET_MAX_LEVELS];
+    int layers_per_block;
+    int down_attn[SID_UNET_MAX_LEVELS], up_attn[SID_UNET_MAX_LEVELS];  // CrossAttn*Block2D or plain
+    int mid_block;  // 1: UNetMidBlock2DCrossAttn, 0: none (mid_block_type null)
+    int heads[SID_UNET_MAX_LEVELS];  // attention heads per level (diffusers' attention_head_dim)
+    int cross_attention_dim, transformer_layers, norm_num_groups;
+    float norm_eps, freq_shift;
+    int flip_sin_to_cos, use_linear_projection;
+} sid_unet_config;
+
+// Reads diffusers' unet/config.json; unsupported options are rejected with one line naming the key.
+int sid_unet_config_load(sid_unet_config *c, const char *path);
+int sid_unet_config_parse(sid_unet_config *c, const char *json_text, const char *path);
+// Writes a config.json that diffusers' UNet2DConditionModel.from_pretrained accepts.
+int sid_unet_config_save(const sid_unet_config *c, const char *path);
+
+typedef struct sid_unet_level sid_unet_level;
+typedef struct {
+    sid_unet_config cfg;
+    int temb_dim;
+    sid_conv conv_in, conv_out;
+    sid_linear time1, time2;
+    sid_norm norm_out;
+    sid_unet_level *down, *up;
+    sid_resnet mid_res[2];
+    sid_transformer mid_attn;
+} sid_unet;
+
+void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c);
+void sid_unet_free(sid_unet *u);
+
+typedef struct sid_unet_saved sid_unet_saved;
+// x [N, in, H, W], t [N] timesteps (float), ctx [N, M, cross_attention_dim] -> eps [N, out, H, W].
+// H and W must be divisible by 2^(levels-1). Saves what backward needs in c->act.
+sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                 const float *ctx, int N, int H, int W, int M);
+// Accumulates parameter gradients (unless the set is frozen) and, when non-NULL, dx [N, in, H, W]
+// and dctx [N, M, cross_attention_dim].
+void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
+                       sid_unet_saved *s);
+
+#endif

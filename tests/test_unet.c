@@ -1,0 +1,256 @@
+// UNet2DConditionModel against diffusers: forward output, input and context
+// gradients and a sample of weight gradients on tiny random configs (SD1.5's
+// block structure; SD2-style linear projections), plus config and loading errors
+// and the parameter counts of the real SD configs.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "harness.h"
+#include "io/safetensors.h"
+#include "models/unet.h"
+
+static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
+
+static float *golden(const sid_safetensors *st, const char *name, size_t *n) {
+    const sid_st_tensor *t = sid_st_find(st, name);
+    *n = 0;
+    if (!t) sid_die("%s: no golden tensor '%s' (regenerate with tools/reference/unet_reference.py)", st->path, name);
+    *n = (size_t)sid_shape_numel(t->ndim, t->shape);
+    float *x = sid_malloc(*n * sizeof(float) + 4);
+    if (sid_st_read_f32(st, t, x)) sid_die("%s", sid_error());
+    return x;
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double scale = 1e-12, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= err)) err = e;
+    }
+    return err / scale;
+}
+
+typedef struct {
+    sid_unet_config cfg;
+    sid_params ps;
+    sid_unet u;
+} loaded_unet;
+
+static int load_unet(loaded_unet *m, const char *dir, int with_grad) {
+    char path[512];
+    memset(m, 0, sizeof *m);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (sid_unet_config_load(&m->cfg, path)) return -1;
+    sid_unet_decl(&m->u, &m->ps, &m->cfg);
+    sid_params_alloc(&m->ps, with_grad);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    return sid_params_load(&m->ps, path, NULL, NULL, 1, NULL);
+}
+
+static void free_unet(loaded_unet *m) {
+    sid_unet_free(&m->u);
+    sid_params_free(&m->ps);
+}
+
+static void check_against_diffusers(const char *name) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/unet/%s", data_dir(), name);
+    loaded_unet m, frozen;
+    if (load_unet(&m, dir, 1) || load_unet(&frozen, dir, 0)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    snprintf(path, sizeof path, "%s/golden.safetensors", dir);
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    size_t nx, nt, nc, no, nd, ndx, ndc;
+    float *x = golden(&st, "x", &nx), *t = golden(&st, "t", &nt), *ctx = golden(&st, "ctx", &nc);
+    float *want = golden(&st, "out", &no), *dout = golden(&st, "dout", &nd);
+    float *want_dx = golden(&st, "dx", &ndx), *want_dctx = golden(&st, "dctx", &ndc);
+    const int N = (int)nt, S = m.cfg.sample_size, M = (int)(nc / (size_t)N / (size_t)m.cfg.cross_attention_dim);
+    sid_arena act;
+    sid_arena_init(&act, "unet test activations", (size_t)256 << 20);
+    sid_ctx c = {&m.ps, &act};
+    float *out = sid_calloc(no * sizeof(float)), *dx = sid_calloc(nx * sizeof(float)), *dctx = sid_calloc(nc * sizeof(float));
+    sid_unet_saved *s = sid_unet_forward(&c, &m.u, out, x, t, ctx, N, S, S, M);
+    double e = rel_err(out, want, no), worst_w = 0;
+    EXPECT(e < 1e-4, "%s: forward differs from diffusers by %.3g (relative to the largest output)", name, e);
+    const double e_fwd = e;
+    sid_unet_backward(&c, &m.u, dx, dctx, dout, s);
+    const double e_dx = e = rel_err(dx, want_dx, nx);
+    EXPECT(e < 1e-4, "%s: input gradient differs from diffusers by %.3g", name, e);
+    const double e_dctx = e = rel_err(dctx, want_dctx, nc);
+    EXPECT(e < 1e-4, "%s: context gradient differs from diffusers by %.3g", name, e);
+    int checked = 0;
+    for (int i = 0; i < st.n; i++) {
+        const char *gname = st.tensors[i].name;
+        if (strncmp(gname, "grad.", 5)) continue;
+        int k = sid_params_find(&m.ps, gname + 5);
+        size_t n;
+        float *g = golden(&st, gname, &n);
+        EXPECT(k >= 0 && m.ps.items[k].numel == n, "%s: no parameter %s of %zu values", name, gname + 5, n);
+        if (k >= 0 && m.ps.items[k].numel == n) {
+            e = rel_err(sid_g(&m.ps, k), g, n);
+            EXPECT(e < 1e-4, "%s: gradient of %s differs from diffusers by %.3g", name, gname + 5, e);
+            worst_w = fmax(worst_w, e);
+            checked++;
+        }
+        free(g);
+    }
+    EXPECT(checked >= 10, "%s: only %d weight gradients compared", name, checked);
+    if (getenv("SID_TEST_VERBOSE"))
+        printf("\n  %s vs diffusers: out %.1e, dx %.1e, dctx %.1e, %d weight gradients worst %.1e; activations %.1f MB",
+               name, e_fwd, e_dx, e_dctx, checked, worst_w, act.peak / 1e6);
+
+    // a frozen copy (no gradient block) gives the same input gradient: the teacher's path in SiD
+    sid_arena_reset(&act, 0);
+    sid_ctx fc = {&frozen.ps, &act};
+    float *dx2 = sid_calloc(nx * sizeof(float));
+    s = sid_unet_forward(&fc, &frozen.u, out, x, t, ctx, N, S, S, M);
+    sid_unet_backward(&fc, &frozen.u, dx2, NULL, dout, s);
+    e = rel_err(dx2, dx, nx);
+    EXPECT(e < 1e-6, "%s: frozen input gradient differs from the full one by %.3g", name, e);
+
+    free(x), free(t), free(ctx), free(want), free(dout), free(want_dx), free(want_dctx), free(out), free(dx), free(dctx), free(dx2);
+    sid_arena_free(&act);
+    sid_st_close(&st);
+    free_unet(&m);
+    free_unet(&frozen);
+}
+
+static void test_sd15_structure_matches_diffusers(void) { check_against_diffusers("sd15_tiny"); }
+static void test_sd2_linear_projection_matches_diffusers(void) { check_against_diffusers("sd2_linear"); }
+
+// SD1.5's unet/config.json as shipped (sd-architecture.md 1.1), and SD2.1-base's differences.
+static const char *sd15_config =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.6.0\", \"act_fn\": \"silu\","
+    " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
+    " \"cross_attention_dim\": 768, \"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\","
+    " \"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true,"
+    " \"freq_shift\": 0, \"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1,"
+    " \"norm_eps\": 1e-05, \"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64,"
+    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+
+static size_t count_params(const char *json, int *ok) {
+    sid_unet_config c;
+    *ok = sid_unet_config_parse(&c, json, "config.json") == 0;
+    if (!*ok) return 0;
+    sid_params ps = {0};
+    sid_unet u;
+    sid_unet_decl(&u, &ps, &c);
+    size_t n = sid_params_count(&ps);
+    int tensors = ps.n;
+    sid_unet_free(&u);
+    sid_params_free(&ps);
+    return n * 1000 + (size_t)tensors;  // both in one number: count, then tensors
+}
+
+static void test_sd_parameter_counts(void) {
+    int ok;
+    size_t r = count_params(sd15_config, &ok);
+    EXPECT(ok && r / 1000 == 859520964u && r % 1000 == 686, "SD1.5 UNet: %zu parameters in %zu tensors, want 859520964 in 686",
+           r / 1000, r % 1000);
+    // SD2.1-base: per-level heads, linear projections, 1024-wide context
+    char buf[2048];
+    const char *a = strstr(sd15_config, "\"attention_head_dim\": 8"), *b = strstr(sd15_config, "\"cross_attention_dim\": 768");
+    snprintf(buf, sizeof buf, "%.*s\"attention_head_dim\": [5, 10, 20, 20], \"use_linear_projection\": true, %.*s"
+             "\"cross_attention_dim\": 1024%s",
+             (int)(a - sd15_config), sd15_config, (int)(b - a - 24), a + 24, b + 26);
+    r = count_params(buf, &ok);
+    EXPECT(ok && r / 1000 == 865910724u && r % 1000 == 686, "SD2.1-base UNet: %zu parameters in %zu tensors, want 865910724 in 686 (%s)",
+           r / 1000, r % 1000, ok ? "" : sid_error());
+}
+
+static void expect_config_error(const char *from, const char *to, const char *want) {
+    char buf[2048];
+    const char *p = strstr(sd15_config, from);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - sd15_config), sd15_config, to, p + strlen(from));
+    sid_unet_config c;
+    int rc = sid_unet_config_parse(&c, buf, "unet/config.json");
+    EXPECT(rc == -1 && strstr(sid_error(), want) && strstr(sid_error(), "unet/config.json") && !strchr(sid_error(), '\n'),
+           "replacing %s by %s: rc %d, message '%s' (want '%s')", from, to, rc, rc ? sid_error() : "", want);
+}
+
+static void test_config_errors(void) {
+    expect_config_error("\"DownBlock2D\"]", "\"SimpleDownBlock2D\"]", "SimpleDownBlock2D");
+    expect_config_error("\"act_fn\": \"silu\"", "\"act_fn\": \"gelu\"", "act_fn");
+    expect_config_error("\"attention_head_dim\": 8", "\"attention_head_dim\": [8, 8]", "heads");
+    expect_config_error("\"norm_num_groups\": 32", "\"norm_num_groups\": 48", "divisible");
+    expect_config_error("\"in_channels\": 4", "\"in_channels\": \"4\"", "in_channels");
+    expect_config_error("\"act_fn\": \"silu\"", "\"class_embed_type\": \"timestep\", \"act_fn\": \"silu\"", "class_embed_type");
+    sid_unet_config c;
+    EXPECT(sid_unet_config_parse(&c, "[1, 2]", "unet/config.json") == -1 && strstr(sid_error(), "object"), "array config accepted");
+    EXPECT(sid_unet_config_load(&c, "/nonexistent/config.json") == -1 && strstr(sid_error(), "/nonexistent/config.json"),
+           "missing file: %s", sid_error());
+}
+
+// A checkpoint that does not fit the config is rejected with the tensor's name.
+static void test_loading_rejects_mismatches(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/unet/sd2_linear", data_dir());
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    sid_unet_config base, c;
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/config.json");
+    if (sid_unet_config_load(&base, dir)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    for (int k = 0; k < 3; k++) {
+        c = base;
+        const char *want = NULL;
+        if (k == 0) c.cross_attention_dim += 1, want = "attn2.to_k.weight' has shape";
+        if (k == 1) c.layers_per_block = 2, want = "missing tensor 'down_blocks.0.resnets.1";
+        if (k == 2) c.transformer_layers = 1, want = "unexpected tensor";
+        sid_params ps = {0};
+        sid_unet u;
+        sid_unet_decl(&u, &ps, &c);
+        sid_params_alloc(&ps, 0);
+        int rc = sid_params_load(&ps, path, NULL, NULL, 1, NULL);
+        EXPECT(rc == -1 && strstr(sid_error(), want) && strstr(sid_error(), "diffusion_pytorch_model.safetensors"),
+               "case %d: rc %d, '%s' (want '%s')", k, rc, rc ? sid_error() : "", want);
+        sid_unet_free(&u);
+        sid_params_free(&ps);
+    }
+}
+
+// What sid writes loads back identically (the diffusers side is checked by the reference tool).
+static void test_save_round_trip(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", data_dir());
+    loaded_unet m;
+    if (load_unet(&m, dir, 0)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    char tmp[] = "/tmp/sid-unet-XXXXXX", path[600];
+    EXPECT(mkdtemp(tmp) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    EXPECT(sid_unet_config_save(&m.cfg, path) == 0, "%s", sid_error());
+    sid_unet_config c2;
+    EXPECT(sid_unet_config_load(&c2, path) == 0, "%s", sid_error());
+    EXPECT(memcmp(&c2, &m.cfg, sizeof c2) == 0, "config changed through save/load");
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", tmp);
+    EXPECT(sid_params_save(&m.ps, path, SID_F32) == 0, "%s", sid_error());
+    loaded_unet r;
+    EXPECT(load_unet(&r, tmp, 0) == 0, "%s", sid_error());
+    EXPECT(r.ps.total == m.ps.total && memcmp(r.ps.data, m.ps.data, m.ps.total * sizeof(float)) == 0, "weights changed");
+    free_unet(&r);
+    free_unet(&m);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    unlink(path);
+    rmdir(tmp);
+}
+
+TEST_LIST(T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers),
+          T(test_sd_parameter_counts), T(test_config_errors), T(test_loading_rejects_mismatches), T(test_save_round_trip))
+TEST_MAIN("unet")
