@@ -154,17 +154,21 @@ static size_t count_params(const char *json, int *ok) {
     return n * 1000 + (size_t)tensors;  // both in one number: count, then tensors
 }
 
+// SD2.1-base's config: SD1.5's with per-level heads, linear projections and a 1024-wide context.
+static void sd21_config(char *buf, size_t cap) {
+    const char *a = strstr(sd15_config, "\"attention_head_dim\": 8"), *b = strstr(sd15_config, "\"cross_attention_dim\": 768");
+    snprintf(buf, cap, "%.*s\"attention_head_dim\": [5, 10, 20, 20], \"use_linear_projection\": true, %.*s"
+             "\"cross_attention_dim\": 1024%s",
+             (int)(a - sd15_config), sd15_config, (int)(b - a - 24), a + 24, b + 26);
+}
+
 static void test_sd_parameter_counts(void) {
     int ok;
     size_t r = count_params(sd15_config, &ok);
     EXPECT(ok && r / 1000 == 859520964u && r % 1000 == 686, "SD1.5 UNet: %zu parameters in %zu tensors, want 859520964 in 686",
            r / 1000, r % 1000);
-    // SD2.1-base: per-level heads, linear projections, 1024-wide context
     char buf[2048];
-    const char *a = strstr(sd15_config, "\"attention_head_dim\": 8"), *b = strstr(sd15_config, "\"cross_attention_dim\": 768");
-    snprintf(buf, sizeof buf, "%.*s\"attention_head_dim\": [5, 10, 20, 20], \"use_linear_projection\": true, %.*s"
-             "\"cross_attention_dim\": 1024%s",
-             (int)(a - sd15_config), sd15_config, (int)(b - a - 24), a + 24, b + 26);
+    sd21_config(buf, sizeof buf);
     r = count_params(buf, &ok);
     EXPECT(ok && r / 1000 == 865910724u && r % 1000 == 686, "SD2.1-base UNet: %zu parameters in %zu tensors, want 865910724 in 686 (%s)",
            r / 1000, r % 1000, ok ? "" : sid_error());
@@ -251,6 +255,94 @@ static void test_save_round_trip(void) {
     rmdir(tmp);
 }
 
-TEST_LIST(T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers),
+// Every parameter's single-file (LDM) name and shape against the key lists of the real
+// checkpoints (sd-architecture.md's sd15-unet-keys.tsv and sd21base-unet-keys.tsv).
+static void check_ldm_names(const char *config_json, const char *tsv) {
+    char path[512], line[512];
+    snprintf(path, sizeof path, "%s/unet/%s", data_dir(), tsv);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        test_fail(__FILE__, __LINE__, "%s: cannot open", path);
+        return;
+    }
+    sid_unet_config c;
+    EXPECT(sid_unet_config_parse(&c, config_json, "config.json") == 0, "%s", sid_error());
+    sid_params ps = {0};
+    sid_unet u;
+    sid_unet_decl(&u, &ps, &c);
+    int rows = 0, matched = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char ours[256], ldm[256], shape[128], mapped[256], want_shape[128];
+        if (sscanf(line, "%255s %255s %127[^\n]", ours, ldm, shape) != 3) continue;
+        rows++;
+        int k = sid_params_find(&ps, ours);
+        if (k < 0) {
+            test_fail(__FILE__, __LINE__, "%s: no parameter %s", tsv, ours);
+            continue;
+        }
+        sid_shape_str(ps.items[k].ndim, ps.items[k].shape, want_shape, sizeof want_shape);
+        EXPECT(strcmp(shape, want_shape) == 0, "%s: %s has shape %s, the checkpoint %s", tsv, ours, want_shape, shape);
+        if (sid_unet_ldm_name(&c, ours, mapped, sizeof mapped) == 0 && strncmp(ldm, "model.diffusion_model.", 22) == 0 &&
+            strcmp(mapped, ldm + 22) == 0)
+            matched++;
+        else
+            test_fail(__FILE__, __LINE__, "%s: %s maps to %s, want %s", tsv, ours, mapped, ldm);
+    }
+    fclose(f);
+    EXPECT(rows == ps.n && matched == ps.n, "%s: %d rows, %d parameters, %d names matched", tsv, rows, ps.n, matched);
+    sid_unet_free(&u);
+    sid_params_free(&ps);
+}
+
+static void test_single_file_names(void) {
+    char buf[2048];
+    check_ldm_names(sd15_config, "sd15-unet-keys.tsv");
+    sd21_config(buf, sizeof buf);
+    check_ldm_names(buf, "sd21base-unet-keys.tsv");
+}
+
+// A single-file checkpoint (LDM names under model.diffusion_model., other models' tensors and
+// schedule buffers beside them) loads into the same weights as the diffusers folder.
+static void test_single_file_checkpoint_loads(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", data_dir());
+    loaded_unet m;
+    if (load_unet(&m, dir, 0)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    sid_st_entry *e = sid_calloc((size_t)(m.ps.n + 2) * sizeof *e);
+    char (*names)[256] = sid_calloc((size_t)m.ps.n * 256);
+    for (int i = 0; i < m.ps.n; i++) {
+        char ldm[224];
+        EXPECT(sid_unet_ldm_name(&m.cfg, m.ps.items[i].name, ldm, sizeof ldm) == 0, "no LDM name for %s", m.ps.items[i].name);
+        snprintf(names[i], 256, "model.diffusion_model.%s", ldm);
+        e[i] = (sid_st_entry){names[i], SID_F32, m.ps.items[i].ndim, {0}, sid_p(&m.ps, i)};
+        memcpy(e[i].shape, m.ps.items[i].shape, sizeof m.ps.items[i].shape);
+    }
+    static const float betas[3] = {1e-4f, 2e-4f, 3e-4f};
+    e[m.ps.n] = (sid_st_entry){"betas", SID_F32, 1, {3}, betas};
+    e[m.ps.n + 1] = (sid_st_entry){"first_stage_model.decoder.conv_in.bias", SID_F32, 1, {3}, betas};
+    char tmp[] = "/tmp/sid-ldm-XXXXXX", path[600];
+    EXPECT(mkdtemp(tmp) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    EXPECT(sid_st_write(path, e, m.ps.n + 2, NULL, 0) == 0, "%s", sid_error());
+    sid_params ps = {0};
+    sid_unet u;
+    sid_unet_decl(&u, &ps, &m.cfg);
+    sid_params_alloc(&ps, 0);
+    int rc = sid_params_load_mapped(&ps, path, "model.diffusion_model.", sid_unet_ldm_name, &m.cfg, 1, NULL);
+    EXPECT(rc == 0, "%s", rc ? sid_error() : "");
+    EXPECT(rc == 0 && memcmp(ps.data, m.ps.data, ps.total * sizeof(float)) == 0, "weights differ after the LDM round trip");
+    sid_unet_free(&u);
+    sid_params_free(&ps);
+    free(e), free(names);
+    free_unet(&m);
+    unlink(path);
+    rmdir(tmp);
+}
+
+TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers),
           T(test_sd_parameter_counts), T(test_config_errors), T(test_loading_rejects_mismatches), T(test_save_round_trip))
 TEST_MAIN("unet")

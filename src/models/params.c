@@ -85,8 +85,22 @@ static int has_suffix(const char *s, const char *const *suffixes) {
     return 0;
 }
 
+typedef struct {
+    sid_rename_fn fn;
+} plain_rename;
+
+static int call_plain(const void *ctx, const char *ours, char *buf, size_t cap) {
+    return ((const plain_rename *)ctx)->fn(ours, buf, cap);
+}
+
 int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_rename_fn rename, int strict,
                     const char *const *ignore) {
+    plain_rename w = {rename};
+    return sid_params_load_mapped(ps, path, prefix, rename ? call_plain : NULL, &w, strict, ignore);
+}
+
+int sid_params_load_mapped(sid_params *ps, const char *path, const char *prefix, sid_rename_ctx_fn rename,
+                           const void *rename_ctx, int strict, const char *const *ignore) {
     if (!ps->data) sid_die("sid_params_load before sid_params_alloc");
     sid_safetensors st;
     if (sid_st_open(&st, path)) return -1;
@@ -98,7 +112,7 @@ int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_re
         const sid_param *p = &ps->items[i];
         if (rename) {
             char base[448];
-            if (rename(p->name, base, sizeof base)) {
+            if (rename(rename_ctx, p->name, base, sizeof base)) {
                 sid_set_error("%s: no checkpoint name for parameter '%s'", path, p->name);
                 rc = -1;
                 break;

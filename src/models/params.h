@@ -43,6 +43,9 @@ static inline float *sid_g(const sid_params *ps, int i) { return ps->grad ? ps->
 // returns 0 and fills buf, or -1 when the parameter has no counterpart.
 typedef int (*sid_rename_fn)(const char *ours, char *buf, size_t cap);
 
+// The same with a context, for mappings that depend on the model config (UNet block numbering).
+typedef int (*sid_rename_ctx_fn)(const void *ctx, const char *ours, char *buf, size_t cap);
+
 // Loads every parameter from a safetensors file: the file's tensor is `prefix` + name (or
 // rename(name) when rename is given). Missing tensors, shape mismatches and (when strict) tensors
 // under the prefix that no parameter claims are rejected with one line naming the tensor.
@@ -50,6 +53,8 @@ typedef int (*sid_rename_fn)(const char *ours, char *buf, size_t cap);
 // `ignore` lists name suffixes that strict mode tolerates (e.g. "position_ids"), NULL-terminated.
 int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_rename_fn rename, int strict,
                     const char *const *ignore);
+int sid_params_load_mapped(sid_params *ps, const char *path, const char *prefix, sid_rename_ctx_fn rename,
+                           const void *rename_ctx, int strict, const char *const *ignore);
 // Writes every parameter under its name, converted to dtype (F32, F16 or BF16), atomically.
 int sid_params_save(const sid_params *ps, const char *path, sid_dtype dtype);
 

@@ -289,6 +289,60 @@ void sid_unet_free(sid_unet *u) {
     memset(u, 0, sizeof *u);
 }
 
+// ---------------------------------------------------------------- LDM naming
+static const char *const resnet_ldm[][2] = {{"norm1.", "in_layers.0."},       {"conv1.", "in_layers.2."},
+                                            {"time_emb_proj.", "emb_layers.1."}, {"norm2.", "out_layers.0."},
+                                            {"conv2.", "out_layers.3."},       {"conv_shortcut.", "skip_connection."}};
+
+static int resnet_part(const char *rest, char *buf, size_t cap, const char *block) {
+    for (size_t i = 0; i < sizeof resnet_ldm / sizeof resnet_ldm[0]; i++) {
+        size_t k = strlen(resnet_ldm[i][0]);
+        if (strncmp(rest, resnet_ldm[i][0], k) == 0) {
+            snprintf(buf, cap, "%s.%s%s", block, resnet_ldm[i][1], rest + k);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sid_unet_ldm_name(const void *ctx, const char *n, char *buf, size_t cap) {
+    const sid_unet_config *c = ctx;
+    const int L = c->layers_per_block;
+    int i, j, k = 0;
+    char blk[64];
+    static const char *const direct[][2] = {{"time_embedding.linear_1.", "time_embed.0."},
+                                            {"time_embedding.linear_2.", "time_embed.2."},
+                                            {"conv_in.", "input_blocks.0.0."},
+                                            {"conv_norm_out.", "out.0."},
+                                            {"conv_out.", "out.2."}};
+    for (size_t d = 0; d < sizeof direct / sizeof direct[0]; d++) {
+        size_t len = strlen(direct[d][0]);
+        if (strncmp(n, direct[d][0], len) == 0) return snprintf(buf, cap, "%s%s", direct[d][1], n + len), 0;
+    }
+    if (sscanf(n, "down_blocks.%d.resnets.%d.%n", &i, &j, &k) == 2 && k) {
+        snprintf(blk, sizeof blk, "input_blocks.%d.0", i * (L + 1) + j + 1);
+        return resnet_part(n + k, buf, cap, blk);
+    }
+    if (sscanf(n, "down_blocks.%d.attentions.%d.%n", &i, &j, &k) == 2 && k)
+        return snprintf(buf, cap, "input_blocks.%d.1.%s", i * (L + 1) + j + 1, n + k), 0;
+    if (sscanf(n, "down_blocks.%d.downsamplers.0.conv.%n", &i, &k) == 1 && k)
+        return snprintf(buf, cap, "input_blocks.%d.0.op.%s", (i + 1) * (L + 1), n + k), 0;
+    if (sscanf(n, "mid_block.resnets.%d.%n", &i, &k) == 1 && k) {
+        snprintf(blk, sizeof blk, "middle_block.%d", 2 * i);
+        return resnet_part(n + k, buf, cap, blk);
+    }
+    if (strncmp(n, "mid_block.attentions.0.", 23) == 0) return snprintf(buf, cap, "middle_block.1.%s", n + 23), 0;
+    if (sscanf(n, "up_blocks.%d.resnets.%d.%n", &i, &j, &k) == 2 && k) {
+        snprintf(blk, sizeof blk, "output_blocks.%d.0", i * (L + 1) + j);
+        return resnet_part(n + k, buf, cap, blk);
+    }
+    if (sscanf(n, "up_blocks.%d.attentions.%d.%n", &i, &j, &k) == 2 && k)
+        return snprintf(buf, cap, "output_blocks.%d.1.%s", i * (L + 1) + j, n + k), 0;
+    if (sscanf(n, "up_blocks.%d.upsamplers.0.conv.%n", &i, &k) == 1 && k && i >= 0 && i < c->levels)
+        return snprintf(buf, cap, "output_blocks.%d.%d.conv.%s", i * (L + 1) + L, c->up_attn[i] ? 2 : 1, n + k), 0;
+    return -1;
+}
+
 // ---------------------------------------------------------------- the tape
 // Forward records each layer application over numbered tensors; backward replays the
 // tape in reverse with one lazily zeroed gradient per tensor, so skip connections and
