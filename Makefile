@@ -55,7 +55,8 @@ $(LIB): $(OBJ_LIB)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/sid: $(BUILD)/src/cli/main.o $(BUILD)/src/cli/selftest.o $(LIB)
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
+$(BUILD)/sid: $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/op_check.o $(LIB)
@@ -72,7 +73,8 @@ test: $(TESTS) $(BUILD)/sid
 check: test asan
 
 bench: $(BENCHES)
-	@for b in $(BENCHES); do $$b || exit 1; done
+	@for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
+	@BUILD=$(BUILD) bash bench/unet_vs_torch.sh
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
@@ -89,4 +91,4 @@ demo:
 clean:
 	rm -rf build build-asan
 
--include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(BUILD)/src/cli/main.d $(BUILD)/src/cli/selftest.d
+-include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(CLI_OBJ:.o=.d)

@@ -27,5 +27,25 @@ check selftest 0 'selftest: ok' "$SID" selftest "$tmp/st"
     || { echo "cli/selftest-files FAILED: outputs missing"; fail=$((fail + 1)); }
 touch "$tmp/file"
 check selftest-bad-dir nonzero '^sid: .*file' "$SID" selftest "$tmp/file/sub"
+# sid inspect: counts from configs alone (sd-architecture.md 1.9)
+check inspect-sd15-unet 0 'parameters: 859,520,964' "$SID" inspect bench/configs/sd15_unet.json
+check inspect-sd-vae 0 'parameters: 83,653,863' "$SID" inspect tests/data/vae/sd15-vae-config.json
+check inspect-clip-l 0 'parameters: 123,060,480' "$SID" inspect tests/data/clip/sd15-text_encoder-config.json
+mkdir -p "$tmp/pipe/unet" "$tmp/pipe/vae" "$tmp/pipe/text_encoder"
+echo '{"_class_name": "StableDiffusionPipeline"}' > "$tmp/pipe/model_index.json"
+cp bench/configs/sd15_unet.json "$tmp/pipe/unet/config.json"
+cp tests/data/vae/sd15-vae-config.json "$tmp/pipe/vae/config.json"
+cp tests/data/clip/sd15-text_encoder-config.json "$tmp/pipe/text_encoder/config.json"
+check inspect-pipeline 0 'AutoencoderKL' "$SID" inspect "$tmp/pipe"
+check inspect-missing nonzero '^sid: .*/nope: no such file' "$SID" inspect "$tmp/nope"
+echo '{"_class_name": "UNet2DConditionModel", "block_out_channels": [' > "$tmp/bad.json"
+check inspect-bad-json nonzero '^sid: .*bad.json: invalid JSON' "$SID" inspect "$tmp/bad.json"
+echo '{"_class_name": "Flux2Transformer"}' > "$tmp/odd.json"
+check inspect-unknown-kind nonzero 'unknown model kind' "$SID" inspect "$tmp/odd.json"
+# convert-unet: diffusers folder in, diffusers folder out (diffusers' side: tools/reference/check_written_unet.py)
+check convert-unet 0 '209132 parameters' "$SID" convert-unet tests/data/unet/sd15_tiny "$tmp/conv" --dtype f16
+check convert-unet-inspect 0 'parameters: 209,132' "$SID" inspect "$tmp/conv"
+check convert-unet-needs-config nonzero 'needs --config' "$SID" convert-unet tests/data/unet/sd15_tiny/diffusion_pytorch_model.safetensors "$tmp/x"
+check convert-unet-bad-dtype nonzero "^sid: --dtype: 'f8'" "$SID" convert-unet tests/data/unet/sd15_tiny "$tmp/y" --dtype f8
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

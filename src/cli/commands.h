@@ -3,5 +3,7 @@
 #define SID_COMMANDS_H
 
 int cmd_selftest(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_convert_unet(int argc, char **argv);
 
 #endif

@@ -22,6 +22,9 @@ static void usage(FILE *f) {
                "commands:\n"
                "  info              backends and threads of this build\n"
                "  selftest [DIR]    train a tiny conv net end to end, write DIR (out/selftest)\n"
+               "  inspect PATH      model kind, config and parameter counts of a folder, config or checkpoint\n"
+               "  convert-unet SRC DST [--config F] [--dtype f32|f16|bf16]\n"
+               "                    a UNet (diffusers folder or single-file checkpoint) as a diffusers folder\n"
                "options:\n"
                "  --threads N  worker threads (default: all cores; env SID_THREADS)\n");
 }
@@ -42,6 +45,8 @@ int main(int argc, char **argv) {
     }
     if (a >= argc) return usage(stderr), 2;
     if (strcmp(argv[a], "info") == 0) return cmd_info();
+    if (strcmp(argv[a], "convert-unet") == 0) return cmd_convert_unet(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "inspect") == 0) return cmd_inspect(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "selftest") == 0) return cmd_selftest(argc - a - 1, argv + a + 1);
     sid_die("unknown command '%s' (see sid --help)", argv[a]);
 }

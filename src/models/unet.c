@@ -274,6 +274,17 @@ void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c) {
     sid_conv_decl(&u->conv_out, ps, boc[0], c->out_channels, 3, 1, 1, "conv_out");
 }
 
+size_t sid_unet_param_count(const sid_unet_config *c, int *tensors) {
+    sid_params ps = {0};
+    sid_unet u;
+    sid_unet_decl(&u, &ps, c);
+    const size_t n = sid_params_count(&ps);
+    if (tensors) *tensors = ps.n;
+    sid_unet_free(&u);
+    sid_params_free(&ps);
+    return n;
+}
+
 static void level_free(sid_unet_level *l) {
     if (l->attn)
         for (int j = 0; j < l->n; j++) sid_transformer_free(&l->attn[j]);

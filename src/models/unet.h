@@ -45,6 +45,8 @@ void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c);
 // layers_per_block).
 int sid_unet_ldm_name(const void *cfg, const char *ours, char *buf, size_t cap);
 void sid_unet_free(sid_unet *u);
+// Parameters and tensors of a config, counted without allocating them (SD1.5: 859,520,964 in 686).
+size_t sid_unet_param_count(const sid_unet_config *c, int *tensors);
 
 typedef struct sid_unet_saved sid_unet_saved;
 // x [N, in, H, W], t [N] timesteps (float), ctx [N, M, cross_attention_dim] -> eps [N, out, H, W].

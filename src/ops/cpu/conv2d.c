@@ -43,6 +43,11 @@ static void im2col(float *col, const float *in, const sid_conv2d_shape *s, int h
             }
 }
 
+// Separate so the compiler can vectorise it (no aliasing between the two rows).
+static inline void add_row(float *restrict dst, const float *restrict src, int n) {
+    for (int i = 0; i < n; i++) dst[i] += src[i];
+}
+
 // The adjoint of im2col: din += scatter of dcol.
 static void col2im_add(float *din, const float *col, const sid_conv2d_shape *s, int ho, int wo) {
     const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
@@ -60,7 +65,9 @@ static void col2im_add(float *din, const float *col, const sid_conv2d_shape *s, 
                     if (iy < 0 || iy >= H) continue;
                     const float *r = row + (size_t)oy * wo;
                     float *dst = plane + (size_t)iy * W - p + kj;
-                    for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += r[ox];
+                    if (st == 1) add_row(dst + ox0, r + ox0, ox1 - ox0);
+                    else
+                        for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += r[ox];
                 }
             }
 }

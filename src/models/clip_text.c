@@ -1,0 +1,221 @@
+#include "models/clip_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+
+#define NAME(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
+
+// ---------------------------------------------------------------- config
+sid_clip_config sid_clip_config_sd15(void) {
+    return (sid_clip_config){.vocab_size = 49408, .hidden = 768, .layers = 12, .heads = 12, .intermediate = 3072,
+                             .max_positions = 77, .act = SID_ACT_QUICK_GELU, .eps = 1e-5f};
+}
+
+int sid_clip_config_load(sid_clip_config *c, const char *path) {
+    cJSON *root = sid_json_load(path);
+    if (!root) return -1;
+    const cJSON *j = root, *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    if (cJSON_IsObject(tc)) j = tc;  // a full CLIPConfig: its text tower
+    const char *act = NULL;
+    double eps = 0;
+    // Defaults are transformers' CLIPTextConfig class defaults, which is what it uses for absent keys.
+    int rc = sid_json_int(j, "vocab_size", &c->vocab_size, 49408, 0, path) ||
+             sid_json_int(j, "hidden_size", &c->hidden, 512, 0, path) ||
+             sid_json_int(j, "intermediate_size", &c->intermediate, 2048, 0, path) ||
+             sid_json_int(j, "num_hidden_layers", &c->layers, 12, 0, path) ||
+             sid_json_int(j, "num_attention_heads", &c->heads, 8, 0, path) ||
+             sid_json_int(j, "max_position_embeddings", &c->max_positions, 77, 0, path) ||
+             sid_json_string(j, "hidden_act", &act, "quick_gelu", 0, path) ||
+             sid_json_double(j, "layer_norm_eps", &eps, 1e-5, 0, path);
+    if (!rc) {
+        const struct {
+            const char *key;
+            int v;
+        } sizes[] = {{"vocab_size", c->vocab_size},         {"hidden_size", c->hidden},
+                     {"intermediate_size", c->intermediate}, {"num_hidden_layers", c->layers},
+                     {"num_attention_heads", c->heads},      {"max_position_embeddings", c->max_positions}};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && !rc; i++)
+            if (sizes[i].v <= 0) {
+                sid_set_error("%s: '%s' must be positive, got %d", path, sizes[i].key, sizes[i].v);
+                rc = -1;
+            }
+    }
+    if (!rc && c->hidden % c->heads) {
+        sid_set_error("%s: 'hidden_size' %d is not divisible by 'num_attention_heads' %d", path, c->hidden, c->heads);
+        rc = -1;
+    }
+    if (!rc) {
+        if (strcmp(act, "quick_gelu") == 0) c->act = SID_ACT_QUICK_GELU;
+        else if (strcmp(act, "gelu") == 0) c->act = SID_ACT_GELU;
+        else {
+            sid_set_error("%s: 'hidden_act' \"%s\" is not supported (quick_gelu or gelu)", path, act);
+            rc = -1;
+        }
+    }
+    if (!rc && !(eps > 0)) {
+        sid_set_error("%s: 'layer_norm_eps' must be positive, got %g", path, eps);
+        rc = -1;
+    }
+    c->eps = (float)eps;
+    cJSON_Delete(root);
+    return rc ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- parameters
+static const char *const clip_attn_names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+
+void sid_clip_decl(sid_clip *m, sid_params *ps, const sid_clip_config *c) {
+    char buf[256], p[128];
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    const int C = c->hidden;
+    m->tok = sid_params_add(ps, 2, (int64_t[]){c->vocab_size, C}, "text_model.embeddings.token_embedding.weight");
+    m->pos = sid_params_add(ps, 2, (int64_t[]){c->max_positions, C}, "text_model.embeddings.position_embedding.weight");
+    m->layers = sid_calloc((size_t)c->layers * sizeof *m->layers);
+    for (int i = 0; i < c->layers; i++) {
+        sid_clip_layer *l = &m->layers[i];
+        snprintf(p, sizeof p, "text_model.encoder.layers.%d", i);
+        sid_attn_decl(&l->attn, ps, C, C, c->heads, 1, NAME(buf, "%s.self_attn", p), clip_attn_names);
+        sid_norm_decl(&l->ln1, ps, C, 1, c->eps, NAME(buf, "%s.layer_norm1", p));
+        sid_linear_decl(&l->fc1, ps, C, c->intermediate, 1, NAME(buf, "%s.mlp.fc1", p));
+        sid_linear_decl(&l->fc2, ps, c->intermediate, C, 1, NAME(buf, "%s.mlp.fc2", p));
+        sid_norm_decl(&l->ln2, ps, C, 1, c->eps, NAME(buf, "%s.layer_norm2", p));
+    }
+    sid_norm_decl(&m->final_ln, ps, C, 1, c->eps, "text_model.final_layer_norm");
+}
+
+void sid_clip_free(sid_clip *m) {
+    free(m->layers);
+    m->layers = NULL;
+}
+
+size_t sid_clip_param_count(const sid_clip_config *c) {
+    sid_params ps = {0};
+    sid_clip m;
+    sid_clip_decl(&m, &ps, c);
+    size_t n = 0;
+    for (int i = 0; i < ps.n; i++) n += ps.items[i].numel;
+    sid_clip_free(&m);
+    sid_params_free(&ps);
+    return n;
+}
+
+// transformers 5 saves CLIPTextModel without the "text_model." prefix every older file has.
+static int strip_text_model(const char *ours, char *buf, size_t cap) {
+    const char *pre = "text_model.";
+    const size_t n = strlen(pre);
+    snprintf(buf, cap, "%s", strncmp(ours, pre, n) == 0 ? ours + n : ours);
+    return 0;
+}
+
+int sid_clip_load(sid_params *ps, const char *path, const char *prefix) {
+    static const char *const ignore[] = {"position_ids", NULL};
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) return -1;
+    char name[256];
+    snprintf(name, sizeof name, "%stext_model.embeddings.token_embedding.weight", prefix ? prefix : "");
+    const int prefixed = sid_st_find(&st, name) != NULL;
+    sid_st_close(&st);
+    return sid_params_load(ps, path, prefix, prefixed ? NULL : strip_text_model, 1, ignore);
+}
+
+// ---------------------------------------------------------------- forward / backward
+typedef struct {
+    float *in, *n1, *t1, *n2, *f1, *g;  // input, LN1 out, after attention + residual, LN2 out, fc1 out, act out
+    sid_norm_saved s1, s2;
+    sid_attn_saved a;
+} clip_layer_saved;
+
+struct sid_clip_saved {
+    int n_layers;
+    float *h;  // final_layer_norm input
+    sid_norm_saved sf;
+    clip_layer_saved *layers;
+};
+
+// x [B*T, C] -> out [B*T, C]
+static void layer_f(const sid_ctx *c, const sid_clip *m, const sid_clip_layer *l, clip_layer_saved *s, float *out,
+                    const float *x, int B, int T) {
+    const int M = B * T, C = m->cfg.hidden, I = m->cfg.intermediate;
+    const size_t mc = (size_t)M * C, mi = (size_t)M * I;
+    s->in = (float *)x;
+    s->n1 = sid_ctx_floats(c, mc), s->t1 = sid_ctx_floats(c, mc), s->n2 = sid_ctx_floats(c, mc);
+    s->f1 = sid_ctx_floats(c, mi), s->g = sid_ctx_floats(c, mi);
+    s->s1 = sid_layernorm_f(c, &l->ln1, s->n1, x, M);
+    s->a = sid_attn_f(c, &l->attn, s->t1, s->n1, NULL, B, T, T, 1);
+    sid_add_fwd(s->t1, s->t1, x, mc);
+    s->s2 = sid_layernorm_f(c, &l->ln2, s->n2, s->t1, M);
+    sid_linear_f(c, &l->fc1, s->f1, s->n2, M);
+    sid_act_fwd(m->cfg.act, s->g, s->f1, mi);
+    sid_linear_f(c, &l->fc2, out, s->g, M);
+    sid_add_fwd(out, out, s->t1, mc);
+}
+
+// accumulates into dx (never NULL here: the embeddings below always want it)
+static void layer_b(const sid_ctx *c, const sid_clip *m, const sid_clip_layer *l, const clip_layer_saved *s, float *dx,
+                    const float *dout, int B, int T) {
+    const int M = B * T, C = m->cfg.hidden, I = m->cfg.intermediate;
+    const size_t mc = (size_t)M * C, mi = (size_t)M * I;
+    const size_t mark = sid_arena_mark(c->act);
+    float *dt1 = sid_ctx_floats(c, mc), *dn = sid_ctx_floats(c, mc);
+    float *dg = sid_ctx_floats(c, mi), *df1 = sid_ctx_floats(c, mi);
+    sid_add_bwd(dt1, NULL, dout, mc);  // residual around the MLP
+    sid_linear_b(c, &l->fc2, dg, dout, s->g, M);
+    sid_act_bwd(m->cfg.act, df1, dg, s->f1, mi);
+    sid_linear_b(c, &l->fc1, dn, df1, s->n2, M);
+    sid_layernorm_b(c, &l->ln2, dt1, dn, s->t1, s->s2, M);
+    sid_add_bwd(dx, NULL, dt1, mc);  // residual around the attention
+    memset(dn, 0, mc * sizeof(float));
+    sid_attn_b(c, &l->attn, dn, NULL, dt1, s->n1, NULL, s->a, B, T, T, 1);
+    sid_layernorm_b(c, &l->ln1, dx, dn, s->in, s->s1, M);
+    sid_arena_reset(c->act, mark);
+}
+
+sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T,
+                                 int n_layers) {
+    const sid_clip_config *cfg = &m->cfg;
+    if (T < 1 || T > cfg->max_positions) sid_die("clip: %d tokens, the model has %d positions", T, cfg->max_positions);
+    if (n_layers < 0 || n_layers > cfg->layers) sid_die("clip: %d layers requested of %d", n_layers, cfg->layers);
+    for (int i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= cfg->vocab_size) {
+            sid_set_error("clip: token id %d (sequence %d, position %d) is outside the vocabulary of %d", ids[i],
+                          i / T, i % T, cfg->vocab_size);
+            return NULL;
+        }
+    const size_t mc = (size_t)B * T * cfg->hidden;
+    sid_clip_saved *s = sid_arena_alloc(c->act, sizeof *s);
+    s->n_layers = n_layers;
+    s->layers = sid_arena_alloc(c->act, (size_t)(n_layers ? n_layers : 1) * sizeof *s->layers);
+    float *h = sid_ctx_floats(c, mc);
+    sid_embedding_fwd(h, ids, sid_p(c->ps, m->tok), sid_p(c->ps, m->pos), B, T, cfg->hidden);
+    for (int i = 0; i < n_layers; i++) {
+        float *o = sid_ctx_floats(c, mc);
+        layer_f(c, m, &m->layers[i], &s->layers[i], o, h, B, T);
+        h = o;
+    }
+    s->h = h;
+    s->sf = sid_layernorm_f(c, &m->final_ln, out, h, B * T);
+    return s;
+}
+
+void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const float *dout, const int32_t *ids,
+                       sid_clip_saved *s, int B, int T) {
+    if (!dembed && !c->ps->grad) return;  // frozen and nobody wants the input gradient
+    const size_t mc = (size_t)B * T * m->cfg.hidden;
+    const size_t mark = sid_arena_mark(c->act);
+    float *dh = sid_ctx_floats(c, mc);
+    sid_layernorm_b(c, &m->final_ln, dh, dout, s->h, s->sf, B * T);
+    for (int i = s->n_layers - 1; i >= 0; i--) {
+        float *dx = sid_ctx_floats(c, mc);
+        layer_b(c, m, &m->layers[i], &s->layers[i], dx, dh, B, T);
+        dh = dx;
+    }
+    sid_embedding_bwd(sid_g(c->ps, m->tok), sid_g(c->ps, m->pos), dh, ids, B, T, m->cfg.hidden);
+    if (dembed) sid_add_bwd(dembed, NULL, dh, mc);
+    sid_arena_reset(c->act, mark);
+}
