@@ -18,6 +18,12 @@ void sid_arena_free(sid_arena *a) {
 }
 
 void *sid_arena_alloc(sid_arena *a, size_t bytes) {
+    void *p = sid_arena_alloc_uninit(a, bytes);
+    memset(p, 0, (bytes + 63) / 64 * 64);
+    return p;
+}
+
+void *sid_arena_alloc_uninit(sid_arena *a, size_t bytes) {
     size_t n = (bytes + 63) / 64 * 64;
     if (n > a->cap - a->used)
         sid_die("arena '%s' full: %zu bytes requested, %zu of %zu used", a->name ? a->name : "?", bytes,
@@ -25,7 +31,6 @@ void *sid_arena_alloc(sid_arena *a, size_t bytes) {
     void *p = a->base + a->used;
     a->used += n;
     if (a->used > a->peak) a->peak = a->used;
-    memset(p, 0, n);
     return p;
 }
 

@@ -59,7 +59,7 @@ void sid_norm_decl(sid_norm *l, sid_params *ps, int C, int groups, float eps, co
 }
 
 static sid_norm_saved norm_saved_alloc(const sid_ctx *c, size_t rows) {
-    return (sid_norm_saved){sid_ctx_floats(c, rows), sid_ctx_floats(c, rows)};
+    return (sid_norm_saved){sid_ctx_out(c, rows), sid_ctx_out(c, rows)};
 }
 
 static void groupnorm_into(const sid_ctx *c, const sid_norm *l, sid_norm_saved s, float *out, const float *in, int N,
@@ -81,7 +81,7 @@ void sid_groupnorm_b(const sid_ctx *c, const sid_norm *l, float *din, const floa
 }
 
 sid_norm_saved sid_layernorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int M) {
-    sid_norm_saved s = {sid_ctx_floats(c, (size_t)M), sid_ctx_floats(c, (size_t)M)};
+    sid_norm_saved s = {sid_ctx_out(c, (size_t)M), sid_ctx_out(c, (size_t)M)};
     sid_layernorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), M, l->C, l->eps);
     return s;
 }
@@ -110,11 +110,11 @@ sid_attn_saved sid_attn_f(const sid_ctx *c, const sid_attn *a, float *out, const
     const float *kv = ctx ? ctx : x;
     const int Mk = ctx ? M : N;
     sid_attn_saved s;
-    s.q = sid_ctx_floats(c, (size_t)B * N * a->dim);
-    s.k = sid_ctx_floats(c, (size_t)B * Mk * a->dim);
-    s.v = sid_ctx_floats(c, (size_t)B * Mk * a->dim);
-    s.o = sid_ctx_floats(c, (size_t)B * N * a->dim);
-    s.lse = sid_ctx_floats(c, (size_t)B * a->heads * N);
+    s.q = sid_ctx_out(c, (size_t)B * N * a->dim);
+    s.k = sid_ctx_out(c, (size_t)B * Mk * a->dim);
+    s.v = sid_ctx_out(c, (size_t)B * Mk * a->dim);
+    s.o = sid_ctx_out(c, (size_t)B * N * a->dim);
+    s.lse = sid_ctx_out(c, (size_t)B * a->heads * N);
     sid_linear_f(c, &a->q, s.q, x, B * N);
     sid_linear_f(c, &a->k, s.k, kv, B * Mk);
     sid_linear_f(c, &a->v, s.v, kv, B * Mk);
@@ -159,19 +159,19 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
     const int HW = H * W;
     const size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;
     sid_resnet_saved s = {0};
-    s.n1 = sid_ctx_floats(c, nin);
-    s.c1 = sid_ctx_floats(c, nout);
-    s.n2 = sid_ctx_floats(c, nout);
+    s.n1 = sid_ctx_out(c, nin);
+    s.c1 = sid_ctx_out(c, nout);
+    s.n2 = sid_ctx_out(c, nout);
     if (r->has_temb) {
-        s.ts = sid_ctx_floats(c, (size_t)N * r->temb.in);
-        s.tp = sid_ctx_floats(c, (size_t)N * r->cout);
+        s.ts = sid_ctx_out(c, (size_t)N * r->temb.in);
+        s.tp = sid_ctx_out(c, (size_t)N * r->cout);
     }
     s.s1 = norm_saved_alloc(c, (size_t)N * r->norm1.groups);
     s.s2 = norm_saved_alloc(c, (size_t)N * r->norm2.groups);
     // everything saved is allocated before the mark; the temporaries after it are released on return
     const size_t mark = sid_arena_mark(c->act);
     groupnorm_into(c, &r->norm1, s.s1, s.n1, x, N, HW);
-    float *a = sid_ctx_floats(c, nin > nout ? nin : nout);
+    float *a = sid_ctx_out(c, nin > nout ? nin : nout);
     sid_act_fwd(SID_ACT_SILU, a, s.n1, nin);
     sid_conv_f(c, &r->conv1, s.c1, a, N, H, W);
     if (r->has_temb) {
@@ -183,7 +183,7 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
     sid_act_fwd(SID_ACT_SILU, a, s.n2, nout);
     sid_conv_f(c, &r->conv2, out, a, N, H, W);
     if (r->has_shortcut) {
-        float *sc = sid_ctx_floats(c, nout);
+        float *sc = sid_ctx_out(c, nout);
         sid_conv_f(c, &r->shortcut, sc, x, N, H, W);
         sid_add_fwd(out, out, sc, nout);
     } else {
@@ -276,9 +276,9 @@ static void tblock_f(const sid_ctx *c, const sid_tblock *b, tblock_saved *s, flo
     const int T = N * L, C = b->norm1.C;
     const size_t tc = (size_t)T * C;
     s->in = (float *)x;
-    s->t1 = sid_ctx_floats(c, tc), s->t2 = sid_ctx_floats(c, tc);
-    s->n1 = sid_ctx_floats(c, tc), s->n2 = sid_ctx_floats(c, tc), s->n3 = sid_ctx_floats(c, tc);
-    s->f1 = sid_ctx_floats(c, tc * 8), s->g = sid_ctx_floats(c, tc * 4);
+    s->t1 = sid_ctx_out(c, tc), s->t2 = sid_ctx_out(c, tc);
+    s->n1 = sid_ctx_out(c, tc), s->n2 = sid_ctx_out(c, tc), s->n3 = sid_ctx_out(c, tc);
+    s->f1 = sid_ctx_out(c, tc * 8), s->g = sid_ctx_out(c, tc * 4);
     s->s1 = sid_layernorm_f(c, &b->norm1, s->n1, x, T);
     s->a1 = sid_attn_f(c, &b->attn1, s->t1, s->n1, NULL, N, L, L, 0);
     sid_add_fwd(s->t1, s->t1, x, tc);
@@ -321,31 +321,31 @@ sid_transformer_saved *sid_transformer_f(const sid_ctx *c, const sid_transformer
     const size_t n = (size_t)N * C * L;
     sid_transformer_saved *s = sid_arena_alloc(c->act, sizeof *s);
     s->blocks = sid_arena_alloc(c->act, (size_t)t->n_blocks * sizeof *s->blocks);
-    s->gn = sid_ctx_floats(c, n);
+    s->gn = sid_ctx_out(c, n);
     s->gs = sid_groupnorm_f(c, &t->norm, s->gn, x, N, L);
-    s->tok = sid_ctx_floats(c, n);
+    s->tok = sid_ctx_out(c, n);
     if (t->linear_proj) {
-        s->pin = sid_ctx_floats(c, n);  // GN output as tokens: the input of proj_in
+        s->pin = sid_ctx_out(c, n);  // GN output as tokens: the input of proj_in
         sid_transpose_fwd(s->pin, s->gn, N, C, L);
         sid_linear_f(c, &t->proj_in_lin, s->tok, s->pin, T);
     } else {
-        s->pin = sid_ctx_floats(c, n);  // proj_in output, NCHW
+        s->pin = sid_ctx_out(c, n);  // proj_in output, NCHW
         sid_conv_f(c, &t->proj_in_conv, s->pin, s->gn, N, H, W);
         sid_transpose_fwd(s->tok, s->pin, N, C, L);
     }
     const float *h = s->tok;
     for (int i = 0; i < t->n_blocks; i++) {
-        float *o = sid_ctx_floats(c, n);
+        float *o = sid_ctx_out(c, n);
         tblock_f(c, &t->blocks[i], &s->blocks[i], o, h, ctx, N, L, M);
         h = o;
     }
     s->tend = (float *)h;
     if (t->linear_proj) {
-        float *p = sid_ctx_floats(c, n);
+        float *p = sid_ctx_out(c, n);
         sid_linear_f(c, &t->proj_out_lin, p, h, T);
         sid_transpose_fwd(out, p, N, L, C);
     } else {
-        float *p = sid_ctx_floats(c, n);
+        float *p = sid_ctx_out(c, n);
         sid_transpose_fwd(p, h, N, L, C);
         sid_conv_f(c, &t->proj_out_conv, out, p, N, H, W);
     }

@@ -14,7 +14,10 @@ typedef struct {
     sid_arena *act;  // saved activations and backward temporaries
 } sid_ctx;
 
+// Zero-filled: gradient buffers (backward accumulates into them).
 static inline float *sid_ctx_floats(const sid_ctx *c, size_t n) { return sid_arena_floats(c->act, n); }
+// Uninitialised: forward outputs that the op writes entirely.
+static inline float *sid_ctx_out(const sid_ctx *c, size_t n) { return sid_arena_alloc_uninit(c->act, n * sizeof(float)); }
 
 // ---- linear (diffusers nn.Linear): name.weight [out, in], name.bias [out]
 typedef struct {

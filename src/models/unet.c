@@ -386,7 +386,7 @@ struct sid_unet_saved {
 
 static int new_tensor(const sid_ctx *c, sid_unet_saved *s, int C, int H, int W) {
     if (s->nt == MAX_TENSORS) sid_die("unet: more than %d tensors in one forward", MAX_TENSORS);
-    s->tens[s->nt] = (tensor){sid_ctx_floats(c, (size_t)s->N * C * H * W), NULL, C, H, W};
+    s->tens[s->nt] = (tensor){sid_ctx_out(c, (size_t)s->N * C * H * W), NULL, C, H, W};
     return s->nt++;
 }
 
@@ -464,10 +464,10 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
     sid_unet_saved *s = sid_arena_alloc(c->act, sizeof *s);
     s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx;
     // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
-    s->tproj = sid_ctx_floats(c, (size_t)N * b0);
-    s->h1 = sid_ctx_floats(c, (size_t)N * u->temb_dim);
-    s->a1 = sid_ctx_floats(c, (size_t)N * u->temb_dim);
-    s->emb = sid_ctx_floats(c, (size_t)N * u->temb_dim);
+    s->tproj = sid_ctx_out(c, (size_t)N * b0);
+    s->h1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
+    s->a1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
+    s->emb = sid_ctx_out(c, (size_t)N * u->temb_dim);
     sid_timestep_embedding_fwd(s->tproj, t, N, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
     sid_linear_f(c, &u->time1, s->h1, s->tproj, N);
     sid_act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)N * u->temb_dim);
