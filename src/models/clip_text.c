@@ -16,6 +16,11 @@ sid_clip_config sid_clip_config_sd15(void) {
                              .max_positions = 77, .act = SID_ACT_QUICK_GELU, .eps = 1e-5f};
 }
 
+sid_clip_config sid_clip_config_sd2(void) {
+    return (sid_clip_config){.vocab_size = 49408, .hidden = 1024, .layers = 23, .heads = 16, .intermediate = 4096,
+                             .max_positions = 77, .act = SID_ACT_GELU, .eps = 1e-5f};
+}
+
 int sid_clip_config_load(sid_clip_config *c, const char *path) {
     cJSON *root = sid_json_load(path);
     if (!root) return -1;
@@ -120,8 +125,125 @@ int sid_clip_load(sid_params *ps, const char *path, const char *prefix) {
     char name[256];
     snprintf(name, sizeof name, "%stext_model.embeddings.token_embedding.weight", prefix ? prefix : "");
     const int prefixed = sid_st_find(&st, name) != NULL;
+    snprintf(name, sizeof name, "%stoken_embedding.weight", prefix ? prefix : "");
+    const int open_clip = !prefixed && sid_st_find(&st, name) != NULL;
     sid_st_close(&st);
+    if (open_clip) return sid_clip_load_open_clip(ps, path, prefix);
     return sid_params_load(ps, path, prefix, prefixed ? NULL : strip_text_model, 1, ignore);
+}
+
+// ---------------------------------------------------------------- OpenCLIP naming
+// One of our names in open_clip's naming: the file's name (without the prefix) and, for the
+// q/k/v projections, which third (0, 1, 2) of the fused in_proj tensor holds it (-1: all of it).
+static int open_clip_name(const char *ours, char *buf, size_t cap, int *part) {
+    static const char *const whole[][2] = {{"text_model.embeddings.token_embedding.weight", "token_embedding.weight"},
+                                           {"text_model.embeddings.position_embedding.weight", "positional_embedding"}};
+    static const char *const parts[][2] = {{"self_attn.out_proj.", "attn.out_proj."}, {"layer_norm1.", "ln_1."},
+                                           {"layer_norm2.", "ln_2."},                   {"mlp.fc1.", "mlp.c_fc."},
+                                           {"mlp.fc2.", "mlp.c_proj."}};
+    static const char *const qkv[3] = {"self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj."};
+    *part = -1;
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+        if (strcmp(ours, whole[i][0]) == 0) return snprintf(buf, cap, "%s", whole[i][1]), 0;
+    static const char *const fln = "text_model.final_layer_norm.";
+    if (strncmp(ours, fln, strlen(fln)) == 0) return snprintf(buf, cap, "ln_final.%s", ours + strlen(fln)), 0;
+    int layer, k = 0;
+    if (sscanf(ours, "text_model.encoder.layers.%d.%n", &layer, &k) != 1 || !k) return -1;
+    const char *rest = ours + k;
+    for (int q = 0; q < 3; q++) {
+        const size_t n = strlen(qkv[q]);
+        if (strncmp(rest, qkv[q], n) == 0 && (strcmp(rest + n, "weight") == 0 || strcmp(rest + n, "bias") == 0)) {
+            *part = q;
+            return snprintf(buf, cap, "transformer.resblocks.%d.attn.in_proj_%s", layer, rest + n), 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const size_t n = strlen(parts[i][0]);
+        if (strncmp(rest, parts[i][0], n) == 0)
+            return snprintf(buf, cap, "transformer.resblocks.%d.%s%s", layer, parts[i][1], rest + n), 0;
+    }
+    return -1;
+}
+
+int sid_clip_load_open_clip(sid_params *ps, const char *path, const char *prefix) {
+    if (!ps->data) sid_die("sid_clip_load_open_clip before sid_params_alloc");
+    const char *pre = prefix ? prefix : "";
+    const size_t plen = strlen(pre);
+    int layers = 0;
+    char fname[512], base[448], shp[2][96];
+    for (;; layers++) {
+        snprintf(base, sizeof base, "text_model.encoder.layers.%d.layer_norm1.weight", layers);
+        if (sid_params_find(ps, base) < 0) break;
+    }
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) return -1;
+    char *claimed = sid_calloc((size_t)st.n + 1);
+    float *fused = NULL;
+    size_t fused_cap = 0;
+    int rc = 0;
+    for (int i = 0; i < ps->n && rc == 0; i++) {
+        const sid_param *p = &ps->items[i];
+        int part;
+        if (open_clip_name(p->name, base, sizeof base, &part)) {
+            sid_set_error("%s: no OpenCLIP name for parameter '%s'", path, p->name);
+            rc = -1;
+            break;
+        }
+        snprintf(fname, sizeof fname, "%s%s", pre, base);
+        const sid_st_tensor *t = sid_st_find(&st, fname);
+        if (!t) {
+            sid_set_error("%s: missing tensor '%s'", path, fname);
+            rc = -1;
+            break;
+        }
+        // the file's shape: ours, or [3 C, ...] for the fused projections
+        int ok = t->ndim == p->ndim;
+        for (int d = 0; d < p->ndim && ok; d++) ok = t->shape[d] == p->shape[d] * (d == 0 && part >= 0 ? 3 : 1);
+        if (!ok) {
+            int64_t want[4];
+            memcpy(want, p->shape, sizeof want);
+            if (part >= 0) want[0] *= 3;
+            sid_set_error("%s: tensor '%s' has shape %s, the model config expects %s", path, fname,
+                          sid_shape_str(t->ndim, t->shape, shp[0], sizeof shp[0]),
+                          sid_shape_str(p->ndim, want, shp[1], sizeof shp[1]));
+            rc = -1;
+            break;
+        }
+        if (part < 0) {
+            rc = sid_st_read_f32(&st, t, sid_p(ps, i));
+        } else {  // rows [part C, (part + 1) C) of in_proj_weight / in_proj_bias
+            if (3 * p->numel > fused_cap) {
+                free(fused);
+                fused_cap = 3 * p->numel;
+                fused = sid_malloc(fused_cap * sizeof(float));
+            }
+            rc = sid_st_read_f32(&st, t, fused);
+            if (!rc) memcpy(sid_p(ps, i), fused + (size_t)part * p->numel, p->numel * sizeof(float));
+        }
+        if (!rc) claimed[t - st.tensors] = 1;
+    }
+    // strict: every tensor under the prefix is ours, or one of open_clip's parts SD does not use
+    for (int j = 0; j < st.n && rc == 0; j++) {
+        const char *nm = st.tensors[j].name;
+        if (claimed[j] || strncmp(nm, pre, plen) != 0) continue;
+        const char *rest = nm + plen;
+        static const char *const unused[] = {"text_projection", "logit_scale", "attn_mask"};
+        int skip = 0, block, k = 0;
+        for (size_t u = 0; u < sizeof unused / sizeof unused[0]; u++) skip |= strcmp(rest, unused[u]) == 0;
+        if (skip) continue;
+        if (sscanf(rest, "transformer.resblocks.%d.%n", &block, &k) == 1 && k && block >= layers) {
+            if (block == layers) continue;  // the last block: SD2 conditions on the penultimate layer
+            sid_set_error("%s: tensor '%s' belongs to block %d, but the text encoder config has %d layers "
+                          "(only block %d, OpenCLIP's last, may be left unused)", path, nm, block, layers, layers);
+        } else {
+            sid_set_error("%s: unexpected tensor '%s' (not part of the configured model)", path, nm);
+        }
+        rc = -1;
+    }
+    free(fused);
+    free(claimed);
+    sid_st_close(&st);
+    return rc ? -1 : 0;
 }
 
 // ---------------------------------------------------------------- forward / backward

@@ -23,6 +23,9 @@ typedef struct {
 
 // The values of openai/clip-vit-large-patch14's text tower (SD1.x).
 sid_clip_config sid_clip_config_sd15(void);
+// SD2.x's text_encoder/config.json: OpenCLIP ViT-H/14's text tower cut to its first 23 of 24 layers
+// (the penultimate layer SD2 conditions on), exact gelu, 1024 wide, 16 heads.
+sid_clip_config sid_clip_config_sd2(void);
 // Reads a transformers CLIPTextConfig (text_encoder/config.json; a CLIPConfig's "text_config"
 // object is used when present). Absent keys take CLIPTextConfig's defaults, as transformers does;
 // wrong types, non-positive sizes, hidden % heads != 0 and a hidden_act other than "quick_gelu" or
@@ -54,7 +57,18 @@ size_t sid_clip_param_count(const sid_clip_config *c);
 // CLIPTextModel without the prefix); `prefix` goes in front of either (e.g.
 // "cond_stage_model.transformer." for an SD1 single-file checkpoint, "" or NULL for
 // text_encoder/model.safetensors). The "position_ids" buffer old files carry is ignored.
+// A file in open_clip's naming (recognised by "<prefix>token_embedding.weight") goes to
+// sid_clip_load_open_clip.
 int sid_clip_load(sid_params *ps, const char *path, const char *prefix);
+
+// Loads an SD2.x single-file text encoder in open_clip's naming (prefix "cond_stage_model.model."),
+// strictly: token_embedding.weight, positional_embedding, transformer.resblocks.{i}.{ln_1,
+// attn.in_proj_weight / in_proj_bias (q, k, v stacked by rows: split into q_proj, k_proj, v_proj),
+// attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}, ln_final (sd-architecture.md 5.6). Only the declared
+// layers are read; the one block after them (OpenCLIP-H's 24th, which SD2's penultimate-layer
+// conditioning skips), text_projection, logit_scale and attn_mask are ignored. Anything else under
+// the prefix, a missing tensor or a shape that does not fit is a one-line error naming the tensor.
+int sid_clip_load_open_clip(sid_params *ps, const char *path, const char *prefix);
 
 typedef struct sid_clip_saved sid_clip_saved;
 

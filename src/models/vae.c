@@ -210,13 +210,91 @@ static int old_attention_names(const char *ours, char *buf, size_t cap) {
     return 0;
 }
 
+// The LDM part of a resnet's parameter name: "conv_shortcut." is "nin_shortcut.", the rest
+// (norm1, conv1, norm2, conv2) is kept.
+static int ldm_resnet(char *buf, size_t cap, const char *head, const char *rest) {
+    static const char *const from = "conv_shortcut.", *const to = "nin_shortcut.";
+    if (strncmp(rest, from, strlen(from)) == 0) snprintf(buf, cap, "%s.%s%s", head, to, rest + strlen(from));
+    else snprintf(buf, cap, "%s.%s", head, rest);
+    return 0;
+}
+
+// "<coder>.mid_block.<rest>" -> "<coder>.mid.<...>"
+static int ldm_mid(char *buf, size_t cap, const char *coder, const char *rest) {
+    static const char *const attn[][2] = {{"group_norm.", "norm."}, {"to_q.", "q."},  {"to_k.", "k."},
+                                          {"to_v.", "v."},          {"to_out.0.", "proj_out."}};
+    char head[64];
+    int j, k = 0;
+    if (sscanf(rest, "resnets.%d.%n", &j, &k) == 1 && k && (j == 0 || j == 1)) {
+        snprintf(head, sizeof head, "%s.mid.block_%d", coder, j + 1);
+        return ldm_resnet(buf, cap, head, rest + k);
+    }
+    static const char *const pre = "attentions.0.";
+    if (strncmp(rest, pre, strlen(pre)) == 0) {
+        rest += strlen(pre);
+        for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++) {
+            const size_t n = strlen(attn[i][0]);
+            if (strncmp(rest, attn[i][0], n) == 0) return snprintf(buf, cap, "%s.mid.attn_1.%s%s", coder, attn[i][1], rest + n), 0;
+        }
+    }
+    return -1;
+}
+
+int sid_vae_ldm_name(const void *cfg, const char *n, char *buf, size_t cap) {
+    const sid_vae_config *c = cfg;
+    static const char *const direct[][2] = {
+        {"encoder.conv_in.", "encoder.conv_in."},       {"encoder.conv_out.", "encoder.conv_out."},
+        {"encoder.conv_norm_out.", "encoder.norm_out."}, {"decoder.conv_in.", "decoder.conv_in."},
+        {"decoder.conv_out.", "decoder.conv_out."},     {"decoder.conv_norm_out.", "decoder.norm_out."},
+        {"quant_conv.", "quant_conv."},                 {"post_quant_conv.", "post_quant_conv."}};
+    for (size_t d = 0; d < sizeof direct / sizeof direct[0]; d++) {
+        const size_t len = strlen(direct[d][0]);
+        if (strncmp(n, direct[d][0], len) == 0) return snprintf(buf, cap, "%s%s", direct[d][1], n + len), 0;
+    }
+    int i, j, k = 0;
+    char head[64];
+    if (sscanf(n, "encoder.down_blocks.%d.resnets.%d.%n", &i, &j, &k) == 2 && k) {
+        snprintf(head, sizeof head, "encoder.down.%d.block.%d", i, j);
+        return ldm_resnet(buf, cap, head, n + k);
+    }
+    k = 0;
+    if (sscanf(n, "encoder.down_blocks.%d.downsamplers.0.conv.%n", &i, &k) == 1 && k)
+        return snprintf(buf, cap, "encoder.down.%d.downsample.conv.%s", i, n + k), 0;
+    k = 0;
+    if (sscanf(n, "decoder.up_blocks.%d.resnets.%d.%n", &i, &j, &k) == 2 && k && i >= 0 && i < c->n_blocks) {
+        snprintf(head, sizeof head, "decoder.up.%d.block.%d", c->n_blocks - 1 - i, j);
+        return ldm_resnet(buf, cap, head, n + k);
+    }
+    k = 0;
+    if (sscanf(n, "decoder.up_blocks.%d.upsamplers.0.conv.%n", &i, &k) == 1 && k && i >= 0 && i < c->n_blocks)
+        return snprintf(buf, cap, "decoder.up.%d.upsample.conv.%s", c->n_blocks - 1 - i, n + k), 0;
+    static const char *const mids[2] = {"encoder", "decoder"};
+    for (int m = 0; m < 2; m++) {
+        char pre[32];
+        const int len = snprintf(pre, sizeof pre, "%s.mid_block.", mids[m]);
+        if (strncmp(n, pre, (size_t)len) == 0) return ldm_mid(buf, cap, mids[m], n + len);
+    }
+    return -1;
+}
+
 int sid_vae_load(sid_params *ps, const char *path, const char *prefix) {
     sid_safetensors st;
     if (sid_st_open(&st, path)) return -1;
     char name[256];
     snprintf(name, sizeof name, "%sdecoder.mid_block.attentions.0.query.weight", prefix ? prefix : "");
     const int old = sid_st_find(&st, name) != NULL;
+    snprintf(name, sizeof name, "%sdecoder.mid.block_1.conv1.weight", prefix ? prefix : "");
+    const int ldm = sid_st_find(&st, name) != NULL;
     sid_st_close(&st);
+    if (ldm) {  // the rename table needs only the number of blocks, which the declared names tell
+        sid_vae_config c = {0};
+        while (c.n_blocks < SID_VAE_MAX_BLOCKS) {
+            snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.0.conv1.weight", c.n_blocks);
+            if (sid_params_find(ps, name) < 0) break;
+            c.n_blocks++;
+        }
+        return sid_params_load_mapped(ps, path, prefix, sid_vae_ldm_name, &c, 1, NULL);
+    }
     return sid_params_load(ps, path, prefix, old ? old_attention_names : NULL, 1, NULL);
 }
 

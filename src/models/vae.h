@@ -70,8 +70,21 @@ size_t sid_vae_param_count(const sid_vae_config *c, size_t *encoder, size_t *dec
 
 // Loads vae/diffusion_pytorch_model.safetensors strictly; `prefix` goes in front of every name (NULL
 // or ""). Old diffusers files (e.g. the 2022 SD1.5 upload) name the mid attention
-// query/key/value/proj_attn instead of to_q/to_k/to_v/to_out.0; both are accepted.
+// query/key/value/proj_attn instead of to_q/to_k/to_v/to_out.0; both are accepted. A file in the
+// single-file (LDM) naming (recognised by "<prefix>decoder.mid.block_1.conv1.weight") loads through
+// sid_vae_ldm_name: prefix "first_stage_model." for a whole SD checkpoint, NULL for a stand-alone
+// LDM VAE file (e.g. vae-ft-mse-840000-ema-pruned.safetensors).
 int sid_vae_load(sid_params *ps, const char *path, const char *prefix);
+
+// The single-file (LDM / CompVis AutoencoderKL) name of one of our diffusers parameter names, without
+// the "first_stage_model." prefix; cfg is the sid_vae_config (only n_blocks is read). 0, or -1 for an
+// unknown name. sd-architecture.md 5.5 for any number of blocks and layers: down_blocks.i.resnets.j
+// -> down.i.block.j, downsamplers.0 -> downsample, decoder up_blocks.i -> up.{n_blocks-1-i} (reversed)
+// with upsamplers.0 -> upsample, mid_block.resnets.{0,1} -> mid.block_{1,2}, mid_block.attentions.0.
+// {group_norm,to_q,to_k,to_v,to_out.0} -> mid.attn_1.{norm,q,k,v,proj_out} (LDM stores those
+// weights as [C, C, 1, 1] 1x1 convs; loading accepts either shape), conv_shortcut -> nin_shortcut,
+// conv_norm_out -> norm_out; conv_in, conv_out, quant_conv, post_quant_conv keep their names.
+int sid_vae_ldm_name(const void *cfg, const char *ours, char *buf, size_t cap);
 
 // Latent size of an H x W image (H, W >= 2 at each downsampling; SD: H/8 x W/8).
 void sid_vae_latent_size(const sid_vae_config *c, int H, int W, int *h, int *w);
