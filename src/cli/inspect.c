@@ -11,6 +11,7 @@
 #include "io/file.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/checkpoint.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -133,6 +134,10 @@ static int inspect_safetensors(const char *path) {
     }
     const int single = tensors[0] > 0;
     printf("%s: %s, %d tensors\n", path, single ? "single-file Stable Diffusion checkpoint" : "safetensors weights", st.n);
+    if (single) {
+        const int v = sid_sd_single_file_version(path);
+        if (v > 0) printf("  detected: Stable Diffusion %s (built-in %s configs apply)\n", v == 1 ? "1.x" : "2.x", v == 1 ? "SD1.5" : "SD2.1-base");
+    }
     for (int k = 0; k < 4; k++)
         if (tensors[k]) {
             printf("  %s: %d tensors, ", parts[k].what, tensors[k]);

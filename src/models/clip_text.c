@@ -341,3 +341,26 @@ void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const
     if (dembed) sid_add_bwd(dembed, NULL, dh, mc);
     sid_arena_reset(c->act, mark);
 }
+
+int sid_clip_config_save(const sid_clip_config *c, int bos_id, int eos_id, int pad_id, const char *path) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("CLIPTextModel"));
+    cJSON_AddStringToObject(j, "model_type", "clip_text_model");
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(j, "hidden_size", c->hidden);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->intermediate);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->layers);
+    cJSON_AddNumberToObject(j, "num_attention_heads", c->heads);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_positions);
+    cJSON_AddStringToObject(j, "hidden_act", c->act == SID_ACT_QUICK_GELU ? "quick_gelu" : "gelu");
+    cJSON_AddNumberToObject(j, "layer_norm_eps", c->eps);
+    cJSON_AddNumberToObject(j, "projection_dim", c->hidden);
+    cJSON_AddNumberToObject(j, "bos_token_id", bos_id);
+    cJSON_AddNumberToObject(j, "eos_token_id", eos_id);
+    cJSON_AddNumberToObject(j, "pad_token_id", pad_id);
+    cJSON_AddStringToObject(j, "torch_dtype", "float32");
+    int rc = sid_json_save(path, j);
+    cJSON_Delete(j);
+    return rc;
+}
