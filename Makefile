@@ -4,7 +4,7 @@ OPT      ?= -O3 -march=native
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
             -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson
-LDLIBS   += -lopenblas -lcjson -lpng -lz -lm -fopenmp
+LDLIBS   += -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
 BUILD    ?= build
 
 # Optional parts, probed once and reported.
@@ -17,7 +17,7 @@ HAVE_CUDA := no
 endif
 HAVE_MPI := $(if $(MPICC),yes,no)
 
-SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c)
+SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
 
 # The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).
@@ -41,7 +41,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 all: probe $(BUILD)/sid
 
 probe:
-	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(HAVE_MPI)"
+	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes lapacke=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(HAVE_MPI)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,7 +79,7 @@ bench: $(BENCHES)
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
 	$(MAKE) SID_CUDA=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	        LDLIBS="-lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
+	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
 
 # The main job. Until distillation lands it builds everything and runs the engine's smoke check.
 demo:

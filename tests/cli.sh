@@ -47,5 +47,19 @@ check convert-unet 0 '209132 parameters' "$SID" convert-unet tests/data/unet/sd1
 check convert-unet-inspect 0 'parameters: 209,132' "$SID" inspect "$tmp/conv"
 check convert-unet-needs-config nonzero 'needs --config' "$SID" convert-unet tests/data/unet/sd15_tiny/diffusion_pytorch_model.safetensors "$tmp/x"
 check convert-unet-bad-dtype nonzero "^sid: --dtype: 'f8'" "$SID" convert-unet tests/data/unet/sd15_tiny "$tmp/y" --dtype f8
+# teacher training, sampling and evaluation: flags are checked before any work
+check teacher-bad-batch nonzero '^sid: train-teacher: --batch = 0 is outside' "$SID" train-teacher --batch 0
+check teacher-unknown-flag nonzero "^sid: train-teacher: unknown flag '--bogus'" "$SID" train-teacher --bogus 1
+check teacher-bad-number nonzero 'expects a number' "$SID" train-teacher --lr fast
+check sample-needs-prompt nonzero 'give --prompt' "$SID" sample --model "$tmp/none"
+check sample-missing-model nonzero "^sid: .*$tmp/none" "$SID" sample --model "$tmp/none" --prompt "a bag"
+check eval-missing-model nonzero "^sid: .*$tmp/none" "$SID" eval --real --model "$tmp/none"
+check eval-unknown-option nonzero '^sid: eval' "$SID" eval --bogus
+if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    check teacher-few-steps 0 'wrote' "$SID" train-teacher --out "$tmp/teacher" --steps 4 --batch 4 --snapshot-every 2
+    check sample-teacher 0 'sample: 3 images' "$SID" sample --model "$tmp/teacher" --prompt 'a photo of a bag' --n 3 --steps 3 --out "$tmp/s.png" --cfg 2
+else
+    echo "cli/teacher-few-steps SKIPPED: Fashion-MNIST not installed"
+fi
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

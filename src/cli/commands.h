@@ -5,5 +5,9 @@
 int cmd_selftest(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_convert_unet(int argc, char **argv);
+int cmd_train_teacher(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_train_classifier(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

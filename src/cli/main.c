@@ -23,6 +23,10 @@ static void usage(FILE *f) {
                "  info              backends and threads of this build\n"
                "  selftest [DIR]    train a tiny conv net end to end, write DIR (out/selftest)\n"
                "  inspect PATH      model kind, config and parameter counts of a folder, config or checkpoint\n"
+               "  train-teacher     train the built-in Fashion-MNIST teacher (sid train-teacher --help)\n"
+               "  sample            text to image: DDIM with guidance (sid sample --help)\n"
+               "  train-classifier  train the evaluation CNN on Fashion-MNIST (models/classifier)\n"
+               "  eval              FID and alignment of images, or --real for the real-vs-real floor\n"
                "  convert-unet SRC DST [--config F] [--dtype f32|f16|bf16]\n"
                "                    a UNet (diffusers folder or single-file checkpoint) as a diffusers folder\n"
                "options:\n"
@@ -45,6 +49,10 @@ int main(int argc, char **argv) {
     }
     if (a >= argc) return usage(stderr), 2;
     if (strcmp(argv[a], "info") == 0) return cmd_info();
+    if (strcmp(argv[a], "train-classifier") == 0) return cmd_train_classifier(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "eval") == 0) return cmd_eval(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "sample") == 0) return cmd_sample(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "train-teacher") == 0) return cmd_train_teacher(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "convert-unet") == 0) return cmd_convert_unet(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "inspect") == 0) return cmd_inspect(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "selftest") == 0) return cmd_selftest(argc - a - 1, argv + a + 1);

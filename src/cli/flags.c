@@ -1,0 +1,65 @@
+#include "cli/flags.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+static void usage(const char *cmd, const sid_flag *flags, int n) {
+    printf("usage: sid %s [flags]\n", cmd);
+    for (int i = 0; i < n; i++) printf("  %-18s %s\n", flags[i].name, flags[i].help);
+}
+
+int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional) {
+    int npos = 0;
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0) {
+            usage(cmd, flags, n);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (!positional || npos == 8) {
+                sid_set_error("%s: unexpected argument '%s' (see sid %s --help)", cmd, arg, cmd);
+                return -1;
+            }
+            positional[npos++] = arg;
+            positional[npos] = NULL;
+            continue;
+        }
+        const sid_flag *f = NULL;
+        for (int i = 0; i < n && !f; i++)
+            if (strcmp(arg, flags[i].name) == 0) f = &flags[i];
+        if (!f) {
+            sid_set_error("%s: unknown flag '%s' (see sid %s --help)", cmd, arg, cmd);
+            return -1;
+        }
+        if (f->kind == SID_FLAG_BOOL) {
+            *(int *)f->dst = 1;
+            continue;
+        }
+        if (a + 1 >= argc) {
+            sid_set_error("%s: %s needs a value", cmd, arg);
+            return -1;
+        }
+        const char *v = argv[++a];
+        if (f->kind == SID_FLAG_STR) {
+            *(const char **)f->dst = v;
+            continue;
+        }
+        char *end = NULL;
+        const double x = strtod(v, &end);
+        if (!end || *end || end == v || !isfinite(x)) {
+            sid_set_error("%s: %s expects a number, got '%s'", cmd, arg, v);
+            return -1;
+        }
+        if (x < f->min || x > f->max) {
+            sid_set_error("%s: %s = %s is outside [%g, %g]", cmd, arg, v, f->min, f->max);
+            return -1;
+        }
+        *(double *)f->dst = x;
+    }
+    return 0;
+}

@@ -1,0 +1,21 @@
+// Command-line flags: a table per command, parsed with one-line errors for unknown flags,
+// missing values, non-numbers and out-of-range values, before any work starts.
+#ifndef SID_FLAGS_H
+#define SID_FLAGS_H
+
+typedef enum { SID_FLAG_STR, SID_FLAG_NUM, SID_FLAG_BOOL } sid_flag_kind;
+
+typedef struct {
+    const char *name;
+    sid_flag_kind kind;
+    void *dst;          // const char ** / double * / int *
+    double min, max;    // inclusive range for numbers
+    const char *help;
+} sid_flag;
+
+// Parses argv[0..argc) (the arguments after the command name). Non-flag arguments go to
+// positional[] in order when it is given (at most 8; NULL-terminated), else they are an error.
+// "--help" prints the table and exits 0. 0, or -1 with sid_error() set.
+int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional);
+
+#endif

@@ -1,0 +1,145 @@
+#include "pipeline/text2img.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "diffusion/ddim.h"
+#include "diffusion/schedule.h"
+#include "io/file.h"
+
+int sid_text2img_open(sid_text2img *p, const char *dir) {
+    memset(p, 0, sizeof *p);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/vae/config.json", dir);
+    const unsigned parts = SID_SD_UNET | SID_SD_TEXT | (sid_file_exists(path) ? SID_SD_VAE : 0);
+    p->m = sid_calloc(sizeof *p->m);
+    if (sid_sd_load(p->m, dir, parts, 0)) {
+        free(p->m);
+        p->m = NULL;
+        return -1;
+    }
+    if (!p->m->tokenizer_dir[0]) {
+        sid_set_error("%s: the model has no tokenizer/ folder", dir);
+        sid_text2img_close(p);
+        return -1;
+    }
+    if (!(p->tok = sid_tokenizer_load(p->m->tokenizer_dir))) {
+        sid_text2img_close(p);
+        return -1;
+    }
+    p->max_len = sid_tokenizer_max_length(p->tok);
+    if (p->max_len <= 0 || p->max_len > p->m->clip_cfg.max_positions) p->max_len = p->m->clip_cfg.max_positions;
+    return 0;
+}
+
+void sid_text2img_close(sid_text2img *p) {
+    if (p->m) sid_sd_free(p->m);
+    free(p->m);
+    sid_tokenizer_free(p->tok);
+    memset(p, 0, sizeof *p);
+}
+
+int sid_text2img_encode(const sid_text2img *p, const char *const *prompts, int n, float *ctx) {
+    const int T = p->max_len, W = p->m->clip_cfg.hidden;
+    int32_t *ids = sid_malloc((size_t)n * T * sizeof(int32_t));
+    for (int i = 0; i < n; i++)
+        if (sid_tokenizer_encode(p->tok, prompts[i] ? prompts[i] : "", ids + (size_t)i * T, T) < 0) {
+            free(ids);
+            sid_set_error("prompt %d: cannot be tokenised (not UTF-8?)", i);
+            return -1;
+        }
+    sid_arena act;
+    sid_arena_init(&act, "text encoder activations", (size_t)n * T * (16 * (size_t)W + (size_t)p->m->clip_cfg.intermediate * 2 + 64) * sizeof(float) * (size_t)(p->m->clip_cfg.layers + 1) + (64 << 20));
+    sid_ctx c = {&p->m->clip_ps, &act};
+    int rc = sid_clip_forward(&c, &p->m->clip, ctx, ids, n, T, p->m->clip_skip_layers) ? 0 : -1;
+    (void)W;
+    sid_arena_free(&act);
+    free(ids);
+    return rc;
+}
+
+void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W) {
+    const sid_unet_config *u = &p->m->unet_cfg;
+    if (p->m->components & SID_SD_VAE) {
+        sid_vae_image_size(&p->m->vae_cfg, u->sample_size, u->sample_size, H, W);
+        *C = p->m->vae_cfg.out_channels;
+    } else {
+        *C = u->out_channels, *H = *W = u->sample_size;
+    }
+}
+
+typedef struct {
+    const sid_text2img *p;
+    const float *cond, *uncond;  // [n, T, W]
+    float cfg;
+    sid_arena *act;
+    int H, W;
+} denoiser;
+
+static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, int N) {
+    const denoiser *d = ctxp;
+    const sid_sd_model *m = d->p->m;
+    const int T = d->p->max_len, Wd = m->clip_cfg.hidden, C = m->unet_cfg.in_channels;
+    const size_t D = (size_t)C * d->H * d->W, nctx = (size_t)N * T * Wd;
+    sid_arena_reset(d->act, 0);
+    sid_ctx c = {(sid_params *)&m->unet_ps, d->act};
+    if (d->cfg == 1.0f) {
+        sid_unet_forward(&c, &m->unet, eps, x, t, d->cond, N, d->H, d->W, T);
+        return;
+    }
+    // one batched pass over [uncond; cond], as diffusers does
+    float *x2 = sid_ctx_out(&c, 2 * D * N), *t2 = sid_ctx_out(&c, 2 * (size_t)N), *ctx2 = sid_ctx_out(&c, 2 * nctx);
+    float *e2 = sid_ctx_out(&c, 2 * D * N);
+    memcpy(x2, x, D * N * sizeof(float)), memcpy(x2 + D * N, x, D * N * sizeof(float));
+    memcpy(t2, t, N * sizeof(float)), memcpy(t2 + N, t, N * sizeof(float));
+    memcpy(ctx2, d->uncond, nctx * sizeof(float)), memcpy(ctx2 + nctx, d->cond, nctx * sizeof(float));
+    sid_unet_forward(&c, &m->unet, e2, x2, t2, ctx2, 2 * N, d->H, d->W, T);
+    sid_cfg_combine(eps, e2, e2 + D * N, d->cfg, D * N);
+}
+
+int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps, float cfg,
+                        int chunk, float *out) {
+    const sid_sd_model *m = p->m;
+    const sid_unet_config *u = &m->unet_cfg;
+    const int T = p->max_len, Wd = m->clip_cfg.hidden, S = u->sample_size;
+    const size_t D = (size_t)u->in_channels * S * S, nctx_one = (size_t)T * Wd;
+    sid_schedule sched;
+    if (sid_schedule_init(&sched, m->train_timesteps, m->beta_start, m->beta_end)) return -1;
+    sid_ddim_config dc = sid_ddim_default();
+    dc.prediction = strcmp(m->prediction_type, "v_prediction") == 0 ? SID_PRED_V : SID_PRED_EPSILON;
+    float *x = sid_malloc((size_t)n * D * sizeof(float));
+    sid_rng rng = sid_rng_new(seed);
+    sid_rng_normal(&rng, x, (size_t)n * D);
+    if (chunk < 1) chunk = n;
+    float *cond = sid_malloc((size_t)chunk * nctx_one * sizeof(float)), *uncond = sid_malloc((size_t)chunk * nctx_one * sizeof(float));
+    const char **empty = sid_malloc((size_t)chunk * sizeof *empty);
+    for (int i = 0; i < chunk; i++) empty[i] = "";
+    int rc = sid_text2img_encode(p, empty, chunk, uncond);
+    sid_arena act;
+    // Address space only: pages are touched as the forward pass uses them (outputs are not zero-filled).
+    sid_arena_init(&act, "sampling activations", (size_t)6 << 30);
+    int C, H, W;
+    sid_text2img_image_shape(p, &C, &H, &W);
+    for (int i0 = 0; i0 < n && rc == 0; i0 += chunk) {
+        const int b = n - i0 < chunk ? n - i0 : chunk;
+        rc = sid_text2img_encode(p, prompts + i0, b, cond);
+        denoiser d = {p, cond, uncond, cfg, &act, S, S};
+        if (!rc) rc = sid_ddim_sample(&sched, &dc, steps, guided_eps, &d, x + (size_t)i0 * D, b, D);
+        if (rc) break;
+        if (m->components & SID_SD_VAE) {
+            sid_arena_reset(&act, 0);
+            sid_ctx c = {(sid_params *)&m->vae_ps, &act};
+            sid_vae_decode(&c, &m->vae, out + (size_t)i0 * C * H * W, x + (size_t)i0 * D, b, S, S);
+        } else {
+            memcpy(out + (size_t)i0 * D, x + (size_t)i0 * D, (size_t)b * D * sizeof(float));
+        }
+    }
+    sid_arena_free(&act);
+    free(x), free(cond), free(uncond), free(empty);
+    sid_schedule_free(&sched);
+    return rc;
+}

@@ -1,0 +1,32 @@
+// Text to image with a loaded Stable Diffusion model (src/models/checkpoint.h): prompts through
+// the tokenizer and text encoder, DDIM with classifier-free guidance, and the VAE when the model
+// has one (the built-in teacher works in pixel space and has none).
+#ifndef SID_TEXT2IMG_H
+#define SID_TEXT2IMG_H
+#include <stdint.h>
+
+#include "io/tokenizer.h"
+#include "models/checkpoint.h"
+
+typedef struct {
+    sid_sd_model *m;
+    sid_tokenizer *tok;
+    int max_len;  // tokens per prompt (the tokenizer's model_max_length)
+} sid_text2img;
+
+// Loads the model folder (UNet, text encoder, tokenizer, scheduler; the VAE when listed).
+int sid_text2img_open(sid_text2img *p, const char *model_dir);
+void sid_text2img_close(sid_text2img *p);
+
+// ctx [n, max_len, width]: the text encoder's output for each prompt ("" = unconditional).
+int sid_text2img_encode(const sid_text2img *p, const char *const *prompts, int n, float *ctx);
+
+// Generates one image per prompt: out [n, C, H, W] in [-1, 1] (pixels after the VAE, if any),
+// noise from (seed, offset 0), DDIM with `steps` steps (trailing spacing) and guidance `cfg`
+// (1 = no unconditional pass). Images are generated in chunks of `chunk`.
+int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps,
+                        float cfg, int chunk, float *out);
+// Shape of one generated image.
+void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W);
+
+#endif

@@ -1,0 +1,383 @@
+#define _GNU_SOURCE
+#include "teacher/teacher.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/bpe_vocab.h"
+#include "data/fmnist.h"
+#include "data/prompts.h"
+#include "diffusion/schedule.h"
+#include "io/file.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+
+enum { MAX_LEN = 16 };  // tokens per prompt: the longest prompt is 9 tokens with bos/eos
+
+sid_teacher_train_cfg sid_teacher_train_defaults(void) {
+    return (sid_teacher_train_cfg){.out_dir = "models/teacher",
+                                   .data_dir = NULL,
+                                   .prompts_file = "data/prompts/fmnist_train.txt",
+                                   .vocab_file = "data/prompts/fmnist_eval.txt",
+                                   .batch = 64,
+                                   .steps = 20000,
+                                   .lr = 1e-3f,
+                                   .lr_final = 5e-5f,
+                                   .warmup = 500,
+                                   .p_uncond = 0.1f,
+                                   .ema_halflife_img = 50000,
+                                   .seed = 1,
+                                   .log_every = 50,
+                                   .snapshot_every = 1000};
+}
+
+void sid_teacher_arch(sid_unet_config *u, sid_clip_config *c, int vocab_size, int max_len) {
+    memset(u, 0, sizeof *u);
+    *u = (sid_unet_config){.in_channels = 1, .out_channels = 1, .sample_size = 32, .levels = 3,
+                           .block_out_channels = {16, 32, 32}, .layers_per_block = 1,
+                           .down_attn = {0, 0, 1}, .up_attn = {1, 0, 0}, .mid_block = 1, .heads = {2, 2, 2},
+                           .cross_attention_dim = 64, .transformer_layers = 1, .norm_num_groups = 8,
+                           .norm_eps = 1e-5f, .freq_shift = 0, .flip_sin_to_cos = 1, .use_linear_projection = 0};
+    *c = (sid_clip_config){.vocab_size = vocab_size, .hidden = 64, .layers = 2, .heads = 4, .intermediate = 256,
+                           .max_positions = max_len, .act = SID_ACT_GELU, .eps = 1e-5f};
+}
+
+// ---------------------------------------------------------------- folder writing
+static int write_text(const char *path, const char *text) {
+    char tmp[1200];
+    FILE *f = sid_atomic_begin(path, tmp, sizeof tmp);
+    if (!f) return -1;
+    fputs(text, f);
+    return sid_atomic_commit(f, tmp, path);
+}
+
+static int write_scheduler(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/scheduler", dir);
+    if (sid_mkdir_p(path)) return -1;
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
+    return write_text(path, "{\n  \"_class_name\": \"DDPMScheduler\",\n  \"beta_start\": 0.00085,\n  \"beta_end\": 0.012,\n"
+                            "  \"beta_schedule\": \"scaled_linear\",\n  \"num_train_timesteps\": 1000,\n"
+                            "  \"prediction_type\": \"epsilon\",\n  \"clip_sample\": false,\n  \"timestep_spacing\": \"trailing\"\n}\n");
+}
+
+static int write_model_index(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
+    return write_text(path, "{\n  \"_class_name\": \"StableDiffusionPipeline\",\n  \"_diffusers_version\": \"0.42.1\",\n"
+                            "  \"_sid\": \"built-in Fashion-MNIST teacher, pixel space 1x32x32 (no VAE)\",\n"
+                            "  \"feature_extractor\": [null, null],\n  \"requires_safety_checker\": false,\n"
+                            "  \"safety_checker\": [null, null],\n  \"scheduler\": [\"diffusers\", \"DDPMScheduler\"],\n"
+                            "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n"
+                            "  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n"
+                            "  \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],\n  \"vae\": [null, null]\n}\n");
+}
+
+// The tokenizer: sid's own small BPE vocabulary over the prompt files, max length MAX_LEN.
+static int build_tokenizer(const sid_teacher_train_cfg *cfg, const char *dir) {
+    sid_prompts a = {0}, b = {0};
+    if (sid_prompts_load(cfg->prompts_file, &a)) return -1;
+    if (cfg->vocab_file && sid_prompts_load(cfg->vocab_file, &b)) {
+        sid_prompts_free(&a);
+        return -1;
+    }
+    const char **corpus = sid_malloc((size_t)(a.n + b.n) * sizeof *corpus);
+    for (int i = 0; i < a.n; i++) corpus[i] = a.text[i];
+    for (int i = 0; i < b.n; i++) corpus[a.n + i] = b.text[i];
+    int rc = sid_bpe_build(corpus, a.n + b.n, -1, dir) < 0 ? -1 : 0;
+    free(corpus);
+    sid_prompts_free(&a);
+    sid_prompts_free(&b);
+    if (rc) return -1;
+    // shorter than CLIP's 77: the prompts are a few words, and the text encoder's cost scales with it
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    cJSON *j = sid_json_load(path);
+    if (!j) return -1;
+    cJSON_DeleteItemFromObject(j, "model_max_length");
+    cJSON_AddNumberToObject(j, "model_max_length", MAX_LEN);
+    rc = sid_json_save(path, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int export_folder(const char *dir, const sid_unet_config *uc, const sid_params *unet_ema,
+                         const sid_clip_config *cc, const sid_params *clip_ema, const sid_tokenizer *tok) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/unet", dir);
+    if (sid_mkdir_p(path)) return -1;
+    snprintf(path, sizeof path, "%s/text_encoder", dir);
+    if (sid_mkdir_p(path)) return -1;
+    snprintf(path, sizeof path, "%s/unet/config.json", dir);
+    if (sid_unet_config_save(uc, path)) return -1;
+    snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", dir);
+    if (sid_params_save(unet_ema, path, SID_F32)) return -1;
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    if (sid_clip_config_save(cc, sid_tokenizer_bos_id(tok), sid_tokenizer_eos_id(tok), sid_tokenizer_pad_id(tok), path))
+        return -1;
+    snprintf(path, sizeof path, "%s/text_encoder/model.safetensors", dir);
+    if (sid_params_save(clip_ema, path, SID_F32)) return -1;
+    return write_scheduler(dir) || write_model_index(dir) ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- training state
+// One safetensors file: weights, Adam moments and EMA of both networks, and the counters in its
+// metadata, so a resumed run continues exactly where the state was written.
+typedef struct {
+    sid_params *ps[2];
+    float *v[2], *m[2], *ema[2];
+} train_state;
+
+static int save_state(const char *path, const train_state *s, int64_t step, const sid_rng *rng) {
+    static const char *const net[2] = {"unet", "text_encoder"};
+    sid_st_entry e[8];
+    char names[8][48];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        const float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]};
+        static const char *const what[4] = {"params", "adam_m", "adam_v", "ema"};
+        for (int b = 0; b < 4; b++) {
+            snprintf(names[n], sizeof names[n], "%s.%s", net[k], what[b]);
+            e[n] = (sid_st_entry){names[n], SID_F32, 1, {(int64_t)s->ps[k]->total}, blocks[b]};
+            n++;
+        }
+    }
+    char meta_step[32], meta_seed[32], meta_off[32];
+    snprintf(meta_step, sizeof meta_step, "%lld", (long long)step);
+    snprintf(meta_seed, sizeof meta_seed, "%llu", (unsigned long long)rng->seed);
+    snprintf(meta_off, sizeof meta_off, "%llu", (unsigned long long)rng->offset);
+    const char *kv[6] = {"step", meta_step, "rng_seed", meta_seed, "rng_offset", meta_off};
+    return sid_st_write(path, e, n, kv, 3);
+}
+
+static int load_state(const char *path, train_state *s, int64_t *step, sid_rng *rng) {
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) return -1;
+    static const char *const net[2] = {"unet", "text_encoder"};
+    static const char *const what[4] = {"params", "adam_m", "adam_v", "ema"};
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]};
+        for (int b = 0; b < 4 && !rc; b++) {
+            char name[48];
+            snprintf(name, sizeof name, "%s.%s", net[k], what[b]);
+            const sid_st_tensor *t = sid_st_find(&st, name);
+            if (!t || sid_shape_numel(t->ndim, t->shape) != (int64_t)s->ps[k]->total) {
+                sid_set_error("%s: tensor '%s' missing or of another size (state of a different architecture?)", path, name);
+                rc = -1;
+            } else {
+                rc = sid_st_read_f32(&st, t, blocks[b]);
+            }
+        }
+    }
+    const char *vs = NULL, *vo = NULL, *vstep = NULL;
+    if (!rc && st.metadata) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(st.metadata, "step");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(st.metadata, "rng_seed");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(st.metadata, "rng_offset");
+        vstep = cJSON_IsString(a) ? a->valuestring : NULL, vs = cJSON_IsString(b) ? b->valuestring : NULL;
+        vo = cJSON_IsString(c) ? c->valuestring : NULL;
+    }
+    if (!rc && (!vstep || !vs || !vo)) {
+        sid_set_error("%s: metadata lacks step / rng_seed / rng_offset", path);
+        rc = -1;
+    }
+    if (!rc) {
+        *step = strtoll(vstep, NULL, 10);
+        rng->seed = strtoull(vs, NULL, 10);
+        rng->offset = strtoull(vo, NULL, 10);
+    }
+    sid_st_close(&st);
+    return rc;
+}
+
+// ---------------------------------------------------------------- the loop
+static double lr_at(const sid_teacher_train_cfg *c, int64_t step) {
+    if (step < c->warmup) return c->lr * (double)(step + 1) / c->warmup;
+    const double p = (double)(step - c->warmup) / (double)(c->steps > c->warmup ? c->steps - c->warmup : 1);
+    return c->lr_final + 0.5 * (c->lr - c->lr_final) * (1 + cos(M_PI * (p > 1 ? 1 : p)));
+}
+
+int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
+    char path[1024], tokdir[1024], state_path[1024];
+    if (cfg->batch < 1 || cfg->steps < 1 || !(cfg->lr > 0) || cfg->p_uncond < 0 || cfg->p_uncond > 1) {
+        sid_set_error("train-teacher: batch, steps and lr must be positive and p_uncond in [0, 1]");
+        return -1;
+    }
+    if (sid_mkdir_p(cfg->out_dir)) return -1;
+    snprintf(tokdir, sizeof tokdir, "%s/tokenizer", cfg->out_dir);
+    snprintf(state_path, sizeof state_path, "%s/train_state.safetensors", cfg->out_dir);
+    const int resume = cfg->resume && sid_file_exists(state_path);
+    if (!resume && build_tokenizer(cfg, tokdir)) return -1;
+    sid_tokenizer *tok = sid_tokenizer_load(tokdir);
+    if (!tok) return -1;
+
+    // data and prompts, all before any training work so bad input costs nothing
+    sid_fmnist data = {0};
+    sid_prompts prompts = {0};
+    if (sid_fmnist_load(&data, cfg->data_dir ? cfg->data_dir : sid_fmnist_default_dir(), 1, 0) ||
+        sid_prompts_load(cfg->prompts_file, &prompts)) {
+        sid_tokenizer_free(tok);
+        sid_fmnist_free(&data);
+        return -1;
+    }
+    int32_t *ids = sid_malloc((size_t)(prompts.n + 1) * MAX_LEN * sizeof(int32_t));
+    int *by_class[SID_FMNIST_CLASSES], n_class[SID_FMNIST_CLASSES] = {0};
+    for (int k = 0; k < SID_FMNIST_CLASSES; k++) by_class[k] = sid_malloc((size_t)prompts.n * sizeof(int));
+    for (int i = 0; i < prompts.n; i++) {
+        sid_tokenizer_encode(tok, prompts.text[i], ids + (size_t)i * MAX_LEN, MAX_LEN);
+        if (prompts.cls[i] >= 0) by_class[prompts.cls[i]][n_class[prompts.cls[i]]++] = i;
+    }
+    sid_tokenizer_encode(tok, "", ids + (size_t)prompts.n * MAX_LEN, MAX_LEN);  // the unconditional prompt
+    for (int k = 0; k < SID_FMNIST_CLASSES; k++)
+        if (!n_class[k]) sid_die("%s: no prompt of class '%s'", cfg->prompts_file, sid_fmnist_class_name(k));
+
+    sid_unet_config uc;
+    sid_clip_config cc;
+    sid_teacher_arch(&uc, &cc, sid_tokenizer_vocab_size(tok), MAX_LEN);
+    sid_params ups = {0}, cps = {0};
+    sid_unet unet;
+    sid_clip clip;
+    sid_unet_decl(&unet, &ups, &uc);
+    sid_clip_decl(&clip, &cps, &cc);
+    sid_params_alloc(&ups, 1);
+    sid_params_alloc(&cps, 1);
+    sid_rng rng = sid_rng_new(cfg->seed);
+    sid_params ema_u = ups, ema_c = cps;  // same layout, own blocks (for saving under the same names)
+    ema_u.data = sid_aligned_alloc(ups.total * sizeof(float) + 64), ema_u.grad = NULL;
+    ema_c.data = sid_aligned_alloc(cps.total * sizeof(float) + 64), ema_c.grad = NULL;
+    train_state st = {{&ups, &cps},
+                      {sid_calloc(ups.total * sizeof(float)), sid_calloc(cps.total * sizeof(float))},
+                      {sid_calloc(ups.total * sizeof(float)), sid_calloc(cps.total * sizeof(float))},
+                      {ema_u.data, ema_c.data}};
+    int64_t step = 0;
+    int rc = 0;
+    if (resume) {
+        if (load_state(state_path, &st, &step, &rng)) rc = -1;
+        else fprintf(stderr, "train-teacher: resuming %s at step %lld\n", state_path, (long long)step);
+    } else {
+        sid_params_init_default(&ups, &rng);
+        sid_params_init_default(&cps, &rng);
+        memcpy(ema_u.data, ups.data, ups.total * sizeof(float));
+        memcpy(ema_c.data, cps.data, cps.total * sizeof(float));
+    }
+    fprintf(stderr, "train-teacher: UNet %zu + text encoder %zu parameters, vocabulary %d, %d images, %d prompts\n",
+            sid_params_count(&ups), sid_params_count(&cps), cc.vocab_size, data.n, prompts.n);
+
+    const int B = cfg->batch, D = 32 * 32, W = cc.hidden;
+    sid_schedule sched;
+    sid_schedule_init(&sched, 1000, SID_SD_BETA_START, SID_SD_BETA_END);
+    float *x0 = sid_malloc((size_t)B * D * 4), *eps = sid_malloc((size_t)B * D * 4), *xt = sid_malloc((size_t)B * D * 4);
+    float *pred = sid_malloc((size_t)B * D * 4), *dpred = sid_malloc((size_t)B * D * 4), *tf = sid_malloc((size_t)B * 4);
+    float *ctx = sid_malloc((size_t)B * MAX_LEN * W * 4), *dctx = sid_malloc((size_t)B * MAX_LEN * W * 4);
+    float *loss = sid_malloc((size_t)B * 4), *dloss = sid_malloc((size_t)B * 4), *u = sid_malloc((size_t)B * 4);
+    int32_t *t = sid_malloc((size_t)B * 4), *bid = sid_malloc((size_t)B * MAX_LEN * 4);
+    sid_arena act;
+    sid_arena_init(&act, "teacher activations", (size_t)B * 24 << 20);
+    const sid_adam_cfg adam = {.lr = cfg->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    snprintf(path, sizeof path, "%s/log.jsonl", cfg->out_dir);
+    FILE *log = fopen(path, resume ? "a" : "w");
+    if (!log) sid_die("%s: cannot open for writing", path);
+    sid_progress bar;
+    sid_progress_start(&bar, "train-teacher", cfg->steps);
+    sid_progress_update(&bar, step);
+    double loss_acc = 0, t_last = sid_now();
+    int loss_n = 0;
+    size_t nonfinite = 0;
+    const int64_t end = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
+    while (!rc && step < end) {
+        // a batch: random images, a random prompt of each image's class (or the empty prompt)
+        uint32_t pick[1024];
+        sid_rng_below(&rng, (uint32_t)data.n, pick, (size_t)B);
+        sid_rng_uniform(&rng, u, (size_t)B);
+        for (int i = 0; i < B; i++) {
+            memcpy(x0 + (size_t)i * D, data.images + (size_t)pick[i] * D, D * sizeof(float));
+            const int cls = data.labels[pick[i]];
+            uint32_t j;
+            sid_rng_below(&rng, (uint32_t)n_class[cls], &j, 1);
+            const int p = u[i] < cfg->p_uncond ? prompts.n : by_class[cls][j];
+            memcpy(bid + (size_t)i * MAX_LEN, ids + (size_t)p * MAX_LEN, MAX_LEN * sizeof(int32_t));
+        }
+        sid_sample_timesteps(&rng, t, (size_t)B, 0, 1000);
+        sid_rng_normal(&rng, eps, (size_t)B * D);
+        sid_add_noise(&sched, xt, x0, eps, t, B, D);
+        for (int i = 0; i < B; i++) tf[i] = (float)t[i];
+
+        // forward, epsilon MSE, backward through the UNet into the text encoder
+        sid_arena_reset(&act, 0);
+        memset(ups.grad, 0, ups.total * sizeof(float));
+        memset(cps.grad, 0, cps.total * sizeof(float));
+        memset(dctx, 0, (size_t)B * MAX_LEN * W * sizeof(float));
+        memset(dpred, 0, (size_t)B * D * sizeof(float));
+        sid_ctx cu = {&ups, &act}, ccx = {&cps, &act};
+        sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, ctx, bid, B, MAX_LEN, cc.layers);
+        if (!cs) sid_die("%s", sid_error());
+        sid_unet_saved *us = sid_unet_forward(&cu, &unet, pred, xt, tf, ctx, B, 32, 32, MAX_LEN);
+        sid_mse_fwd(loss, pred, eps, B, D);
+        double l = 0;
+        for (int i = 0; i < B; i++) l += loss[i], dloss[i] = 1.0f / B;
+        sid_mse_bwd(dpred, NULL, dloss, pred, eps, B, D);
+        sid_unet_backward(&cu, &unet, NULL, dctx, dpred, us);
+        sid_clip_backward(&ccx, &clip, NULL, dctx, bid, cs, B, MAX_LEN);
+
+        nonfinite += sid_nan_to_num(ups.grad, ups.total, 1e5f, -1e5f) + sid_nan_to_num(cps.grad, cps.total, 1e5f, -1e5f);
+        if (!isfinite(l)) {
+            sid_set_error("train-teacher: loss is %g at step %lld (lower --lr?); last good state: %s", l, (long long)step,
+                          state_path);
+            rc = -1;
+            break;
+        }
+        sid_adam_cfg a = adam;
+        a.lr = (float)lr_at(cfg, step);
+        sid_adam_step(ups.data, ups.grad, st.m[0], st.v[0], ups.total, &a, step + 1);
+        sid_adam_step(cps.data, cps.grad, st.m[1], st.v[1], cps.total, &a, step + 1);
+        const double nimg = (double)step * B;
+        const float beta = (float)sid_ema_beta(B, cfg->ema_halflife_img, 0.05, nimg);
+        sid_ema_update(ema_u.data, ups.data, ups.total, beta);
+        sid_ema_update(ema_c.data, cps.data, cps.total, beta);
+        step++;
+        loss_acc += l / B, loss_n++;
+        sid_progress_update(&bar, step);
+
+        if (step % cfg->log_every == 0 || step == end) {
+            const double now = sid_now(), dt = (now - t_last) / loss_n;
+            fprintf(log,
+                    "{\"step\": %lld, \"kimg\": %.3f, \"loss\": %.6f, \"lr\": %.3g, \"sec_per_step\": %.4f, "
+                    "\"img_per_s\": %.1f, \"nonfinite_grads\": %zu}\n",
+                    (long long)step, step * (double)B / 1000, loss_acc / loss_n, a.lr, dt, B / dt, nonfinite);
+            fflush(log);
+            loss_acc = 0, loss_n = 0, t_last = now;
+        }
+        if (step % cfg->snapshot_every == 0 || step == end) {
+            if (save_state(state_path, &st, step, &rng) ||
+                export_folder(cfg->out_dir, &uc, &ema_u, &cc, &ema_c, tok))
+                rc = -1;
+        }
+    }
+    sid_progress_finish(&bar);
+    fclose(log);
+    sid_arena_free(&act);
+    free(x0), free(eps), free(xt), free(pred), free(dpred), free(tf), free(ctx), free(dctx), free(loss), free(dloss);
+    free(u), free(t), free(bid), free(ids);
+    for (int k = 0; k < SID_FMNIST_CLASSES; k++) free(by_class[k]);
+    for (int k = 0; k < 2; k++) free(st.m[k]), free(st.v[k]);
+    free(ema_u.data), free(ema_c.data);
+    sid_schedule_free(&sched);
+    sid_unet_free(&unet);
+    sid_clip_free(&clip);
+    sid_params_free(&ups);
+    sid_params_free(&cps);
+    sid_prompts_free(&prompts);
+    sid_fmnist_free(&data);
+    sid_tokenizer_free(tok);
+    return rc;
+}
