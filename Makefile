@@ -36,7 +36,7 @@ LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test check bench asan clean probe demo
+.PHONY: all test check bench asan clean probe demo teacher teacher-table
 .SECONDARY:
 all: probe $(BUILD)/sid
 
@@ -87,6 +87,14 @@ demo:
 	@$(MAKE) --no-print-directory all
 	./$(BUILD)/sid info
 	./$(BUILD)/sid selftest
+
+# The built-in teacher: `make teacher` retrains models/teacher from scratch (hours on 2 cores; the
+# exact command is the one the shipped teacher was trained with), `make teacher-table` measures it.
+teacher: $(BUILD)/sid
+	./$(BUILD)/sid train-teacher --out models/teacher --steps 9000 --batch 64 --snapshot-every 250 --keep-snapshots
+
+teacher-table: $(BUILD)/sid $(BUILD)/sid
+	SID_BIN=$(BUILD)/sid bash scripts/teacher_table.sh
 
 clean:
 	rm -rf build build-asan

@@ -9,5 +9,6 @@ int cmd_train_teacher(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_model(int argc, char **argv);
 
 #endif

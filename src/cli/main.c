@@ -27,6 +27,7 @@ static void usage(FILE *f) {
                "  sample            text to image: DDIM with guidance (sid sample --help)\n"
                "  train-classifier  train the evaluation CNN on Fashion-MNIST (models/classifier)\n"
                "  eval              FID and alignment of images, or --real for the real-vs-real floor\n"
+               "  eval-model        generate from held-out prompts, then FID and alignment (JSON line)\n"
                "  convert-unet SRC DST [--config F] [--dtype f32|f16|bf16]\n"
                "                    a UNet (diffusers folder or single-file checkpoint) as a diffusers folder\n"
                "options:\n"
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     if (a >= argc) return usage(stderr), 2;
     if (strcmp(argv[a], "info") == 0) return cmd_info();
     if (strcmp(argv[a], "train-classifier") == 0) return cmd_train_classifier(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "eval-model") == 0) return cmd_eval_model(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval") == 0) return cmd_eval(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "sample") == 0) return cmd_sample(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "train-teacher") == 0) return cmd_train_teacher(argc - a - 1, argv + a + 1);

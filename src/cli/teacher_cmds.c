@@ -29,6 +29,7 @@ int cmd_train_teacher(int argc, char **argv) {
         {"--log-every", SID_FLAG_NUM, &log_every, 1, 1e9, "steps between log.jsonl lines"},
         {"--snapshot-every", SID_FLAG_NUM, &snap, 1, 1e9, "steps between state dumps and folder exports"},
         {"--resume", SID_FLAG_BOOL, &c.resume, 0, 0, "continue from OUT/train_state.safetensors"},
+        {"--keep-snapshots", SID_FLAG_BOOL, &c.keep_snapshots, 0, 0, "export every snapshot to OUT/snapshots/ (FID curve)"},
     };
     if (sid_flags_parse("train-teacher", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     c.stop_after = (int64_t)stop_after, c.steps = (int64_t)steps, c.batch = (int)batch, c.warmup = (int)warmup, c.log_every = (int)log_every;

@@ -361,6 +361,13 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
             if (save_state(state_path, &st, step, &rng) ||
                 export_folder(cfg->out_dir, &uc, &ema_u, &cc, &ema_c, tok))
                 rc = -1;
+            if (!rc && cfg->keep_snapshots) {
+                char snap[1100];
+                snprintf(snap, sizeof snap, "%s/snapshots/kimg-%06lld", cfg->out_dir, (long long)(step * B / 1000));
+                if (sid_mkdir_p(snap) || export_folder(snap, &uc, &ema_u, &cc, &ema_c, tok)) rc = -1;
+                snprintf(snap + strlen(snap), sizeof snap - strlen(snap), "/tokenizer");
+                if (!rc && (sid_mkdir_p(snap) || build_tokenizer(cfg, snap))) rc = -1;
+            }
         }
     }
     sid_progress_finish(&bar);

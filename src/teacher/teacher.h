@@ -26,6 +26,7 @@ typedef struct {
     uint64_t seed;
     int log_every, snapshot_every;  // steps between log lines / folder exports + state dumps
     int resume;
+    int keep_snapshots;        // also export each snapshot to out_dir/snapshots/kimg-NNNNNN (FID curve)
 } sid_teacher_train_cfg;
 
 sid_teacher_train_cfg sid_teacher_train_defaults(void);
