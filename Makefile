@@ -17,7 +17,7 @@ HAVE_CUDA := no
 endif
 HAVE_MPI := $(if $(MPICC),yes,no)
 
-SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c)
+SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c src/sid/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
 
 # The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).
@@ -91,7 +91,7 @@ demo:
 # The built-in teacher: `make teacher` retrains models/teacher from scratch (hours on 2 cores; the
 # exact command is the one the shipped teacher was trained with), `make teacher-table` measures it.
 teacher: $(BUILD)/sid
-	./$(BUILD)/sid train-teacher --out models/teacher --steps 9000 --batch 64 --snapshot-every 250 --keep-snapshots
+	./$(BUILD)/sid train-teacher --out models/teacher --steps 4500 --batch 64 --warmup 300 --snapshot-every 250 --keep-snapshots
 
 teacher-table: $(BUILD)/sid $(BUILD)/sid
 	SID_BIN=$(BUILD)/sid bash scripts/teacher_table.sh

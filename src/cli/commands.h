@@ -10,5 +10,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_eval_model(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static void usage(FILE *f) {
                "  info              backends and threads of this build\n"
                "  selftest [DIR]    train a tiny conv net end to end, write DIR (out/selftest)\n"
                "  inspect PATH      model kind, config and parameter counts of a folder, config or checkpoint\n"
+               "  distill           SiD-LSG: distil a teacher into a one-step generator (sid distill --help)\n"
+               "  generate          one-step generation with a distilled generator (sid generate --help)\n"
                "  train-teacher     train the built-in Fashion-MNIST teacher (sid train-teacher --help)\n"
                "  sample            text to image: DDIM with guidance (sid sample --help)\n"
                "  train-classifier  train the evaluation CNN on Fashion-MNIST (models/classifier)\n"
@@ -53,6 +55,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[a], "train-classifier") == 0) return cmd_train_classifier(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval-model") == 0) return cmd_eval_model(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval") == 0) return cmd_eval(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "distill") == 0) return cmd_distill(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "generate") == 0) return cmd_generate(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "sample") == 0) return cmd_sample(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "train-teacher") == 0) return cmd_train_teacher(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "convert-unet") == 0) return cmd_convert_unet(argc - a - 1, argv + a + 1);

@@ -1,0 +1,84 @@
+// SiD-LSG: data-free distillation of a text-to-image diffusion teacher into a one-step
+// generator (Zhou et al., ICLR 2025; ../shared/docs/sid-lsg-spec.md sections 2, 4, 5, 6, 9).
+// Per iteration: one fake-score (psi) update by epsilon DSM on generator samples with
+// kappa1-guided predictions, one generator (theta) update with the SiD loss through both frozen
+// networks' inputs (kappa2 = kappa3 on the fake net, kappa4 on the teacher), then the EMA.
+#ifndef SID_DISTILL_H
+#define SID_DISTILL_H
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/rng.h"
+#include "diffusion/schedule.h"
+#include "models/checkpoint.h"
+
+typedef struct {
+    const char *teacher_dir, *prompts_file, *out_dir;
+    int resume;
+    float alpha;          // SiD alpha (1.2 in the paper's SD runs; 1 = the simplified bracket)
+    float kappa[4];       // kappa1 (fake training), kappa2 = kappa3 (fake in the G loss), kappa4 (teacher)
+    int t_init;           // generator timestep (625)
+    int tmin, tmax;       // loss timesteps uniform in [tmin, tmax)
+    float lr, glr;        // Adam learning rates of psi and theta
+    float beta1, beta2, adam_eps;
+    int batch, micro;     // images per iteration, per accumulation round
+    double ema_halflife_img, ema_rampup;
+    double duration_img;  // stop after this many generator images
+    double tick_img;      // images between stats lines
+    int snapshot_ticks;   // ticks between sample grids, generator exports, metrics and state dumps
+    uint64_t seed;
+    int gen_steps;        // 1: one-step generator; 2..4: the multi-step variant
+    int metrics;          // FID + alignment at each snapshot (built-in teacher only)
+    int metrics_n;        // images for the metrics
+    const char *classifier_dir;
+    const char *eval_prompts;  // held-out prompts for the grids and metrics
+    int64_t stop_after_img;    // end this invocation early (0: at duration); resume continues
+} sid_distill_cfg;
+
+sid_distill_cfg sid_distill_defaults(void);
+// Checks every value before any work: one-line error naming the flag.
+int sid_distill_validate(const sid_distill_cfg *c);
+
+typedef struct sid_distill sid_distill;
+
+// Everything one accumulation round consumes, drawn from the run's RNG or given by a test.
+typedef struct {
+    int m;
+    const int *prompt;     // [m] index into the prompt list; -1 = the empty prompt
+    const float *z, *eps;  // [m, D]; z of the generator, eps of the forward diffusion
+    const float *z_extra;  // [gen_steps - 1, m, D] fresh noise of the multi-step generator, or NULL
+    const int32_t *t;      // [m] loss timesteps
+} sid_round_inputs;
+
+typedef struct {
+    double loss_fake, loss_gen;
+    int dropped_fake, dropped_gen;     // samples with NaN, left out of the loss
+    size_t nonfinite_fake, nonfinite_gen;  // gradient values sanitised
+} sid_iter_stats;
+
+sid_distill *sid_distill_open(const sid_distill_cfg *cfg);  // NULL with an error
+void sid_distill_close(sid_distill *d);
+int sid_distill_n_prompts(const sid_distill *d);
+size_t sid_distill_sample_size(const sid_distill *d);  // D: floats per generated sample
+
+// The two phases of one iteration, round by round (tests feed fixed inputs; the loop draws them).
+void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st);
+void sid_distill_fake_update(sid_distill *d, sid_iter_stats *st);
+void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st);
+void sid_distill_gen_update(sid_distill *d, sid_iter_stats *st);
+void sid_distill_ema(sid_distill *d);  // and nimg += batch
+
+// Parameter blocks (UNet layout) for tests: fake psi, generator theta, EMA, and their gradients.
+const sid_params *sid_distill_fake(const sid_distill *d);
+const sid_params *sid_distill_gen(const sid_distill *d);
+const sid_params *sid_distill_gen_ema(const sid_distill *d);
+
+// One-step (or few-step) generation with a generator's UNet: x [N, D] from z [N, D].
+void sid_generator_apply(const sid_params *ps, const sid_unet *u, sid_arena *act, const sid_schedule *s, int t_init,
+                         int steps, const float *ctx, int M, const float *z, const float *z_extra, int N, int H,
+                         int W, float *x);
+
+// The whole run: loop, stats.jsonl, grids, exports, state dumps, resume.
+int sid_distill_run(const sid_distill_cfg *cfg);
+
+#endif

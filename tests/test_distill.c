@@ -1,0 +1,182 @@
+// SiD-LSG against a PyTorch transcription of the reference (tools/reference/sid_reference.py): one
+// fake-score round and one generator round from the same prompts, noise and timesteps, for kappa 1
+// and 2 and alpha 1 and 1.2: losses, sampled gradients and the weights after each Adam step.
+// Also: resume continues exactly, and bad settings fail before any work.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "harness.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "sid/distill.h"
+
+static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
+
+static void *tensor(const sid_safetensors *st, const char *name, size_t *n) {
+    const sid_st_tensor *t = sid_st_find(st, name);
+    if (!t) sid_die("%s: no tensor '%s' (regenerate with tools/reference/sid_reference.py)", st->path, name);
+    *n = (size_t)sid_shape_numel(t->ndim, t->shape);
+    void *x = sid_malloc(*n * 4 + 4);
+    if (t->dtype == SID_I32) memcpy(x, t->data, *n * 4);
+    else if (sid_st_read_f32(st, t, x)) sid_die("%s", sid_error());
+    return x;
+}
+
+// Offsets in sid's block of PyTorch's flat parameter order (names from the golden's metadata).
+static size_t *flat_to_block(const sid_params *ps, const sid_safetensors *st, size_t *total) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(st->metadata, "param_names");
+    if (!cJSON_IsString(m)) sid_die("%s: no param_names metadata", st->path);
+    size_t *map = sid_malloc(ps->total * sizeof(size_t)), k = 0;
+    char *names = strdup(m->valuestring), *save = NULL;
+    for (char *nm = strtok_r(names, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+        int i = sid_params_find(ps, nm);
+        if (i < 0) sid_die("golden parameter '%s' not in sid's UNet", nm);
+        for (size_t j = 0; j < ps->items[i].numel; j++) map[k++] = ps->items[i].offset + j;
+    }
+    free(names);
+    *total = k;
+    return map;
+}
+
+static double rel(const float *got, const float *want, size_t n) {
+    double scale = 1e-30, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs((double)got[i] - want[i]));
+    return err / scale;
+}
+
+static void run_case(int k, const sid_safetensors *st) {
+    char teacher[512], name[64];
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    size_t n;
+    float *kap = tensor(st, "kappa", &n), *alp = tensor(st, "alpha", &n);
+    sid_distill_cfg c = sid_distill_defaults();
+    c.teacher_dir = teacher, c.batch = c.micro = 4, c.lr = c.glr = 1e-4f, c.alpha = alp[k];
+    for (int i = 0; i < 4; i++) c.kappa[i] = kap[k];
+    free(kap), free(alp);
+    sid_distill *d = sid_distill_open(&c);
+    if (!d) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    size_t total, npick;
+    size_t *map = flat_to_block(sid_distill_fake(d), st, &total);
+    snprintf(name, sizeof name, "case%d.pick", k);
+    int32_t *pick = tensor(st, name, &npick);
+    float *got = sid_malloc(npick * 4);
+    const char *phase[2] = {"f", "g"}, *net[2] = {"fake", "gen"};
+    for (int ph = 0; ph < 2; ph++) {
+        size_t np, nz, ne, ntt, nl;
+        snprintf(name, sizeof name, "case%d.%s.prompt", k, phase[ph]);
+        int32_t *prompt = tensor(st, name, &np);
+        snprintf(name, sizeof name, "case%d.%s.z", k, phase[ph]);
+        float *z = tensor(st, name, &nz);
+        snprintf(name, sizeof name, "case%d.%s.eps", k, phase[ph]);
+        float *eps = tensor(st, name, &ne);
+        snprintf(name, sizeof name, "case%d.%s.t", k, phase[ph]);
+        int32_t *t = tensor(st, name, &ntt);
+        snprintf(name, sizeof name, "case%d.%s.loss", k, phase[ph]);
+        float *loss = tensor(st, name, &nl);
+        int prompts[4];
+        for (int i = 0; i < 4; i++) prompts[i] = prompt[i];
+        sid_round_inputs in = {4, prompts, z, eps, NULL, t};
+        sid_iter_stats s = {0};
+        if (ph == 0) sid_distill_fake_round(d, &in, &s);
+        else sid_distill_gen_round(d, &in, &s);
+        const double l = ph == 0 ? s.loss_fake : s.loss_gen, el = fabs(l - loss[0]) / fabs(loss[0]);
+        EXPECT(el < 1e-4, "case %d %s loss %.6g vs PyTorch %.6g (%.2g)", k, net[ph], l, loss[0], el);
+        const sid_params *ps = ph == 0 ? sid_distill_fake(d) : sid_distill_gen(d);
+        for (size_t i = 0; i < npick; i++) got[i] = ps->grad[map[pick[i]]];
+        snprintf(name, sizeof name, "case%d.%s.grad", k, net[ph]);
+        float *want = tensor(st, name, &n);
+        const double eg = rel(got, want, npick);
+        EXPECT(eg < 1e-4, "case %d (kappa %g alpha %g): %s gradients differ from PyTorch by %.3g", k, c.kappa[0], c.alpha,
+               net[ph], eg);
+        free(want);
+        if (ph == 0) sid_distill_fake_update(d, &s);
+        else sid_distill_gen_update(d, &s);
+        for (size_t i = 0; i < npick; i++) got[i] = ps->data[map[pick[i]]];
+        snprintf(name, sizeof name, "case%d.%s.after", k, net[ph]);
+        want = tensor(st, name, &n);
+        const double ew = rel(got, want, npick);
+        EXPECT(ew < 1e-4, "case %d: %s weights after Adam differ from PyTorch by %.3g", k, net[ph], ew);
+        if (getenv("SID_TEST_VERBOSE"))
+            printf("\n  case %d kappa %g alpha %g %-4s: loss %.2e grads %.2e weights %.2e", k, c.kappa[0], c.alpha, net[ph], el,
+                   eg, ew);
+        free(want), free(prompt), free(z), free(eps), free(t), free(loss);
+    }
+    free(got), free(pick), free(map);
+    sid_distill_close(d);
+    (void)total;
+}
+
+static void test_one_iteration_matches_pytorch(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/sid/golden.safetensors", data_dir());
+    sid_safetensors st;
+    if (sid_st_open(&st, path)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    for (int k = 0; k < 4; k++) run_case(k, &st);
+    sid_st_close(&st);
+}
+
+static void test_bad_settings_fail_first(void) {
+    sid_distill_cfg c = sid_distill_defaults();
+    c.kappa[0] = -1;
+    EXPECT(sid_distill_validate(&c) == -1 && strstr(sid_error(), "kappa1"), "%s", sid_error());
+    c = sid_distill_defaults();
+    c.tmin = 500, c.tmax = 400;
+    EXPECT(sid_distill_validate(&c) == -1 && strstr(sid_error(), "tmin"), "%s", sid_error());
+    c = sid_distill_defaults();
+    c.batch = 10, c.micro = 4;
+    EXPECT(sid_distill_validate(&c) == -1 && strstr(sid_error(), "multiple"), "%s", sid_error());
+    c = sid_distill_defaults();
+    c.teacher_dir = "/nonexistent/teacher";
+    EXPECT(sid_distill_open(&c) == NULL && strstr(sid_error(), "/nonexistent/teacher"), "%s", sid_error());
+    c = sid_distill_defaults();
+    char teacher[512];
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    c.teacher_dir = teacher, c.prompts_file = "/dev/null";
+    EXPECT(sid_distill_open(&c) == NULL && strstr(sid_error(), "/dev/null"), "empty prompt file: %s", sid_error());
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (sid_read_file(a, &x, &nx) || sid_read_file(b, &y, &ny)) return 0;
+    int same = nx == ny && memcmp(x, y, nx) == 0;
+    free(x), free(y);
+    return same;
+}
+
+static void test_resume_is_exact(void) {
+    char tmp[] = "/tmp/sid-distill-XXXXXX", a[128], b[128], pa[256], pb[256], teacher[512];
+    if (!mkdtemp(tmp)) sid_die("mkdtemp");
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    snprintf(a, sizeof a, "%s/straight", tmp), snprintf(b, sizeof b, "%s/resumed", tmp);
+    sid_distill_cfg c = sid_distill_defaults();
+    c.teacher_dir = teacher, c.batch = c.micro = 2, c.duration_img = 8, c.tick_img = 2, c.snapshot_ticks = 2;
+    c.out_dir = a;
+    EXPECT(sid_distill_run(&c) == 0, "%s", sid_error());
+    c.out_dir = b, c.stop_after_img = 4;
+    EXPECT(sid_distill_run(&c) == 0, "%s", sid_error());
+    c.resume = 1, c.stop_after_img = 0;
+    EXPECT(sid_distill_run(&c) == 0, "%s", sid_error());
+    snprintf(pa, sizeof pa, "%s/training-state.safetensors", a), snprintf(pb, sizeof pb, "%s/training-state.safetensors", b);
+    EXPECT(same_file(pa, pb), "state after 4 + 4 resumed images differs from 8 straight");
+    snprintf(pa, sizeof pa, "%s/generator/unet/diffusion_pytorch_model.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/generator/unet/diffusion_pytorch_model.safetensors", b);
+    EXPECT(same_file(pa, pb), "exported generator differs after resuming");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    EXPECT(system(cmd) == 0, "cleanup");
+}
+
+TEST_LIST(T(test_bad_settings_fail_first), T(test_one_iteration_matches_pytorch), T(test_resume_is_exact))
+TEST_MAIN("distill")
