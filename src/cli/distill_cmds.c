@@ -105,35 +105,12 @@ int cmd_generate(int argc, char **argv) {
     if (sid_text2img_open(&p, model)) sid_die("%s", sid_error());
     const sid_unet_config *u = &p.m->unet_cfg;
     const int S = u->sample_size;
-    const size_t D = (size_t)u->in_channels * S * S, row = (size_t)p.max_len * p.m->clip_cfg.hidden;
+    const size_t D = (size_t)u->in_channels * S * S;
     const char **list = sid_malloc((size_t)total * sizeof *list);
     for (int i = 0; i < total; i++) list[i] = prompt ? prompt : pf.text[i / per];
-    float *x = sid_malloc((size_t)total * D * sizeof(float)), *z = sid_malloc((size_t)total * D * sizeof(float));
-    float *ze = steps > 1 ? sid_malloc((size_t)(steps - 1) * total * D * sizeof(float)) : NULL;
-    sid_rng rng = sid_rng_new((uint64_t)seed);
-    sid_rng_normal(&rng, z, (size_t)total * D);
-    if (ze) sid_rng_normal(&rng, ze, (size_t)(steps - 1) * total * D);
-    sid_schedule sched;
-    if (sid_schedule_init(&sched, p.m->train_timesteps, p.m->beta_start, p.m->beta_end)) sid_die("%s", sid_error());
-    sid_arena act;
-    sid_arena_init(&act, "generation activations", (size_t)6 << 30);
-    const int chunk = 256;
-    float *ctx = sid_malloc((size_t)chunk * row * sizeof(float));
+    float *x = sid_malloc((size_t)total * D * sizeof(float));
     const double t0 = sid_now();
-    for (int i0 = 0; i0 < total; i0 += chunk) {
-        const int b = total - i0 < chunk ? total - i0 : chunk;
-        if (sid_text2img_encode(&p, list + i0, b, ctx)) sid_die("%s", sid_error());
-        float *zc = NULL;
-        if (ze) {
-            zc = sid_malloc((size_t)(steps - 1) * b * D * sizeof(float));
-            for (int k = 0; k < (int)steps - 1; k++)
-                memcpy(zc + (size_t)k * b * D, ze + ((size_t)k * total + i0) * D, (size_t)b * D * sizeof(float));
-        }
-        sid_arena_reset(&act, 0);
-        sid_generator_apply(&p.m->unet_ps, &p.m->unet, &act, &sched, t_init, (int)steps, ctx, p.max_len, z + (size_t)i0 * D,
-                            zc, b, S, S, x + (size_t)i0 * D);
-        free(zc);
-    }
+    if (sid_text2img_generate(&p, list, total, (uint64_t)seed, t_init, (int)steps, x)) sid_die("%s", sid_error());
     const double dt = sid_now() - t0;
     snprintf(path, sizeof path, grid_only ? "%s" : "%s/grid.png", out);
     if (sid_png_write_grid(path, x, total, u->in_channels, S, S, cols > 0 ? (int)cols : per, 2)) sid_die("%s", sid_error());
@@ -144,9 +121,7 @@ int cmd_generate(int argc, char **argv) {
         }
     printf("generate: %d images in %.2f s (%.0f images/s, %d step%s) -> %s\n", total, dt, total / dt, (int)steps,
            steps > 1 ? "s" : "", out);
-    sid_arena_free(&act);
-    sid_schedule_free(&sched);
-    free(x), free(z), free(ze), free(ctx), free(list);
+    free(x), free(list);
     sid_prompts_free(&pf);
     sid_text2img_close(&p);
     return 0;

@@ -1,5 +1,5 @@
 // `sid eval-model`: generates N images from held-out prompts (classes balanced) with DDIM and
-// guidance, and reports FID against the 10k test images and alignment, as one JSON line.
+// guidance (or, for a distilled generator folder, in one step), and reports FID against the 10k test images and alignment, as one JSON line.
 // The teacher's README table and FID curve are made of such lines.
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +55,14 @@ int cmd_eval_model(int argc, char **argv) {
     sid_text2img_image_shape(&p, &C, &H, &W);
     if (C != 1 || H != 32 || W != 32) sid_die("%s: eval-model needs 1x32x32 images (Fashion-MNIST), the model makes %dx%dx%d", model, C, H, W);
     float *img = sid_malloc((size_t)N * H * W * sizeof(float));
+    int t_init = 0, gsteps = 0;
+    const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
+    if (is_gen < 0) sid_die("%s", sid_error());
     const double t0 = sid_now();
-    if (sid_text2img_sample(&p, list, N, (uint64_t)seed, (int)steps, (float)cfg, (int)chunk, img)) sid_die("%s", sid_error());
+    if (is_gen ? sid_text2img_generate(&p, list, N, (uint64_t)seed, t_init, gsteps, img)
+               : sid_text2img_sample(&p, list, N, (uint64_t)seed, (int)steps, (float)cfg, (int)chunk, img))
+        sid_die("%s", sid_error());
+    if (is_gen) steps = gsteps, cfg = 1;  // a distilled generator runs as trained, without guidance
     const double gen = sid_now() - t0;
     if (grid && sid_png_write_grid(grid, img, N < 100 ? N : 100, 1, H, W, 10, 2)) sid_die("%s", sid_error());
     sid_eval_result r;

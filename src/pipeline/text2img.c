@@ -10,6 +10,8 @@
 #include "diffusion/ddim.h"
 #include "diffusion/schedule.h"
 #include "io/file.h"
+#include "io/json.h"
+#include "sid/distill.h"
 
 int sid_text2img_open(sid_text2img *p, const char *dir) {
     memset(p, 0, sizeof *p);
@@ -141,5 +143,50 @@ int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n
     sid_arena_free(&act);
     free(x), free(cond), free(uncond), free(empty);
     sid_schedule_free(&sched);
+    return rc;
+}
+
+int sid_text2img_is_generator(const char *dir, int *t_init, int *steps) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/sid_generator.json", dir);
+    if (!sid_file_exists(path)) return 0;
+    cJSON *j = sid_json_load(path);
+    if (!j) return -1;
+    int rc = sid_json_int(j, "t_init", t_init, 625, 1, path) || sid_json_int(j, "steps", steps, 1, 1, path) ? -1 : 1;
+    cJSON_Delete(j);
+    return rc;
+}
+
+int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
+                          float *out) {
+    const sid_unet_config *u = &p->m->unet_cfg;
+    const int S = u->sample_size, chunk = 256;
+    const size_t D = (size_t)u->in_channels * S * S, row = (size_t)p->max_len * p->m->clip_cfg.hidden;
+    float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
+    sid_rng rng = sid_rng_new(seed);
+    sid_rng_normal(&rng, z, (size_t)n * D);
+    if (steps > 1) {
+        ze = sid_malloc((size_t)(steps - 1) * n * D * sizeof(float));
+        sid_rng_normal(&rng, ze, (size_t)(steps - 1) * n * D);
+    }
+    sid_schedule sched;
+    if (sid_schedule_init(&sched, p->m->train_timesteps, p->m->beta_start, p->m->beta_end)) return free(z), free(ze), -1;
+    sid_arena act;
+    sid_arena_init(&act, "generation activations", (size_t)6 << 30);
+    float *ctx = sid_malloc((size_t)chunk * row * sizeof(float)), *zc = NULL;
+    if (steps > 1) zc = sid_malloc((size_t)(steps - 1) * chunk * D * sizeof(float));
+    int rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0 += chunk) {
+        const int b = n - i0 < chunk ? n - i0 : chunk;
+        if ((rc = sid_text2img_encode(p, prompts + i0, b, ctx))) break;
+        for (int k = 0; k < steps - 1; k++)  // this chunk's slice of each extra step's noise
+            memcpy(zc + (size_t)k * b * D, ze + ((size_t)k * n + i0) * D, (size_t)b * D * sizeof(float));
+        sid_arena_reset(&act, 0);
+        sid_generator_apply(&p->m->unet_ps, &p->m->unet, &act, &sched, t_init, steps, ctx, p->max_len, z + (size_t)i0 * D,
+                            zc, b, S, S, out + (size_t)i0 * D);
+    }
+    sid_arena_free(&act);
+    sid_schedule_free(&sched);
+    free(z), free(ze), free(ctx), free(zc);
     return rc;
 }

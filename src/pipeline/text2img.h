@@ -26,6 +26,11 @@ int sid_text2img_encode(const sid_text2img *p, const char *const *prompts, int n
 // (1 = no unconditional pass). Images are generated in chunks of `chunk`.
 int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps,
                         float cfg, int chunk, float *out);
+// A distilled generator folder (sid_generator.json beside the model): one-step (or few-step)
+// generation, out [n, C, H, W]. 1 if the folder is a generator, 0 if not, -1 on error.
+int sid_text2img_is_generator(const char *model_dir, int *t_init, int *steps);
+int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
+                          float *out);
 // Shape of one generated image.
 void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W);
 
