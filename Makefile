@@ -75,6 +75,7 @@ check: test asan
 bench: $(BENCHES)
 	@for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
 	@BUILD=$(BUILD) bash bench/unet_vs_torch.sh
+	@BUILD=$(BUILD) bash bench/sid_vs_torch.sh
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:

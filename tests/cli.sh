@@ -61,5 +61,16 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 else
     echo "cli/teacher-few-steps SKIPPED: Fashion-MNIST not installed"
 fi
+# distillation: bad settings are one-line errors before any work
+check distill-kappa nonzero '^sid: distill: --kappa = -1 is outside' "$SID" distill --kappa -1
+check distill-tmin nonzero 'tmin < tmax' "$SID" distill --tmin 900 --tmax 100
+check distill-batch nonzero 'multiple of --micro' "$SID" distill --batch 10 --micro 4
+check distill-kappa23 nonzero 'kappa2 and kappa3' "$SID" distill --kappa2 2 --kappa3 3
+check distill-no-teacher nonzero "^sid: .*$tmp/none" "$SID" distill --teacher "$tmp/none" --out "$tmp/d"
+check distill-empty-prompts nonzero 'no usable|no prompt|empty' "$SID" distill --teacher tests/data/sid/teacher --prompts /dev/null --out "$tmp/d"
+check distill-resume-nothing nonzero 'nothing to resume' "$SID" distill --teacher tests/data/sid/teacher --resume "$tmp/nothing"
+check distill-tiny-run 0 'generator in' "$SID" distill --teacher tests/data/sid/teacher --out "$tmp/dr" --kimg 0.004 --batch 2 --tick 0.002 --snap 1
+check generate-one-step 0 'generate: 6 images' "$SID" generate --model "$tmp/dr/generator" --prompt 'an ankle boot' --n 6 --out "$tmp/g.png"
+check generate-not-generator nonzero 'sid_generator.json' "$SID" generate --model tests/data/sid/teacher --prompt x --out "$tmp/g2.png"
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
