@@ -4,6 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/file.h"
 
 #include "core/progress.h"
 #include "core/threads.h"
@@ -54,3 +59,34 @@ int harness_run(const char *suite, const test_case *cases, int n, int argc, char
     printf("%s: %d passed, %d failed\n", suite, passed, failed);
     return failed ? 1 : 0;
 }
+
+void test_remove_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        char sub[1024];
+        while (d && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            test_remove_tree(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+int test_same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (sid_read_file(a, &x, &nx)) return 0;
+    if (sid_read_file(b, &y, &ny)) return free(x), 0;
+    int same = nx == ny && memcmp(x, y, nx) == 0;
+    free(x), free(y);
+    return same;
+}
+
+const char *test_data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }

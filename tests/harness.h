@@ -17,6 +17,11 @@ int harness_run(const char *suite, const test_case *cases, int n, int argc, char
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed(void);  // has the current case failed so far?
 
+// Shared by the test programs.
+void test_remove_tree(const char *path);          // rm -rf, for temp folders
+int test_same_file(const char *a, const char *b); // byte-identical contents
+const char *test_data_dir(void);                  // $SID_TEST_DATA or tests/data
+
 #define EXPECT(cond, ...)                                               \
     do {                                                                \
         if (!(cond)) test_fail(__FILE__, __LINE__, __VA_ARGS__);        \

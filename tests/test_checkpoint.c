@@ -20,10 +20,9 @@
 #include "models/checkpoint.h"
 
 // ---------------------------------------------------------------- helpers
-static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
 
 static const char *data_path(char *buf, size_t cap, const char *rel) {
-    snprintf(buf, cap, "%s/%s", data_dir(), rel);
+    snprintf(buf, cap, "%s/%s", test_data_dir(), rel);
     return buf;
 }
 
@@ -93,18 +92,18 @@ static void expect_error(int rc, const char *what, const char *n1, const char *n
 static int reference_model(sid_sd_model *m, const char *unet, const char *clip, const char *vae) {
     char dir[512], p[600];
     memset(m, 0, sizeof *m);
-    snprintf(dir, sizeof dir, "%s/unet/%s", data_dir(), unet);
+    snprintf(dir, sizeof dir, "%s/unet/%s", test_data_dir(), unet);
     if (sub_path(p, sizeof p, dir, "config.json"), sid_unet_config_load(&m->unet_cfg, p)) return -1;
     sid_unet_decl(&m->unet, &m->unet_ps, &m->unet_cfg);
     sid_params_alloc(&m->unet_ps, 0);
     if (sub_path(p, sizeof p, dir, "diffusion_pytorch_model.safetensors"), sid_params_load(&m->unet_ps, p, NULL, NULL, 1, NULL))
         return -1;
-    snprintf(dir, sizeof dir, "%s/clip/%s", data_dir(), clip);
+    snprintf(dir, sizeof dir, "%s/clip/%s", test_data_dir(), clip);
     if (sub_path(p, sizeof p, dir, "config.json"), sid_clip_config_load(&m->clip_cfg, p)) return -1;
     sid_clip_decl(&m->clip, &m->clip_ps, &m->clip_cfg);
     sid_params_alloc(&m->clip_ps, 0);
     if (sub_path(p, sizeof p, dir, "model.safetensors"), sid_clip_load(&m->clip_ps, p, NULL)) return -1;
-    snprintf(dir, sizeof dir, "%s/vae/%s", data_dir(), vae);
+    snprintf(dir, sizeof dir, "%s/vae/%s", test_data_dir(), vae);
     if (sub_path(p, sizeof p, dir, "config.json"), sid_vae_config_load(&m->vae_cfg, p)) return -1;
     sid_vae_decl(&m->vae, &m->vae_ps, &m->vae_cfg);
     sid_params_alloc(&m->vae_ps, 0);

@@ -21,10 +21,9 @@
 #include "models/vae.h"
 
 // ---------------------------------------------------------------- helpers
-static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
 
 static const char *data_path(char *buf, size_t cap, const char *rel) {
-    snprintf(buf, cap, "%s/%s", data_dir(), rel);
+    snprintf(buf, cap, "%s/%s", test_data_dir(), rel);
     return buf;
 }
 

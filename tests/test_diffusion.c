@@ -16,7 +16,6 @@
 
 // ---------------------------------------------------------------- helpers
 
-static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
 
 static sid_safetensors gold;
 static int gold_open;
@@ -24,7 +23,7 @@ static int gold_open;
 static const sid_safetensors *golden_file(void) {
     if (!gold_open) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/diffusion/golden.safetensors", data_dir());
+        snprintf(path, sizeof path, "%s/diffusion/golden.safetensors", test_data_dir());
         if (sid_st_open(&gold, path)) sid_die("%s (set SID_TEST_DATA to the tests/data folder)", sid_error());
         gold_open = 1;
     }

@@ -14,7 +14,6 @@
 #include "io/safetensors.h"
 #include "sid/distill.h"
 
-static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
 
 static void *tensor(const sid_safetensors *st, const char *name, size_t *n) {
     const sid_st_tensor *t = sid_st_find(st, name);
@@ -51,7 +50,7 @@ static double rel(const float *got, const float *want, size_t n) {
 
 static void run_case(int k, const sid_safetensors *st) {
     char teacher[512], name[64];
-    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", test_data_dir());
     size_t n;
     float *kap = tensor(st, "kappa", &n), *alp = tensor(st, "alpha", &n);
     sid_distill_cfg c = sid_distill_defaults();
@@ -116,7 +115,7 @@ static void run_case(int k, const sid_safetensors *st) {
 
 static void test_one_iteration_matches_pytorch(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/sid/golden.safetensors", data_dir());
+    snprintf(path, sizeof path, "%s/sid/golden.safetensors", test_data_dir());
     sid_safetensors st;
     if (sid_st_open(&st, path)) {
         test_fail(__FILE__, __LINE__, "%s", sid_error());
@@ -141,24 +140,15 @@ static void test_bad_settings_fail_first(void) {
     EXPECT(sid_distill_open(&c) == NULL && strstr(sid_error(), "/nonexistent/teacher"), "%s", sid_error());
     c = sid_distill_defaults();
     char teacher[512];
-    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", test_data_dir());
     c.teacher_dir = teacher, c.prompts_file = "/dev/null";
     EXPECT(sid_distill_open(&c) == NULL && strstr(sid_error(), "/dev/null"), "empty prompt file: %s", sid_error());
-}
-
-static int same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    if (sid_read_file(a, &x, &nx) || sid_read_file(b, &y, &ny)) return 0;
-    int same = nx == ny && memcmp(x, y, nx) == 0;
-    free(x), free(y);
-    return same;
 }
 
 static void test_resume_is_exact(void) {
     char tmp[] = "/tmp/sid-distill-XXXXXX", a[128], b[128], pa[256], pb[256], teacher[512];
     if (!mkdtemp(tmp)) sid_die("mkdtemp");
-    snprintf(teacher, sizeof teacher, "%s/sid/teacher", data_dir());
+    snprintf(teacher, sizeof teacher, "%s/sid/teacher", test_data_dir());
     snprintf(a, sizeof a, "%s/straight", tmp), snprintf(b, sizeof b, "%s/resumed", tmp);
     sid_distill_cfg c = sid_distill_defaults();
     c.teacher_dir = teacher, c.batch = c.micro = 2, c.duration_img = 8, c.tick_img = 2, c.snapshot_ticks = 2;
@@ -169,10 +159,10 @@ static void test_resume_is_exact(void) {
     c.resume = 1, c.stop_after_img = 0;
     EXPECT(sid_distill_run(&c) == 0, "%s", sid_error());
     snprintf(pa, sizeof pa, "%s/training-state.safetensors", a), snprintf(pb, sizeof pb, "%s/training-state.safetensors", b);
-    EXPECT(same_file(pa, pb), "state after 4 + 4 resumed images differs from 8 straight");
+    EXPECT(test_same_file(pa, pb), "state after 4 + 4 resumed images differs from 8 straight");
     snprintf(pa, sizeof pa, "%s/generator/unet/diffusion_pytorch_model.safetensors", a);
     snprintf(pb, sizeof pb, "%s/generator/unet/diffusion_pytorch_model.safetensors", b);
-    EXPECT(same_file(pa, pb), "exported generator differs after resuming");
+    EXPECT(test_same_file(pa, pb), "exported generator differs after resuming");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     EXPECT(system(cmd) == 0, "cleanup");

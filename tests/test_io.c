@@ -25,24 +25,6 @@ static void make_tmpdir(char *dir, size_t cap) {
     if (!mkdtemp(dir)) sid_die("mkdtemp failed");
 }
 
-static void remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        char sub[1024];
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -177,7 +159,7 @@ static void test_st_reference_vector(void) {
     EXPECT(ol == sizeof ref && ours && memcmp(ours, ref, sizeof ref) == 0, "writer output differs from the vector (%zu bytes)",
            ol);
     free(ours);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_st_round_trip(void) {
@@ -225,7 +207,7 @@ static void test_st_round_trip(void) {
     sid_safetensors st;
     EXPECT(sid_st_open(&st, path) == 0, "open: %s", sid_error());
     if (test_failed()) {
-        remove_tree(dir);
+        test_remove_tree(dir);
         return;
     }
     EXPECT(st.n == n, "n = %d", st.n);
@@ -281,7 +263,7 @@ static void test_st_round_trip(void) {
     EXPECT(sid_st_open(&st, path) == 0 && st.n == 0, "open empty: %s", sid_error());
     EXPECT(sid_st_find(&st, "x") == NULL, "find in empty");
     sid_st_close(&st);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 // Header lengths not a multiple of 8 leave data misaligned; reads must still
@@ -310,7 +292,7 @@ static void test_st_misaligned(void) {
         EXPECT(y && sid_st_read_f32(&st, y, got) == 0 && got[0] == 7.5f && got[1] == -0.125f, "misaligned f32");
         sid_st_close(&st);
     }
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 typedef struct {
@@ -408,7 +390,7 @@ static void test_st_rejects(void) {
     EXPECT(sid_st_open(&st, path) == -1 && contains(sid_error(), "no such file") && contains(sid_error(), path),
            "missing file: %s", sid_error());
     EXPECT(sid_st_open(&st, dir) == -1 && contains(sid_error(), "not a regular file"), "folder: %s", sid_error());
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_st_write_rejects(void) {
@@ -438,7 +420,7 @@ static void test_st_write_rejects(void) {
     join(deep, sizeof deep, dir, "no/such/dir/x.safetensors");
     EXPECT(sid_st_write(deep, dup, 1, NULL, 0) == -1 && contains(sid_error(), deep), "missing dir: %s", sid_error());
     EXPECT(count_entries(dir) == 1, "missing dir left files");
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 // ---------------------------------------------------------------- files
@@ -466,7 +448,7 @@ static void test_read_file(void) {
     EXPECT(contains(sid_error(), path) && contains(sid_error(), "no such file"), "message: %s", sid_error());
     EXPECT(sid_read_file(dir, &data, &len) == -1 && contains(sid_error(), "directory"), "folder: %s", sid_error());
     EXPECT(sid_file_exists(dir) && !sid_file_exists(path), "sid_file_exists");
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_atomic_write(void) {
@@ -478,7 +460,7 @@ static void test_atomic_write(void) {
     FILE *f = sid_atomic_begin(path, tmp, sizeof tmp);
     EXPECT(f != NULL && contains(tmp, ".tmp."), "begin: %s", sid_error());
     if (!f) {
-        remove_tree(dir);
+        test_remove_tree(dir);
         return;
     }
     fputs("half-written", f);
@@ -519,7 +501,7 @@ static void test_atomic_write(void) {
     char small[8];
     EXPECT(sid_atomic_begin(path, small, sizeof small) == NULL && contains(sid_error(), "too long"), "tmp_cap");
     EXPECT(count_entries(dir) == 2, "stray files: %d entries", count_entries(dir));
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_mkdir_p(void) {
@@ -536,7 +518,7 @@ static void test_mkdir_p(void) {
     snprintf(path, sizeof path, "%s/plain/sub", dir);
     EXPECT(sid_mkdir_p(path) == -1 && contains(sid_error(), path), "through a file: %s", sid_error());
     EXPECT(sid_mkdir_p(file) == -1 && contains(sid_error(), "not a folder"), "onto a file: %s", sid_error());
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 // ---------------------------------------------------------------- JSON
@@ -571,7 +553,7 @@ static void test_json_load_save(void) {
     join(path, sizeof path, dir, "absent.json");
     EXPECT(sid_json_load(path) == NULL && contains(sid_error(), "no such file") && contains(sid_error(), path),
            "missing: %s", sid_error());
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_json_getters(void) {
@@ -647,7 +629,7 @@ static void test_png_round_trip(void) {
     png_round_trip(dir, 1);
     png_round_trip(dir, 3);
     EXPECT(count_entries(dir) == 2, "stray files");
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_png_grid(void) {
@@ -707,7 +689,7 @@ static void test_png_grid(void) {
     free(pix);
     EXPECT(sid_png_write_grid(path, imgs, 5, 2, H, W, 3, 0) == -1 && contains(sid_error(), path), "c=2 accepted");
     free(imgs);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_png_rejects(void) {
@@ -735,7 +717,7 @@ static void test_png_rejects(void) {
     join(missing, sizeof missing, dir, "nodir/x.png");
     EXPECT(sid_png_write(missing, img, 4, 4, 1) == -1 && contains(sid_error(), missing), "missing dir");
     EXPECT(count_entries(dir) == 1, "stray files");
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 // ---------------------------------------------------------------- IDX
@@ -807,7 +789,7 @@ static void test_idx(void) {
     join(path, sizeof path, dir, "t10k-images-idx3-ubyte.gz");
     EXPECT(sid_idx_read(path, &x) == -1 && contains(sid_error(), "no such file") && contains(sid_error(), path),
            "missing: %s", sid_error());
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 TEST_LIST(T(test_f16_bf16_conversions), T(test_st_reference_vector), T(test_st_round_trip), T(test_st_misaligned),

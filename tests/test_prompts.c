@@ -37,27 +37,9 @@ static const char *prompt_dir(void) {
 
 static char tmp_root[256];
 
-static void remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        char sub[1024];
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void cleanup(void) {
-    if (tmp_root[0]) remove_tree(tmp_root);
+    if (tmp_root[0]) test_remove_tree(tmp_root);
 }
 
 // A fresh folder under this run's temporary root.
@@ -71,27 +53,13 @@ static const char *tmp_dir(const char *name) {
     static int k;
     char *d = buf[k++ % 4];
     snprintf(d, 512, "%s/%s", tmp_root, name);
-    remove_tree(d);
+    test_remove_tree(d);
     return d;
 }
 
 static void write_bytes(const char *path, const char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) sid_die("cannot write %s", path);
-}
-
-static int same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    if (sid_read_file(a, &x, &nx)) return 0;
-    if (sid_read_file(b, &y, &ny)) {
-        free(x);
-        return 0;
-    }
-    int same = nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
 }
 
 // The shipped prompt file of a split, loaded; NULL-text on failure (with a test failure).
@@ -238,7 +206,7 @@ static void test_shipped_files(void) {
         char a[1100], b[1100];
         snprintf(a, sizeof a, "%s/%s", prompt_dir(), names[split]);
         snprintf(b, sizeof b, "%s/%s", d, names[split]);
-        EXPECT(same_file(a, b), "%s differs from what sid_prompts_write_fmnist writes (regenerate it)", a);
+        EXPECT(test_same_file(a, b), "%s differs from what sid_prompts_write_fmnist writes (regenerate it)", a);
         sid_prompts p = load_split(split);
         int i = 0, bad = 0;
         char buf[256];
@@ -499,7 +467,7 @@ static void test_bpe_teacher_vocab(void) {
         char a[1100], b[1100];
         snprintf(a, sizeof a, "%s/%s", d, files[k]);
         snprintf(b, sizeof b, "%s/%s", d2, files[k]);
-        EXPECT(same_file(a, b), "%s differs between two builds", files[k]);
+        EXPECT(test_same_file(a, b), "%s differs between two builds", files[k]);
     }
 done:
     sid_prompts_free(&tr);

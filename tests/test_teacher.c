@@ -53,15 +53,6 @@ static void test_training_lowers_the_loss(void) {
     EXPECT(first > 0 && last < 0.7 * first, "loss %.4f -> %.4f over 60 steps: not falling", first, last);
 }
 
-static int same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    if (sid_read_file(a, &x, &nx) || sid_read_file(b, &y, &ny)) return 0;
-    int same = nx == ny && memcmp(x, y, nx) == 0;
-    free(x), free(y);
-    return same;
-}
-
 static void test_resume_is_exact(void) {
     if (!have_data()) return;
     char a[128], b[128], pa[256], pb[256];
@@ -77,10 +68,10 @@ static void test_resume_is_exact(void) {
     EXPECT(sid_teacher_train(&c) == 0, "%s", sid_error());
     snprintf(pa, sizeof pa, "%s/train_state.safetensors", a);
     snprintf(pb, sizeof pb, "%s/train_state.safetensors", b);
-    EXPECT(same_file(pa, pb), "training state after 10 + 10 resumed steps differs from 20 straight steps");
+    EXPECT(test_same_file(pa, pb), "training state after 10 + 10 resumed steps differs from 20 straight steps");
     snprintf(pa, sizeof pa, "%s/unet/diffusion_pytorch_model.safetensors", a);
     snprintf(pb, sizeof pb, "%s/unet/diffusion_pytorch_model.safetensors", b);
-    EXPECT(same_file(pa, pb), "exported EMA UNet differs after resuming");
+    EXPECT(test_same_file(pa, pb), "exported EMA UNet differs after resuming");
 
     // the folder is a diffusers pipeline without a VAE: text encoder, tokenizer, UNet, scheduler
     sid_sd_model m;

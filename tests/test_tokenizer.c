@@ -27,27 +27,9 @@ static const char *data_dir(void) {
     return d && d[0] ? d : "tests/data";
 }
 
-static void remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        char sub[1024];
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void cleanup(void) {
-    if (tmp_root[0]) remove_tree(tmp_root);
+    if (tmp_root[0]) test_remove_tree(tmp_root);
 }
 
 static void write_file(const char *path, const char *data, size_t n) {
@@ -302,7 +284,7 @@ static void test_encode_errors(void) {
 // A fresh folder under the fixture with a small valid vocabulary, for one broken file each.
 static void small_dir(char *dir, size_t cap, const char *name) {
     snprintf(dir, cap, "%s/%s", fixture(), name);
-    remove_tree(dir);
+    test_remove_tree(dir);
     if (mkdir(dir, 0700) != 0) sid_die("mkdir %s failed", dir);
     write_text(dir, "vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 2, \"<|startoftext|>\": 3, \"<|endoftext|>\": 4}");
     write_text(dir, "merges.txt", "#version: 0.2\na b\n");

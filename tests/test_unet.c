@@ -14,7 +14,6 @@
 #include "io/safetensors.h"
 #include "models/unet.h"
 
-static const char *data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
 
 static float *golden(const sid_safetensors *st, const char *name, size_t *n) {
     const sid_st_tensor *t = sid_st_find(st, name);
@@ -60,7 +59,7 @@ static void free_unet(loaded_unet *m) {
 
 static void check_against_diffusers(const char *name) {
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/unet/%s", data_dir(), name);
+    snprintf(dir, sizeof dir, "%s/unet/%s", test_data_dir(), name);
     loaded_unet m, frozen;
     if (load_unet(&m, dir, 1) || load_unet(&frozen, dir, 0)) {
         test_fail(__FILE__, __LINE__, "%s", sid_error());
@@ -200,7 +199,7 @@ static void test_config_errors(void) {
 // A checkpoint that does not fit the config is rejected with the tensor's name.
 static void test_loading_rejects_mismatches(void) {
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/unet/sd2_linear", data_dir());
+    snprintf(dir, sizeof dir, "%s/unet/sd2_linear", test_data_dir());
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
     sid_unet_config base, c;
     snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/config.json");
@@ -229,7 +228,7 @@ static void test_loading_rejects_mismatches(void) {
 // What sid writes loads back identically (the diffusers side is checked by the reference tool).
 static void test_save_round_trip(void) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", data_dir());
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
     loaded_unet m;
     if (load_unet(&m, dir, 0)) {
         test_fail(__FILE__, __LINE__, "%s", sid_error());
@@ -259,7 +258,7 @@ static void test_save_round_trip(void) {
 // checkpoints (sd-architecture.md's sd15-unet-keys.tsv and sd21base-unet-keys.tsv).
 static void check_ldm_names(const char *config_json, const char *tsv) {
     char path[512], line[512];
-    snprintf(path, sizeof path, "%s/unet/%s", data_dir(), tsv);
+    snprintf(path, sizeof path, "%s/unet/%s", test_data_dir(), tsv);
     FILE *f = fopen(path, "r");
     if (!f) {
         test_fail(__FILE__, __LINE__, "%s: cannot open", path);
@@ -306,7 +305,7 @@ static void test_single_file_names(void) {
 // schedule buffers beside them) loads into the same weights as the diffusers folder.
 static void test_single_file_checkpoint_loads(void) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", data_dir());
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
     loaded_unet m;
     if (load_unet(&m, dir, 0)) {
         test_fail(__FILE__, __LINE__, "%s", sid_error());
