@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "io/file.h"
 
 #include "core/progress.h"
@@ -90,3 +91,10 @@ int test_same_file(const char *a, const char *b) {
 }
 
 const char *test_data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
+
+void test_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) sid_die("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}

@@ -21,6 +21,7 @@ int test_failed(void);  // has the current case failed so far?
 void test_remove_tree(const char *path);          // rm -rf, for temp folders
 int test_same_file(const char *a, const char *b); // byte-identical contents
 const char *test_data_dir(void);                  // $SID_TEST_DATA or tests/data
+void test_write_text(const char *path, const char *text);  // dies when it cannot
 
 #define EXPECT(cond, ...)                                               \
     do {                                                                \

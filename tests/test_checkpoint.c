@@ -31,28 +31,6 @@ static void make_tmpdir(char *dir, size_t cap) {
     if (!mkdtemp(dir)) sid_die("mkdtemp failed");
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char sub[1024];
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-        struct stat s;
-        if (lstat(sub, &s) == 0 && S_ISDIR(s.st_mode)) remove_tree(sub);
-        else unlink(sub);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) sid_die("cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void copy_file(const char *from, const char *to) {
     char *data;
     size_t len;
@@ -160,10 +138,10 @@ static void write_folder(const char *dir, const char *unet, const char *clip, co
     snprintf(rel, sizeof rel, "vae/%s/config.json", vae), copy_data(rel, dir, "vae/config.json");
     snprintf(rel, sizeof rel, "vae/%s/diffusion_pytorch_model.safetensors", vae);
     copy_data(rel, dir, "vae/diffusion_pytorch_model.safetensors");
-    sub_path(to, sizeof to, dir, "tokenizer/vocab.json"), write_text(to, "{}\n");
-    sub_path(to, sizeof to, dir, "tokenizer/merges.txt"), write_text(to, "#version: 0.2\n");
-    sub_path(to, sizeof to, dir, "scheduler/scheduler_config.json"), write_text(to, scheduler_sd15);
-    sub_path(to, sizeof to, dir, "model_index.json"), write_text(to, model_index_sd15);
+    sub_path(to, sizeof to, dir, "tokenizer/vocab.json"), test_write_text(to, "{}\n");
+    sub_path(to, sizeof to, dir, "tokenizer/merges.txt"), test_write_text(to, "#version: 0.2\n");
+    sub_path(to, sizeof to, dir, "scheduler/scheduler_config.json"), test_write_text(to, scheduler_sd15);
+    sub_path(to, sizeof to, dir, "model_index.json"), test_write_text(to, model_index_sd15);
 }
 
 static void test_diffusers_folder_loads(void) {
@@ -207,7 +185,7 @@ static void test_diffusers_folder_loads(void) {
     sub_path(p, sizeof p, dir, "vae/diffusion_pytorch_model.fp16.safetensors");
     EXPECT(sid_params_save(&want.vae_ps, p, SID_F16) == 0, "%s", sid_error());
     sub_path(p, sizeof p, dir, "scheduler/scheduler_config.json");
-    write_text(p, "{\"_class_name\": \"DDIMScheduler\", \"beta_start\": 0.001, \"beta_end\": 0.02, "
+    test_write_text(p, "{\"_class_name\": \"DDIMScheduler\", \"beta_start\": 0.001, \"beta_end\": 0.02, "
                   "\"beta_schedule\": \"scaled_linear\", \"num_train_timesteps\": 500, \"prediction_type\": \"v_prediction\"}");
     rc = sid_sd_load(&m, dir, SID_SD_VAE, 0);
     EXPECT(rc == 0, "fp16 VAE: %s", rc ? sid_error() : "");
@@ -223,7 +201,7 @@ static void test_diffusers_folder_loads(void) {
         EXPECT(m.sd_version == 1, "version %d from the quick_gelu text encoder config", m.sd_version);
     }
     sid_sd_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
     sid_sd_free(&want);
 }
 
@@ -427,7 +405,7 @@ static void test_single_file_sd1_loads(void) {
     char p[1024];
     make_sub(cfg, "tokenizer"), make_sub(cfg, "scheduler");
     sub_path(p, sizeof p, cfg, "scheduler/scheduler_config.json");
-    write_text(p, "{\"beta_start\": 0.00085, \"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", "
+    test_write_text(p, "{\"beta_start\": 0.00085, \"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", "
                   "\"prediction_type\": \"v_prediction\"}");
     rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_TEXT, 0);
     sub_path(p, sizeof p, cfg, "tokenizer");
@@ -442,7 +420,7 @@ static void test_single_file_sd1_loads(void) {
     expect_error(rc, "tiny weights, SD1.5 config", "sd1.safetensors", "the model config expects");
     EXPECT(m.vae_ps.n == 0 && m.vae_ps.data == NULL, "a failed load leaves parameters behind");
     sid_sd_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
     sid_sd_free(&want);
 }
 
@@ -495,19 +473,19 @@ static void test_single_file_sd2_loads(void) {
     sid_sd_free(&m);
     char p[1024];
     sub_path(p, sizeof p, cfg, "text_encoder/config.json");
-    write_text(p, "{\"architectures\": [\"CLIPTextModel\"], \"hidden_act\": \"gelu\", \"hidden_size\": 16, "
+    test_write_text(p, "{\"architectures\": [\"CLIPTextModel\"], \"hidden_act\": \"gelu\", \"hidden_size\": 16, "
                   "\"intermediate_size\": 32, \"num_attention_heads\": 2, \"num_hidden_layers\": 3, "
                   "\"max_position_embeddings\": 16, \"vocab_size\": 100}");
     write_single_file(file, &want, 2, WITH_ALL, NULL);
     rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_TEXT, 0);
     EXPECT(rc == 0, "heads do not change shapes: %s", rc ? sid_error() : "");
     sid_sd_free(&m);
-    write_text(p, "{\"hidden_act\": \"gelu\", \"hidden_size\": 16, \"intermediate_size\": 48, \"num_attention_heads\": 4,"
+    test_write_text(p, "{\"hidden_act\": \"gelu\", \"hidden_size\": 16, \"intermediate_size\": 48, \"num_attention_heads\": 4,"
                   " \"num_hidden_layers\": 3, \"max_position_embeddings\": 16, \"vocab_size\": 100}");
     rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_TEXT, 0);
     expect_error(rc, "intermediate 48 vs 32", "sd2.safetensors", "mlp.c_fc.weight' has shape [32, 16]");
     sid_sd_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
     sid_sd_free(&want);
 }
 
@@ -544,7 +522,7 @@ static void test_version_detection(void) {
     rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_ALL, 0);
     expect_error(rc, "no text encoder", "m.safetensors", "no text encoder");
     sid_sd_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
     sid_sd_free(&a), sid_sd_free(&b);
 }
 
@@ -558,7 +536,7 @@ static void edit_file(const char *dir, const char *rel, const char *from, const 
     const char *at = strstr(text, from);
     if (!at) sid_die("%s: no '%s'", p, from);
     snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-    write_text(p, out);
+    test_write_text(p, out);
     free(text);
 }
 
@@ -609,11 +587,11 @@ static void test_folder_errors(void) {
     sub_path(moved, sizeof moved, dir, "unet.safetensors");
     rename(w, moved);
     sub_path(p, sizeof p, dir, "unet/diffusion_pytorch_model.safetensors.index.json");
-    write_text(p, "{\"weight_map\": {}}");
+    test_write_text(p, "{\"weight_map\": {}}");
     expect_error(LOAD(SID_SD_UNET), "sharded", "diffusion_pytorch_model.safetensors.index.json", "sharded");
     unlink(p);
     sub_path(p, sizeof p, dir, "unet/diffusion_pytorch_model.bin");
-    write_text(p, "pickle");
+    test_write_text(p, "pickle");
     expect_error(LOAD(SID_SD_UNET), "pickled", "unet/diffusion_pytorch_model.bin", "pickled");
     unlink(p);
     expect_error(LOAD(SID_SD_UNET), "no weights", "/unet", "no weights file");
@@ -628,7 +606,7 @@ static void test_folder_errors(void) {
     expect_error(LOAD(SID_SD_TEXT), "no merges.txt", "tokenizer/merges.txt", "no such file");
     EXPECT(LOAD(SID_SD_UNET | SID_SD_VAE) == 0, "the tokenizer matters only with the text encoder: %s", sid_error());
     sub_path(p, sizeof p, dir, "vae");
-    remove_tree(p);
+    test_remove_tree(p);
     expect_error(LOAD(SID_SD_VAE), "no vae/", "/vae", "no such folder");
     edit_file(dir, "model_index.json", "\"vae\": [\"diffusers\", \"AutoencoderKL\"]", "\"vae\": [null, null]");
     expect_error(LOAD(SID_SD_VAE), "no vae in model_index", "model_index.json", "no 'vae'");
@@ -643,7 +621,7 @@ static void test_folder_errors(void) {
     expect_error(rc, "config folder with a folder", dir, "config folder");
     sid_sd_free(&m);
 #undef LOAD
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 static void test_single_file_errors(void) {
@@ -683,12 +661,12 @@ static void test_single_file_errors(void) {
         sid_sd_free(&m);
     }
     // not a safetensors file; a pickle; a config folder that is not there
-    write_text(file, "not a checkpoint");
+    test_write_text(file, "not a checkpoint");
     int rc = sid_sd_load(&m, file, SID_SD_ALL, 0);
     expect_error(rc, "garbage file", "sd1.safetensors", NULL);
     sid_sd_free(&m);
     sub_path(p, sizeof p, dir, "model.ckpt");
-    write_text(p, "pickle");
+    test_write_text(p, "pickle");
     rc = sid_sd_load(&m, p, SID_SD_ALL, 0);
     expect_error(rc, "ckpt", "model.ckpt", "pickled checkpoints are not supported");
     sid_sd_free(&m);
@@ -702,7 +680,7 @@ static void test_single_file_errors(void) {
     rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_VAE, 0);
     expect_error(rc, "bad vae override", "configs/vae/config.json", "act_fn");
     sid_sd_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
     sid_sd_free(&want);
 }
 

@@ -32,26 +32,6 @@ static void make_tmpdir(char *dir, size_t cap) {
     if (!mkdtemp(dir)) sid_die("mkdtemp failed");
 }
 
-static void remove_dir(const char *dir) {  // flat folders only
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char sub[1024];
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-        unlink(sub);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) sid_die("cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 // max |a - b| / max |b|: the error relative to the reference's largest magnitude
 static double rel_err(const float *a, const float *b, size_t n) {
     double scale = 1e-12, err = 0;
@@ -187,18 +167,18 @@ static void test_clip_config_errors(void) {
         {"{\"vocab_size\": 49408,}", "invalid JSON"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_text(path, bad[i].json);
+        test_write_text(path, bad[i].json);
         EXPECT(sid_clip_config_load(&c, path) == -1, "accepted %s", bad[i].json);
         expect_one_line(bad[i].json, bad[i].needle);
         expect_one_line(bad[i].json, "config.json");
     }
     // absent keys take CLIPTextConfig's defaults; a CLIPConfig's text_config is read
-    write_text(path, "{\"text_config\": {\"hidden_size\": 64, \"num_attention_heads\": 2, \"hidden_act\": \"gelu\"}}");
+    test_write_text(path, "{\"text_config\": {\"hidden_size\": 64, \"num_attention_heads\": 2, \"hidden_act\": \"gelu\"}}");
     EXPECT(sid_clip_config_load(&c, path) == 0, "%s", sid_error());
     EXPECT(c.hidden == 64 && c.heads == 2 && c.act == SID_ACT_GELU && c.layers == 12 && c.vocab_size == 49408 &&
                c.intermediate == 2048 && c.max_positions == 77 && c.eps == 1e-5f,
            "defaults or text_config misread");
-    remove_dir(dir);
+    test_remove_tree(dir);
 }
 
 // ---------------------------------------------------------------- CLIP against transformers
@@ -436,7 +416,7 @@ static void test_clip_load_namings_and_rejections(void) {
     sid_clip_free(&m3), sid_params_free(&bigps);
 
     sid_clip_free(&m2), sid_params_free(&other);
-    remove_dir(dir);
+    test_remove_tree(dir);
     clip_close(&f);
 }
 
@@ -512,18 +492,18 @@ static void test_vae_config_errors(void) {
         {"{\"layers_per_block\": 2}", "'block_out_channels'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_text(path, bad[i].json);
+        test_write_text(path, bad[i].json);
         EXPECT(sid_vae_config_load(&c, path) == -1, "accepted %s", bad[i].json);
         expect_one_line(bad[i].json, bad[i].needle);
         expect_one_line(bad[i].json, "config.json");
     }
-    write_text(path, "{\"block_out_channels\": [64], \"use_quant_conv\": false, \"use_post_quant_conv\": false,"
+    test_write_text(path, "{\"block_out_channels\": [64], \"use_quant_conv\": false, \"use_post_quant_conv\": false,"
                      " \"mid_block_add_attention\": false}");
     EXPECT(sid_vae_config_load(&c, path) == 0, "%s", sid_error());
     EXPECT(!c.use_quant_conv && !c.use_post_quant_conv && !c.mid_attention && c.layers_per_block == 1 &&
                c.norm_groups == 32 && c.latent_channels == 4,
            "switches or defaults misread");
-    remove_dir(dir);
+    test_remove_tree(dir);
 }
 
 // ---------------------------------------------------------------- VAE against diffusers
@@ -662,7 +642,7 @@ static void test_vae_load_namings_and_rejections(void) {
     expect_one_line("shape", "'decoder.up_blocks.1.resnets.0.conv_shortcut.weight' has shape [2, 8, 1, 1]");
 
     sid_vae_free(&v2), sid_params_free(&other);
-    remove_dir(dir);
+    test_remove_tree(dir);
     vae_close(&f);
 }
 
