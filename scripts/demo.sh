@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SID=${SID_BIN:-build/sid}
 TEACHER=${TEACHER:-models/teacher}
 OUT=${OUT:-out/demo}
-KAPPA=${KAPPA:-1.5}; KIMG=${KIMG:-6.4}; BATCH=${BATCH:-16}; N_EVAL=${N_EVAL:-1000}
+KAPPA=${KAPPA:-1.5}; KIMG=${KIMG:-8}; BATCH=${BATCH:-16}; N_EVAL=${N_EVAL:-1000}
 [ -f "$TEACHER/unet/diffusion_pytorch_model.safetensors" ] || { echo "demo: $TEACHER is missing (make teacher trains it)" >&2; exit 1; }
 rm -rf "$OUT"; mkdir -p "$OUT"
 t_all=$(date +%s)
@@ -26,11 +26,13 @@ echo "generator: $gen"; echo "teacher:   $tea"
 cp "$OUT/run/fakes_init.png" "$OUT/generator_at_start.png"
 echo "== 3/3 report"
 field() { sed -E "s/.*\"$2\": ([0-9.eE+-]+).*/\1/" <<<"$1"; }
+cfgval() { printf '%g' "$(tr -d '\n\t ' < "$OUT/run/config.json" | sed -E "s/.*\"$1\":([0-9.eE+-]+).*/\1/")"; }
 {
     echo "# sid demo: SiD-LSG on the built-in Fashion-MNIST teacher"
     echo
-    echo "Teacher \`$TEACHER\` distilled into a one-step generator with kappa1..4 = $KAPPA, alpha 1.2,"
-    echo "$KIMG kimg at batch $BATCH, in ${t_distill} s on $(nproc) cores ($(date -u +%Y-%m-%d))."
+    echo "Teacher \`$TEACHER\` distilled into a one-step generator with kappa1..4 = $KAPPA, alpha $(cfgval alpha),"
+    echo "lr (fake net) $(cfgval lr), glr (generator) $(cfgval glr), $KIMG kimg at batch $BATCH,"
+    echo "in ${t_distill} s on $(nproc) cores ($(date -u +%Y-%m-%d))."
     echo
     echo "| model | steps | FID (N=$N_EVAL) | alignment | images/s |"
     echo "|---|---|---|---|---|"

@@ -34,7 +34,7 @@ int cmd_distill(int argc, char **argv) {
         {"--kappa2", SID_FLAG_NUM, &k[1], 0, 100, "guidance of the fake net in the generator loss (= kappa3)"},
         {"--kappa3", SID_FLAG_NUM, &k[2], 0, 100, "(must equal kappa2)"},
         {"--kappa4", SID_FLAG_NUM, &k[3], 0, 100, "guidance of the teacher in the generator loss"},
-        {"--alpha", SID_FLAG_NUM, &alpha, 0, 10, "SiD alpha (default 1.2)"},
+        {"--alpha", SID_FLAG_NUM, &alpha, 0, 10, "SiD alpha (default 1)"},
         {"--init-timestep", SID_FLAG_NUM, &t_init, 1, 999, "generator timestep (default 625)"},
         {"--tmin", SID_FLAG_NUM, &tmin, 0, 1000, "smallest loss timestep (default 20)"},
         {"--tmax", SID_FLAG_NUM, &tmax, 0, 1000, "loss timesteps below this (default 980)"},

@@ -25,12 +25,12 @@ sid_distill_cfg sid_distill_defaults(void) {
     return (sid_distill_cfg){.teacher_dir = "models/teacher",
                              .prompts_file = "data/prompts/fmnist_train.txt",
                              .out_dir = "out/distill",
-                             .alpha = 1.2f,
+                             .alpha = 1.0f,
                              .kappa = {1.5f, 1.5f, 1.5f, 1.5f},
                              .t_init = 625,
                              .tmin = 20,
                              .tmax = 980,
-                             .lr = 5e-5f,
+                             .lr = 2e-4f,
                              .glr = 5e-5f,
                              .beta1 = 0.0f,
                              .beta2 = 0.999f,
@@ -669,11 +669,17 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         sid_distill_close(d);
         return -1;
     }
-    snprintf(path, sizeof path, "%s/config.json", cfg->out_dir);
-    if (write_config(cfg, path)) goto fail;
+    // everything below is released by the one cleanup path at the end, whatever was reached
     prompt_stream ps = {sid_malloc((size_t)d->prompts.n * sizeof(uint32_t)), d->prompts.n, 0};
+    float *grid_ctx = NULL, *grid = NULL, *metric_ctx = NULL, *mimg = NULL, *z = NULL, *eps = NULL, *ze = NULL;
+    int *mcls = NULL, *prompt = NULL, nm = 0, rc = -1;
+    int32_t *t = NULL;
+    FILE *stats = NULL;
+    sid_gauss ref = {0};
+    snprintf(path, sizeof path, "%s/config.json", cfg->out_dir);
+    if (write_config(cfg, path)) goto done;
     if (cfg->resume) {
-        if (load_state(d, &ps, state_path)) goto fail;
+        if (load_state(d, &ps, state_path)) goto done;
         fprintf(stderr, "distill: resuming %s at %lld images\n", state_path, (long long)d->nimg);
     } else {
         stream_shuffle(&ps, &d->rng);
@@ -688,10 +694,9 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             if (evalp.cls[i] >= 0) per[evalp.cls[i]]++;
             gp[ng++] = evalp.text[i];
         }
-    float *grid_ctx = encode_list(d, gp, ng), *grid = sid_malloc((size_t)GRID * d->D * sizeof(float));
+    grid_ctx = encode_list(d, gp, ng), grid = sid_malloc((size_t)GRID * d->D * sizeof(float));
     // metrics: balanced classes over the held-out prompts
-    int nm = cfg->metrics ? cfg->metrics_n : 0, *mcls = NULL;
-    float *metric_ctx = NULL, *mimg = NULL;
+    nm = cfg->metrics ? cfg->metrics_n : 0;
     if (nm) {
         const char **mp = sid_malloc((size_t)nm * sizeof *mp);
         mcls = sid_malloc((size_t)nm * sizeof(int));
@@ -708,20 +713,19 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         free(mp);
         for (int k = 0; k < 10; k++) free(byc[k]);
     }
-    sid_gauss ref = {0};
-    if (nm && sid_eval_reference(&cls, NULL, &ref)) goto fail;
+    if (nm && sid_eval_reference(&cls, NULL, &ref)) goto done;
 
     const int m = cfg->micro, A = cfg->batch / cfg->micro;
-    int *prompt = sid_malloc((size_t)m * sizeof(int));
-    float *z = sid_malloc((size_t)m * d->D * 4), *eps = sid_malloc((size_t)m * d->D * 4);
-    float *ze = cfg->gen_steps > 1 ? sid_malloc((size_t)(cfg->gen_steps - 1) * m * d->D * 4) : NULL;
-    int32_t *t = sid_malloc((size_t)m * sizeof(int32_t));
+    prompt = sid_malloc((size_t)m * sizeof(int));
+    z = sid_malloc((size_t)m * d->D * 4), eps = sid_malloc((size_t)m * d->D * 4);
+    ze = cfg->gen_steps > 1 ? sid_malloc((size_t)(cfg->gen_steps - 1) * m * d->D * 4) : NULL;
+    t = sid_malloc((size_t)m * sizeof(int32_t));
     const int dropout = cfg->kappa[0] != 1.0f || cfg->kappa[1] != 1.0f;
     snprintf(path, sizeof path, "%s/stats.jsonl", cfg->out_dir);
-    FILE *stats = fopen(path, cfg->resume ? "a" : "w");
+    stats = fopen(path, cfg->resume ? "a" : "w");
     if (!stats) {
         sid_set_error("%s: cannot open for writing", path);
-        goto fail;
+        goto done;
     }
     const int64_t end = cfg->stop_after_img > 0 && cfg->stop_after_img < cfg->duration_img ? cfg->stop_after_img
                                                                                           : (int64_t)cfg->duration_img;
@@ -730,12 +734,16 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
     int64_t next_tick = ((d->nimg / (int64_t)cfg->tick_img) + 1) * (int64_t)cfg->tick_img;
     int tick = (int)(d->nimg / (int64_t)cfg->tick_img);
     sid_iter_stats acc = {0};
-    int iters = 0, rc = 0;
+    int iters = 0;
+    rc = 0;
     double t_tick = sid_now(), t_start = sid_now();
     if (!cfg->resume) {
         ema_samples(d, grid_ctx, ng, 2024, grid);
         snprintf(path, sizeof path, "%s/fakes_init.png", cfg->out_dir);
-        if (sid_png_write_grid(path, grid, ng, d->C, d->H, d->W, 8, 2)) goto fail_stats;
+        if (sid_png_write_grid(path, grid, ng, d->C, d->H, d->W, 8, 2)) {
+            rc = -1;
+            goto done;
+        }
     }
     while (d->nimg < end) {
         sid_iter_stats st = {0};
@@ -799,8 +807,8 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         }
     }
     sid_progress_finish(&bar);
-fail_stats:
-    fclose(stats);
+done:
+    if (stats) fclose(stats);
     free(prompt), free(z), free(eps), free(ze), free(t);
     free(grid_ctx), free(grid), free(metric_ctx), free(mimg), free(mcls), free(ps.perm);
     if (nm) sid_gauss_free(&ref);
@@ -808,9 +816,4 @@ fail_stats:
     sid_prompts_free(&evalp);
     if (have_cls) sid_classifier_free(&cls);
     return rc;
-fail:
-    sid_distill_close(d);
-    sid_prompts_free(&evalp);
-    if (have_cls) sid_classifier_free(&cls);
-    return -1;
 }

@@ -12,8 +12,84 @@
 
 static sid_scratch conv_scratch;
 
+// A stride-1 conv whose output has the input's size (3x3 pad 1): each column row is its
+// input plane shifted by d = (ki-p)*W + (kj-p), so one contiguous copy per row replaces a
+// copy per output line (lines are only 8-32 floats in the small UNets); the columns that
+// wrapped around a line edge are then zeroed.
+static int is_same_stride1(const sid_conv2d_shape *s, int ho, int wo) {
+    return s->stride == 1 && ho == s->h && wo == s->w && s->k > 1;
+}
+
+typedef struct {
+    int oy0, oy1;  // output lines that read inside the plane
+    int a, b;      // [a, b): positions whose shifted source lies inside the plane
+    int d;         // source offset
+    int cx0, cx1;  // output columns [0, cx0) and [cx1, W) read outside a line
+} shift_range;
+
+static shift_range shift_of(const sid_conv2d_shape *s, int ki, int kj) {
+    const int H = s->h, W = s->w, p = s->pad, HW = H * W;
+    shift_range r;
+    r.oy0 = p - ki > 0 ? p - ki : 0;
+    r.oy1 = H + p - ki < H ? H + p - ki : H;
+    if (r.oy1 < r.oy0) r.oy1 = r.oy0;
+    r.d = (ki - p) * W + (kj - p);
+    const int lo = r.oy0 * W, hi = r.oy1 * W;
+    r.a = lo > -r.d ? lo : -r.d;
+    r.b = hi < HW - r.d ? hi : HW - r.d;
+    if (r.b < r.a) r.b = r.a;
+    r.cx0 = p - kj > 0 ? p - kj : 0;
+    r.cx1 = W + p - kj < W ? W + p - kj : W;
+    if (r.cx0 > W) r.cx0 = W;
+    if (r.cx1 < r.cx0) r.cx1 = r.cx0;
+    return r;
+}
+
+static void zero_wrapped_columns(float *row, const shift_range *r, int W) {
+    for (int oy = r->oy0; oy < r->oy1; oy++) {
+        float *line = row + (size_t)oy * W;
+        for (int x = 0; x < r->cx0; x++) line[x] = 0;
+        for (int x = r->cx1; x < W; x++) line[x] = 0;
+    }
+}
+
+static void im2col_same(float *col, const float *in, const sid_conv2d_shape *s) {
+    const int k = s->k, HW = s->h * s->w;
+    for (int c = 0; c < s->cin; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * HW;
+                const float *plane = in + (size_t)c * HW;
+                const shift_range r = shift_of(s, ki, kj);
+                memset(row, 0, (size_t)r.a * sizeof(float));
+                memcpy(row + r.a, plane + r.a + r.d, (size_t)(r.b - r.a) * sizeof(float));
+                memset(row + r.b, 0, (size_t)(HW - r.b) * sizeof(float));
+                zero_wrapped_columns(row, &r, s->w);
+            }
+}
+
+// Its adjoint; dcol is overwritten (the wrapped columns are zeroed before the shifted add).
+static void col2im_same_add(float *din, float *col, const sid_conv2d_shape *s) {
+    const int k = s->k, HW = s->h * s->w;
+    for (int c = 0; c < s->cin; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * HW;
+                float *restrict plane = din + (size_t)c * HW;
+                const shift_range r = shift_of(s, ki, kj);
+                zero_wrapped_columns(row, &r, s->w);
+                const float *restrict src = row + r.a;
+                float *restrict dst = plane + r.a + r.d;
+                for (int i = 0; i < r.b - r.a; i++) dst[i] += src[i];
+            }
+}
+
 // col[(c*k + ki)*k + kj][oy*wo + ox] = in[c][oy*s - p + ki][ox*s - p + kj] (0 outside)
 static void im2col(float *col, const float *in, const sid_conv2d_shape *s, int ho, int wo) {
+    if (is_same_stride1(s, ho, wo)) {
+        im2col_same(col, in, s);
+        return;
+    }
     const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
     for (int c = 0; c < s->cin; c++)
         for (int ki = 0; ki < k; ki++)
@@ -49,7 +125,11 @@ static inline void add_row(float *restrict dst, const float *restrict src, int n
 }
 
 // The adjoint of im2col: din += scatter of dcol.
-static void col2im_add(float *din, const float *col, const sid_conv2d_shape *s, int ho, int wo) {
+static void col2im_add(float *din, float *col, const sid_conv2d_shape *s, int ho, int wo) {
+    if (is_same_stride1(s, ho, wo)) {
+        col2im_same_add(din, col, s);
+        return;
+    }
     const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
     for (int c = 0; c < s->cin; c++)
         for (int ki = 0; ki < k; ki++)

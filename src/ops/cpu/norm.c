@@ -1,13 +1,17 @@
 // Group norm and layer norm. Statistics are accumulated in double: group
 // sizes reach 10^5 elements (SD at 64x64), where float sums lose digits.
+// The sums are `omp simd` reductions: lanes of doubles instead of one serial
+// chain, which made group norm ~11% of the tiny UNet's forward time.
 #include <math.h>
 
 #include "ops/ops.h"
 
 static void moments(const float *x, size_t n, float *mean, float *rstd, float eps) {
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) s += x[i];
     double mu = s / (double)n, v = 0;
+#pragma omp simd reduction(+ : v)
     for (size_t i = 0; i < n; i++) {
         double d = x[i] - mu;
         v += d * d;
@@ -48,6 +52,7 @@ void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dou
             double s1 = 0, s2 = 0;
             for (int c = 0; c < cg; c++) {
                 const float gm = gamma ? gamma[(ng % G) * cg + c] : 1.0f;
+#pragma omp simd reduction(+ : s1, s2)
                 for (int i = 0; i < HW; i++) {
                     const size_t j = (size_t)c * HW + i;
                     const double g = (double)gm * dy[j];
@@ -73,8 +78,10 @@ void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dou
             for (int n = 0; n < N; n++) {
                 const int ng = n * G + ch / cg;
                 const size_t off = ((size_t)n * C + ch) * HW;
+                const double mu = mean[ng], rs = rstd[ng];
+#pragma omp simd reduction(+ : sg, sb)
                 for (int i = 0; i < HW; i++) {
-                    sg += (double)dout[off + i] * (in[off + i] - mean[ng]) * rstd[ng];
+                    sg += (double)dout[off + i] * (in[off + i] - mu) * rs;
                     sb += dout[off + i];
                 }
             }
@@ -105,6 +112,7 @@ void sid_layernorm_bwd(float *din, float *dgamma, float *dbeta, const float *dou
             float *dx = din + (size_t)m * C;
             const float mu = mean[m], rs = rstd[m];
             double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
             for (int c = 0; c < C; c++) {
                 const double g = (double)(gamma ? gamma[c] : 1.0f) * dy[c];
                 s1 += g;
