@@ -36,7 +36,7 @@ LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test check bench asan clean probe demo teacher teacher-table
+.PHONY: sweep all test check bench asan clean probe demo teacher teacher-table
 .SECONDARY:
 all: probe $(BUILD)/sid
 
@@ -87,6 +87,10 @@ demo:
 	@./scripts/setup.sh
 	@$(MAKE) --no-print-directory all
 	@SID_BIN=$(BUILD)/sid bash scripts/demo.sh
+
+# The guidance sweep (kappa 1, 1.5, 2, 3 at the demo's settings, next to the teacher): docs/sweep.md.
+sweep: $(BUILD)/sid
+	SID_BIN=$(BUILD)/sid bash scripts/sweep.sh
 
 # The built-in teacher: `make teacher` retrains models/teacher from scratch (hours on 2 cores; the
 # exact command is the one the shipped teacher was trained with), `make teacher-table` measures it.

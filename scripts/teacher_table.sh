@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/teacher}; N=${2:-5000}; SID=${SID_BIN:-build/sid}
-out=docs/teacher-table.md
+out=${TABLE_OUT:-docs/teacher-table.md}
 {
     echo "| DDIM steps | CFG 1 | CFG 1.5 | CFG 2 | CFG 3 |"
     echo "|---|---|---|---|---|"

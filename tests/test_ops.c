@@ -651,6 +651,28 @@ static void test_ops_match_pytorch(void) {
     sid_st_close(&st);
 }
 
-TEST_LIST(T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+// The work counter behind the benchmarks' "fraction of the GEMM peak": exact products counted.
+static void test_flop_counter(void) {
+    const sid_conv2d_shape s = {2, 3, 5, 6, 4, 3, 1, 1};  // 2 samples, 3->4 channels, 5x6, 3x3 pad 1
+    const size_t nin = 2 * 3 * 5 * 6, nw = 4 * 3 * 9, nout = 2 * 4 * 5 * 6;
+    float *x = calloc(nin, 4), *w = calloc(nw, 4), *b = calloc(4, 4), *y = calloc(nout, 4), *dx = calloc(nin, 4);
+    float *dw = calloc(nw, 4);
+    const double conv = 2.0 * 2 * 4 * 30 * 27;
+    double f0 = sid_ops_flops();
+    sid_conv2d_fwd(y, x, w, b, &s);
+    EXPECT(sid_ops_flops() - f0 == conv, "conv2d forward counted %g flops, want %g", sid_ops_flops() - f0, conv);
+    f0 = sid_ops_flops();
+    sid_conv2d_bwd(dx, dw, NULL, y, x, w, &s);
+    EXPECT(sid_ops_flops() - f0 == 2 * conv, "conv2d backward counted %g flops, want %g", sid_ops_flops() - f0, 2 * conv);
+    f0 = sid_ops_flops();
+    sid_conv2d_bwd(dx, NULL, NULL, y, x, w, &s);  // input gradient only: half the work
+    EXPECT(sid_ops_flops() - f0 == conv, "input-only conv2d backward counted %g flops, want %g", sid_ops_flops() - f0, conv);
+    f0 = sid_ops_flops();
+    sid_linear_fwd(y, x, w, NULL, 5, 6, 4);
+    EXPECT(sid_ops_flops() - f0 == 2.0 * 5 * 6 * 4, "linear forward counted %g flops", sid_ops_flops() - f0);
+    free(x), free(w), free(b), free(y), free(dx), free(dw);
+}
+
+TEST_LIST(T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread))
 TEST_MAIN("ops")

@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+// ---- work counter: floating-point operations of the matrix products (linear, conv2d,
+// attention; 2 per multiply-add) done by the CPU ops since the start, for benchmarks that
+// report a fraction of the GEMM peak. Everything else (norms, activations) is not counted.
+double sid_ops_flops(void);
+void sid_ops_flops_add(double flops);
+
 // ---- linear: out[M,N] = in[M,K] W[N,K]^T + b[N] (b may be NULL)
 void sid_linear_fwd(float *out, const float *in, const float *w, const float *b, int M, int K, int N);
 void sid_linear_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,

@@ -745,7 +745,9 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             goto done;
         }
     }
+    double train_s = 0, train_flops = 0;  // this tick's iterations only (no snapshot work)
     while (d->nimg < end) {
+        const double it_t0 = sid_now(), it_f0 = sid_ops_flops();
         sid_iter_stats st = {0};
         sid_round_inputs in;
         for (int r = 0; r < A; r++) {
@@ -759,6 +761,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         }
         sid_distill_gen_update(d, &st);
         sid_distill_ema(d);
+        train_s += sid_now() - it_t0, train_flops += sid_ops_flops() - it_f0;
         if (!isfinite(st.loss_fake) || !isfinite(st.loss_gen)) {
             sid_set_error("distill: non-finite loss at %lld images (fake %g, generator %g); last state: %s",
                           (long long)d->nimg, st.loss_fake, st.loss_gen, state_path);
@@ -794,15 +797,16 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             fprintf(stats,
                     "{\"tick\": %d, \"kimg\": %.3f, \"loss_fake\": %.6g, \"loss_gen\": %.6g, \"sec_per_iter\": %.4f, "
                     "\"img_per_s\": %.2f, \"sec_per_kimg\": %.2f, \"peak_activation_mb\": %.1f, \"dropped_nan\": %d, "
-                    "\"sanitized_grads\": %zu",
+                    "\"sanitized_grads\": %zu, \"gflop_per_iter\": %.3f, \"gflop_per_s\": %.2f",
                     tick, d->nimg / 1000.0, acc.loss_fake / iters, acc.loss_gen / iters, dt / iters,
                     iters * cfg->batch / dt, dt / (iters * cfg->batch / 1000.0), d->act.peak / 1e6,
-                    acc.dropped_fake + acc.dropped_gen, acc.nonfinite_fake + acc.nonfinite_gen);
+                    acc.dropped_fake + acc.dropped_gen, acc.nonfinite_fake + acc.nonfinite_gen,
+                    train_flops * 1e-9 / iters, train_s > 0 ? train_flops * 1e-9 / train_s : 0.0);
             if (!isnan(fid)) fprintf(stats, ", \"fid\": %.3f, \"alignment\": %.4f", fid, align);
             fprintf(stats, ", \"elapsed_s\": %.1f}\n", now - t_start);
             fflush(stats);
             memset(&acc, 0, sizeof acc);
-            iters = 0;
+            iters = 0, train_s = 0, train_flops = 0;
             t_tick = sid_now();
         }
     }

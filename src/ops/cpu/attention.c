@@ -38,6 +38,7 @@ void sid_attention_fwd(float *out, float *lse, const float *q, const float *k, c
                        int Nk, int H, int dh, int causal) {
     const int C = H * dh, nqb = (Nq + BQ - 1) / BQ, items = B * H * nqb;
     const float scale = 1.0f / sqrtf((float)dh);
+    sid_ops_flops_add(4.0 * B * H * Nq * Nk * dh * (causal ? 0.5 : 1.0));  // Q K^T and P V
     const int nt = omp_get_max_threads(), par = items > 1;  // see the note in backward
     const size_t per_thread = (size_t)BQ * BK + (size_t)BQ * dh + 2 * BQ;
     float *scratch = sid_scratch_get(&attn_scratch, (size_t)(par ? nt : 1) * per_thread);
@@ -88,6 +89,7 @@ void sid_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                        int causal) {
     const int C = H * dh, items = B * H;
     const float scale = 1.0f / sqrtf((float)dh);
+    sid_ops_flops_add(10.0 * B * H * Nq * Nk * dh * (causal ? 0.5 : 1.0));  // S again, dV, dP, dQ, dK
     // Even with fewer (batch, head) pairs than threads, whole pairs per thread beat a threaded
     // GEMM per tile: the tiles are too small to split (measured 100x slower on 16 threads).
     const int nt = omp_get_max_threads(), par = items > 1;

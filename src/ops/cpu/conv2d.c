@@ -162,6 +162,7 @@ static int sample_threads(const sid_conv2d_shape *s) {
 
 void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
     const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    sid_ops_flops_add(2.0 * s->n * s->cout * P * K);
     const int nt = sample_threads(s), pw = is_pointwise(s);
     float *cols = pw ? NULL : sid_scratch_get(&conv_scratch, (size_t)nt * K * P);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -199,6 +200,7 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
         }
     }
     if (!din && !dw) return;
+    sid_ops_flops_add(2.0 * s->n * s->cout * P * K * ((din != NULL) + (dw != NULL)));
     // Per thread: a column buffer, and a private weight gradient when threads split samples.
     const size_t per_thread = (pw ? 0 : (size_t)K * P) + (dw && nt > 1 ? wsize : 0);
     float *scratch = sid_scratch_get(&conv_scratch, (size_t)nt * per_thread + 1);
