@@ -194,6 +194,7 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
             float acc = 0;
             for (int n = 0; n < s->n; n++) {
                 const float *g = dout + ((size_t)n * s->cout + c) * P;
+#pragma omp simd reduction(+ : acc)
                 for (int i = 0; i < P; i++) acc += g[i];
             }
             db[c] += acc;
