@@ -14,6 +14,7 @@ cells=${TABLE_CELLS:-out/teacher-table}/$(basename "$MODEL")-$key-n$N
 mkdir -p "$cells"
 field() { sed -E "s/.*\"$2\": ([0-9.]+).*/\1/" <<<"$1"; }
 table() {
+    local steps cfg f row  # the measuring loop below uses the same names
     echo "| DDIM steps | CFG 1 | CFG 1.5 | CFG 2 | CFG 3 |"
     echo "|---|---|---|---|---|"
     for steps in 10 25 50; do
