@@ -15,7 +15,7 @@
 typedef struct {
     const char *teacher_dir, *prompts_file, *out_dir;
     int resume;
-    float alpha;          // SiD alpha (1.2 in the paper's SD runs; 1 = the simplified bracket)
+    float alpha;          // SiD alpha (1 in the reference's SD script, 1.2 its sid_train.py default)
     float kappa[4];       // kappa1 (fake training), kappa2 = kappa3 (fake in the G loss), kappa4 (teacher)
     int t_init;           // generator timestep (625)
     int tmin, tmax;       // loss timesteps uniform in [tmin, tmax)
