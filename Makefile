@@ -97,7 +97,7 @@ sweep: $(BUILD)/sid
 teacher: $(BUILD)/sid
 	./$(BUILD)/sid train-teacher --out models/teacher --steps 4500 --batch 64 --warmup 300 --snapshot-every 250 --keep-snapshots
 
-teacher-table: $(BUILD)/sid $(BUILD)/sid
+teacher-table: $(BUILD)/sid
 	SID_BIN=$(BUILD)/sid bash scripts/teacher_table.sh
 
 clean:
