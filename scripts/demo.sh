@@ -4,6 +4,7 @@
 # Budget: about 10 minutes on 2 cores. Settings can be overridden: KAPPA, KIMG, BATCH, N_EVAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 SID=${SID_BIN:-build/sid}
 TEACHER=${TEACHER:-models/teacher}
 OUT=${OUT:-out/demo}
@@ -25,8 +26,7 @@ echo "generator: $gen"; echo "teacher:   $tea"
 
 cp "$OUT/run/fakes_init.png" "$OUT/generator_at_start.png"
 echo "== 3/3 report"
-field() { sed -E "s/.*\"$2\": ([0-9.eE+-]+).*/\1/" <<<"$1"; }
-cfgval() { printf '%g' "$(tr -d '\n\t ' < "$OUT/run/config.json" | sed -E "s/.*\"$1\":([0-9.eE+-]+).*/\1/")"; }
+cfgval() { json_number "$OUT/run/config.json" "$1"; }
 {
     echo "# sid demo: SiD-LSG on the built-in Fashion-MNIST teacher"
     echo

@@ -5,9 +5,9 @@
 # kappa, higher alignment). Usage: scripts/sweep.sh [KIMG] [N_EVAL] [KAPPAS]  -> docs/sweep.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 SID=${SID_BIN:-build/sid}; KIMG=${1:-8}; N=${2:-1000}; KAPPAS=${3:-1 1.5 2 3}
 out=${SWEEP_OUT:-docs/sweep.md}
-field() { sed -E "s/.*\"$2\": ([0-9.eE+-]+).*/\1/" <<<"$1"; }
 {
     echo "| kappa | generator FID | generator alignment | teacher DDIM-25 FID | teacher alignment | distillation |"
     echo "|---|---|---|---|---|---|"

@@ -5,15 +5,17 @@
 # interrupted run continues where it stopped; cells not yet measured show as "-".
 # Usage: scripts/teacher_table.sh [MODEL_DIR] [N]   (make teacher-table; about 1.5 h on 2 cores)
 #        TABLE_PRINT_ONLY=1 scripts/teacher_table.sh   writes the table from the cells measured so far
+# Writes docs/teacher-table.md ($TABLE_OUT) and, once every cell is measured, the rows between
+# README.md's teacher-table markers ($TABLE_README; set it empty to leave the README alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 MODEL=${1:-models/teacher}; N=${2:-5000}; SID=${SID_BIN:-build/sid}
 out=${TABLE_OUT:-docs/teacher-table.md}
 # keyed by the weights, so a retrained model never reuses old cells
 key=$(cat "$MODEL"/unet/*.safetensors "$MODEL"/text_encoder/*.safetensors | sha256sum | cut -c1-12)
 cells=${TABLE_CELLS:-docs/teacher-table-cells}/$(basename "$MODEL")-$key-n$N
 mkdir -p "$cells"
-field() { sed -E "s/.*\"$2\": ([0-9.]+).*/\1/" <<<"$1"; }
 table() {
     local steps cfg f row  # the measuring loop below uses the same names
     echo "| DDIM steps | CFG 1 | CFG 1.5 | CFG 2 | CFG 3 |"
@@ -51,3 +53,11 @@ r=$("$SID" eval --real --n-small "$N" | grep '^fid_train_test=')
 floor="FID of $N training images vs the test images $(sed -E 's/.*fid_small_test=([0-9.]+).*/\1/' <<<"$r"), of all 60k $(sed -E 's/fid_train_test=([0-9.]+).*/\1/' <<<"$r")"
 table "Real-vs-real floor: $floor." > "$out"
 cat "$out"
+# the README's copy: the table's rows, between its <!-- teacher-table --> markers
+readme=${TABLE_README-README.md}
+if [ -n "$readme" ] && grep -q '^<!-- teacher-table -->$' "$readme"; then
+    awk -v rows="$(grep '^|' "$out")" '
+        /^<!-- teacher-table -->$/ { print; print rows; skip = 1; next }
+        /^<!-- \/teacher-table -->$/ { skip = 0 }
+        !skip' "$readme" > "$readme.tmp" && mv "$readme.tmp" "$readme"
+fi
