@@ -3,6 +3,7 @@
 // block structure; SD2-style linear projections), plus config and loading errors
 // and the parameter counts of the real SD configs.
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "harness.h"
 #include "io/safetensors.h"
 #include "models/unet.h"
@@ -128,6 +130,54 @@ static void check_against_diffusers(const char *name) {
 
 static void test_sd15_structure_matches_diffusers(void) { check_against_diffusers("sd15_tiny"); }
 static void test_sd2_linear_projection_matches_diffusers(void) { check_against_diffusers("sd2_linear"); }
+
+// With 2 threads the batch is split into parts run side by side (unet.c): the first call for a
+// shape runs them in turn to size their arena slices, later ones in parallel. Both must give
+// what one thread gives on the whole batch: outputs, input, context and weight gradients.
+static void test_batch_split_matches_whole_batch(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
+    loaded_unet m;
+    if (load_unet(&m, dir, 1)) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return;
+    }
+    const int N = 5, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
+    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
+    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
+    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4), t[5] = {1, 250, 500, 750, 999};
+    sid_rng rng = sid_rng_new(7);
+    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
+    float *out[4], *dx[4], *dctx[4], *grad[4];
+    sid_arena act;
+    sid_arena_init(&act, "unet split test", (size_t)256 << 20);
+    sid_ctx c = {&m.ps, &act};
+    for (int r = 0; r < 4; r++) {  // 1 thread, then 2 threads: sizing call, parallel call, parallel again
+        omp_set_num_threads(r == 0 ? 1 : 2);
+        out[r] = sid_calloc(no * 4), dx[r] = sid_calloc(nx * 4), dctx[r] = sid_calloc(nc * 4);
+        memset(m.ps.grad, 0, np * sizeof(float));
+        sid_arena_reset(&act, 0);
+        sid_unet_saved *s = sid_unet_forward(&c, &m.u, out[r], x, t, ctx, N, S, S, M);
+        EXPECT(sid_unet_saved_parts(s) == (r == 0 ? 1 : 2), "call %d: %d parts", r, sid_unet_saved_parts(s));
+        sid_unet_backward(&c, &m.u, dx[r], dctx[r], dout, s);
+        grad[r] = sid_malloc(np * 4);
+        memcpy(grad[r], m.ps.grad, np * sizeof(float));
+    }
+    omp_set_num_threads(threads);
+    for (int r = 1; r < 4; r++) {
+        double e;
+        EXPECT((e = rel_err(out[r], out[0], no)) < 1e-5, "call %d: output differs from one thread by %.3g", r, e);
+        EXPECT((e = rel_err(dx[r], dx[0], nx)) < 1e-5, "call %d: dx differs from one thread by %.3g", r, e);
+        EXPECT((e = rel_err(dctx[r], dctx[0], nc)) < 1e-5, "call %d: dctx differs from one thread by %.3g", r, e);
+        EXPECT((e = rel_err(grad[r], grad[0], np)) < 1e-5, "call %d: weight gradients differ by %.3g", r, e);
+    }
+    // the split runs are deterministic: the sizing call and the parallel calls agree bit for bit
+    EXPECT(!memcmp(out[1], out[2], no * 4) && !memcmp(grad[1], grad[3], np * 4), "split calls differ from each other");
+    for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
+    free(x), free(ctx), free(dout);
+    sid_arena_free(&act);
+    free_unet(&m);
+}
 
 // SD1.5's unet/config.json as shipped (sd-architecture.md 1.1), and SD2.1-base's differences.
 static const char *sd15_config =
@@ -342,6 +392,6 @@ static void test_single_file_checkpoint_loads(void) {
     rmdir(tmp);
 }
 
-TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers),
+TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers), T(test_batch_split_matches_whole_batch),
           T(test_sd_parameter_counts), T(test_config_errors), T(test_loading_rejects_mismatches), T(test_save_round_trip))
 TEST_MAIN("unet")

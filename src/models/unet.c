@@ -1,5 +1,6 @@
 #include "models/unet.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,22 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "io/json.h"
+
+// How batches are split over threads: see "splitting the batch" below.
+enum { MAX_PARTS = 64, SPLIT_SHAPES = 8 };
+// Private gradient blocks cost (parts - 1) x the parameters; networks that large have ops big
+// enough for op-level threading.
+static const size_t split_max_grad_bytes = (size_t)256 << 20;
+
+struct sid_unet_split {
+    struct {
+        int n, H, W, M;
+        size_t bytes;  // arena bytes of one part's forward (its peak, temporaries included)
+    } shape[SPLIT_SHAPES];
+    int next;          // the slot a new shape takes
+    float *grads;      // (parts - 1) private gradient blocks
+    size_t grads_cap;  // floats
+};
 
 // ---------------------------------------------------------------- config
 
@@ -223,6 +240,7 @@ void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c) {
     sid_conv_decl(&u->conv_in, ps, c->in_channels, boc[0], 3, 1, 1, "conv_in");
     sid_linear_decl(&u->time1, ps, boc[0], u->temb_dim, 1, "time_embedding.linear_1");
     sid_linear_decl(&u->time2, ps, u->temb_dim, u->temb_dim, 1, "time_embedding.linear_2");
+    u->split = sid_calloc(sizeof *u->split);
     u->down = sid_calloc((size_t)n * sizeof *u->down);
     u->up = sid_calloc((size_t)n * sizeof *u->up);
     for (int i = 0; i < n; i++) {
@@ -293,6 +311,8 @@ static void level_free(sid_unet_level *l) {
 }
 
 void sid_unet_free(sid_unet *u) {
+    if (u->split) free(u->split->grads);
+    free(u->split);
     for (int i = 0; i < u->cfg.levels && u->down; i++) level_free(&u->down[i]), level_free(&u->up[i]);
     if (u->cfg.mid_block) sid_transformer_free(&u->mid_attn);
     free(u->down);
@@ -375,29 +395,29 @@ typedef struct {
 
 enum { MAX_TENSORS = 512 };
 
-struct sid_unet_saved {
+typedef struct {
     int N, M, H, W;
     const float *x, *t, *ctx;
     float *tproj, *h1, *a1, *emb;
     tensor tens[MAX_TENSORS];
     tape_op ops[MAX_TENSORS];
     int nt, nops;
-};
+} unet_tape;
 
-static int new_tensor(const sid_ctx *c, sid_unet_saved *s, int C, int H, int W) {
+static int new_tensor(const sid_ctx *c, unet_tape *s, int C, int H, int W) {
     if (s->nt == MAX_TENSORS) sid_die("unet: more than %d tensors in one forward", MAX_TENSORS);
     s->tens[s->nt] = (tensor){sid_ctx_out(c, (size_t)s->N * C * H * W), NULL, C, H, W};
     return s->nt++;
 }
 
-static void record(sid_unet_saved *s, op_kind k, const void *layer, int in, int in2, int out, void *saved,
+static void record(unet_tape *s, op_kind k, const void *layer, int in, int in2, int out, void *saved,
                    sid_norm_saved ns) {
     s->ops[s->nops++] = (tape_op){k, layer, in, in2, out, saved, ns};
 }
 
 static const sid_norm_saved no_ns;
 
-static int conv(const sid_ctx *c, sid_unet_saved *s, const sid_conv *l, int in) {
+static int conv(const sid_ctx *c, unet_tape *s, const sid_conv *l, int in) {
     const tensor *x = &s->tens[in];
     const int H = (x->H + 2 * l->pad - l->k) / l->stride + 1, W = (x->W + 2 * l->pad - l->k) / l->stride + 1;
     const int out = new_tensor(c, s, l->cout, H, W);
@@ -406,7 +426,7 @@ static int conv(const sid_ctx *c, sid_unet_saved *s, const sid_conv *l, int in) 
     return out;
 }
 
-static int resnet(const sid_ctx *c, sid_unet_saved *s, const sid_resnet *r, int in) {
+static int resnet(const sid_ctx *c, unet_tape *s, const sid_resnet *r, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, r->cout, x->H, x->W);
     sid_resnet_saved *rs = sid_arena_alloc(c->act, sizeof *rs);
@@ -415,7 +435,7 @@ static int resnet(const sid_ctx *c, sid_unet_saved *s, const sid_resnet *r, int 
     return out;
 }
 
-static int transformer(const sid_ctx *c, sid_unet_saved *s, const sid_transformer *t, int in) {
+static int transformer(const sid_ctx *c, unet_tape *s, const sid_transformer *t, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, t->C, x->H, x->W);
     void *ts = sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
@@ -423,7 +443,7 @@ static int transformer(const sid_ctx *c, sid_unet_saved *s, const sid_transforme
     return out;
 }
 
-static int upsample(const sid_ctx *c, sid_unet_saved *s, int in) {
+static int upsample(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, 2 * x->H, 2 * x->W);
     sid_upsample2x_fwd(s->tens[out].data, s->tens[in].data, s->N * x->C, x->H, x->W);
@@ -431,7 +451,7 @@ static int upsample(const sid_ctx *c, sid_unet_saved *s, int in) {
     return out;
 }
 
-static int concat(const sid_ctx *c, sid_unet_saved *s, int a, int b) {
+static int concat(const sid_ctx *c, unet_tape *s, int a, int b) {
     const tensor *x = &s->tens[a], *y = &s->tens[b];
     const int out = new_tensor(c, s, x->C + y->C, x->H, x->W);
     sid_concat_fwd(s->tens[out].data, x->data, y->data, s->N, x->C, y->C, x->H * x->W);
@@ -439,7 +459,7 @@ static int concat(const sid_ctx *c, sid_unet_saved *s, int a, int b) {
     return out;
 }
 
-static int groupnorm(const sid_ctx *c, sid_unet_saved *s, const sid_norm *l, int in) {
+static int groupnorm(const sid_ctx *c, unet_tape *s, const sid_norm *l, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
     sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, s->N, x->H * x->W);
@@ -447,7 +467,7 @@ static int groupnorm(const sid_ctx *c, sid_unet_saved *s, const sid_norm *l, int
     return out;
 }
 
-static int silu(const sid_ctx *c, sid_unet_saved *s, int in) {
+static int silu(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
     sid_act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)s->N * x->C * x->H * x->W);
@@ -455,13 +475,13 @@ static int silu(const sid_ctx *c, sid_unet_saved *s, int in) {
     return out;
 }
 
-sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
-                                 const float *ctx, int N, int H, int W, int M) {
+static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                               const float *ctx, int N, int H, int W, int M) {
     const sid_unet_config *cfg = &u->cfg;
     const int n = cfg->levels, b0 = cfg->block_out_channels[0];
     if (H % (1 << (n - 1)) || W % (1 << (n - 1)))
         sid_die("unet: a %dx%d input does not halve %d times", H, W, n - 1);
-    sid_unet_saved *s = sid_arena_alloc(c->act, sizeof *s);
+    unet_tape *s = sid_arena_alloc(c->act, sizeof *s);
     s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx;
     // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
     s->tproj = sid_ctx_out(c, (size_t)N * b0);
@@ -510,14 +530,14 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
     return s;
 }
 
-static float *grad_of(const sid_ctx *c, sid_unet_saved *s, int i) {
+static float *grad_of(const sid_ctx *c, unet_tape *s, int i) {
     tensor *t = &s->tens[i];
     if (!t->grad) t->grad = sid_ctx_floats(c, (size_t)s->N * t->C * t->H * t->W);
     return t->grad;
 }
 
-void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
-                       sid_unet_saved *s) {
+static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
+                          unet_tape *s) {
     const size_t mark = sid_arena_mark(c->act);
     const int N = s->N, td = u->temb_dim;
     float *demb = sid_ctx_floats(c, (size_t)N * td);
@@ -560,4 +580,139 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
     }
     for (int i = 0; i < s->nt; i++) s->tens[i].grad = NULL;  // they live in the arena released below
     sid_arena_reset(c->act, mark);
+}
+
+// ---------------------------------------------------------------- splitting the batch over threads
+// Op by op, the small UNets scale badly over threads (the tiny teacher ran 1.3x faster on 2
+// threads than on 1): every op is a fork/join over a few hundred KB. So each thread instead
+// takes a part of the batch through the whole network with single-threaded ops, and the
+// parameter gradients of the parts are summed once at the end. A part's saved activations live
+// in its own slice of the caller's arena; the slice size is measured the first time a shape is
+// seen (that call runs the parts in turn), so later calls carve exact slices.
+struct sid_unet_saved {
+    int parts, first[MAX_PARTS + 1];  // part i holds samples [first[i], first[i+1]); part 0 is largest
+    unet_tape *tape[MAX_PARTS];
+};
+
+int sid_unet_saved_parts(const sid_unet_saved *s) { return s->parts; }
+
+static int parts_for(const sid_ctx *c, int N) {
+    if (omp_in_parallel()) return 1;
+    int T = omp_get_max_threads();
+    if (T > MAX_PARTS) T = MAX_PARTS;
+    if (T > N) T = N;
+    if (T > 1 && c->ps->grad && (size_t)(T - 1) * c->ps->total * sizeof(float) > split_max_grad_bytes) return 1;
+    return T > 1 ? T : 1;
+}
+
+static size_t *shape_bytes(struct sid_unet_split *sp, int n, int H, int W, int M) {
+    for (int i = 0; i < SPLIT_SHAPES; i++)
+        if (sp->shape[i].n == n && sp->shape[i].H == H && sp->shape[i].W == W && sp->shape[i].M == M)
+            return &sp->shape[i].bytes;
+    const int i = sp->next;
+    sp->next = (i + 1) % SPLIT_SHAPES;
+    sp->shape[i].n = n, sp->shape[i].H = H, sp->shape[i].W = W, sp->shape[i].M = M, sp->shape[i].bytes = 0;
+    return &sp->shape[i].bytes;
+}
+
+// Per-sample strides of x, out and ctx.
+typedef struct {
+    size_t x, out, ctx;
+} sample_sizes;
+
+static sample_sizes sizes_of(const sid_unet *u, int H, int W, int M) {
+    const size_t HW = (size_t)H * W;
+    return (sample_sizes){u->cfg.in_channels * HW, u->cfg.out_channels * HW, (size_t)M * u->cfg.cross_attention_dim};
+}
+
+static unet_tape *part_forward(const sid_ctx *c, const sid_unet *u, const sid_unet_saved *h, int i, float *out,
+                               const float *x, const float *t, const float *ctx, int H, int W, int M) {
+    const int a = h->first[i], n = h->first[i + 1] - a;
+    const sample_sizes z = sizes_of(u, H, W, M);
+    return tape_forward(c, u, out + a * z.out, x + a * z.x, t + a, ctx ? ctx + a * z.ctx : NULL, n, H, W, M);
+}
+
+sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                 const float *ctx, int N, int H, int W, int M) {
+    sid_unet_saved *h = sid_arena_alloc(c->act, sizeof *h);
+    const int T = parts_for(c, N);
+    h->parts = T;
+    for (int i = 0; i <= T; i++) h->first[i] = i * (N / T) + (i < N % T ? i : N % T);
+    if (T == 1) {
+        h->tape[0] = tape_forward(c, u, out, x, t, ctx, N, H, W, M);
+        return h;
+    }
+    sid_arena *act = c->act;
+    size_t *bytes = shape_bytes(u->split, h->first[1], H, W, M);
+    if (!*bytes) {
+        // single-threaded ops as in the parallel path below: results must not depend on which ran
+        const int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        for (int i = 0; i < T; i++) {
+            const size_t before = act->used, peak = act->peak;
+            act->peak = before;
+            h->tape[i] = part_forward(c, u, h, i, out, x, t, ctx, H, W, M);
+            if (i == 0) *bytes = act->peak - before;
+            if (act->peak < peak) act->peak = peak;
+        }
+        omp_set_num_threads(threads);
+        return h;
+    }
+    const size_t slice = *bytes;
+    char *base = sid_arena_alloc_uninit(act, slice * T);
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int i = 0; i < T; i++) {
+        omp_set_num_threads(1);  // the ops inside run serially on this thread
+        sid_arena part = {base + slice * i, slice, 0, 0, act->name};
+        const sid_ctx pc = {c->ps, &part};
+        h->tape[i] = part_forward(&pc, u, h, i, out, x, t, ctx, H, W, M);
+    }
+    return h;
+}
+
+void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
+                       sid_unet_saved *h) {
+    const int T = h->parts;
+    if (T == 1) {
+        tape_backward(c, u, dx, dctx, dout, h->tape[0]);
+        return;
+    }
+    // each part's temporaries take an equal share of the arena's free space
+    sid_arena *act = c->act;
+    const size_t mark = act->used, slice = (act->cap - mark) / T / 64 * 64;
+    struct sid_unet_split *sp = u->split;
+    const size_t P = c->ps->grad ? c->ps->total : 0;
+    if (P * (T - 1) > sp->grads_cap) {
+        free(sp->grads);
+        sp->grads_cap = P * (T - 1);
+        sp->grads = sid_aligned_alloc(sp->grads_cap * sizeof(float));
+    }
+    const unet_tape *t0 = h->tape[0];
+    const sample_sizes z = sizes_of(u, t0->H, t0->W, t0->M);
+    size_t peaks = 0;
+#pragma omp parallel for num_threads(T) schedule(static, 1) reduction(+ : peaks)
+    for (int i = 0; i < T; i++) {
+        omp_set_num_threads(1);
+        sid_arena part = {act->base + mark + slice * i, slice, 0, 0, act->name};
+        sid_params ps = *c->ps;
+        if (P && i > 0) {
+            ps.grad = sp->grads + P * (i - 1);
+            memset(ps.grad, 0, P * sizeof(float));
+        }
+        const sid_ctx pc = {&ps, &part};
+        const size_t a = (size_t)h->first[i];
+        tape_backward(&pc, u, dx ? dx + a * z.x : NULL, dctx ? dctx + a * z.ctx : NULL, dout + a * z.out, h->tape[i]);
+        peaks += part.peak;
+    }
+    if (P) {
+        float *g = c->ps->grad;
+        const float *priv = sp->grads;
+#pragma omp parallel for schedule(static)
+        for (size_t j = 0; j < P; j++) {
+            float acc = 0;
+            for (int i = 1; i < T; i++) acc += priv[P * (i - 1) + j];
+            g[j] += acc;
+        }
+    }
+    if (mark + peaks > act->peak) act->peak = mark + peaks;
 }

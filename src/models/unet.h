@@ -35,6 +35,7 @@ typedef struct {
     sid_unet_level *down, *up;
     sid_resnet mid_res[2];
     sid_transformer mid_attn;
+    struct sid_unet_split *split;  // how batches are split over threads (unet.c)
 } sid_unet;
 
 void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c);
@@ -51,11 +52,16 @@ size_t sid_unet_param_count(const sid_unet_config *c, int *tensors);
 typedef struct sid_unet_saved sid_unet_saved;
 // x [N, in, H, W], t [N] timesteps (float), ctx [N, M, cross_attention_dim] -> eps [N, out, H, W].
 // H and W must be divisible by 2^(levels-1). Saves what backward needs in c->act.
+// With several OpenMP threads the batch is split into one part per thread, each run through the
+// whole network with single-threaded ops (not for networks whose per-thread gradient copies would
+// exceed 256 MB); results equal the unsplit pass up to float summation order.
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                  const float *ctx, int N, int H, int W, int M);
 // Accumulates parameter gradients (unless the set is frozen) and, when non-NULL, dx [N, in, H, W]
 // and dctx [N, M, cross_attention_dim].
 void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
                        sid_unet_saved *s);
+// How many parts a forward split its batch into (1: not split).
+int sid_unet_saved_parts(const sid_unet_saved *s);
 
 #endif

@@ -8,7 +8,10 @@
 // Ops are called from one thread at a time (ops.h), so a plain counter suffices.
 static double ops_flops;
 double sid_ops_flops(void) { return ops_flops; }
-void sid_ops_flops_add(double flops) { ops_flops += flops; }
+void sid_ops_flops_add(double flops) {
+#pragma omp atomic
+    ops_flops += flops;
+}
 
 static int cpu_available(void) { return 1; }
 static void *cpu_alloc(size_t bytes) { return sid_calloc(bytes); }

@@ -12,7 +12,7 @@
 
 enum { BQ = 64, BK = 256 };
 
-static sid_scratch attn_scratch;
+static _Thread_local sid_scratch attn_scratch;  // threads may run ops side by side (unet.c)
 
 // x[j] = exp(x[j] - shift); returns the sum. A separate function with restrict
 // so the compiler vectorises sid_expf (the outlined OpenMP body defeats it).
