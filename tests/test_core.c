@@ -201,6 +201,18 @@ static void test_fast_exp(void) {
     EXPECT(sid_sigmoidf(-200) < 1e-30f && sid_sigmoidf(200) == 1, "sigmoid saturation %g %g", sid_sigmoidf(-200), sid_sigmoidf(200));
 }
 
-TEST_LIST(T(test_philox_known_answers), T(test_fast_exp), T(test_rng_same_across_thread_counts), T(test_rng_stream_resumes),
+static void test_fast_erf(void) {
+    double worst = 0, at = 0;
+    for (double x = -12.0; x <= 12.0; x += 0.0005) {
+        const float xf = (float)x;
+        const double e = fabs(sid_erff(xf) - erf((double)xf));
+        if (e > worst) worst = e, at = xf;
+    }
+    EXPECT(worst < 3e-7, "sid_erff absolute error %.3g at x = %.4f", worst, at);
+    EXPECT(sid_erff(0) == 0 && sid_erff(INFINITY) == 1 && sid_erff(-INFINITY) == -1, "erf(0) = %g, erf(+-inf) = %g %g",
+           sid_erff(0), sid_erff(INFINITY), sid_erff(-INFINITY));
+}
+
+TEST_LIST(T(test_philox_known_answers), T(test_fast_exp), T(test_fast_erf), T(test_rng_same_across_thread_counts), T(test_rng_stream_resumes),
           T(test_arena), T(test_errors_are_one_line), T(test_adam_matches_reference), T(test_nan_to_num_and_ema))
 TEST_MAIN("core")

@@ -7,10 +7,10 @@
 #define PAR_IF(n) if ((n) > 32768)
 
 // exact (erf) GELU as torch.nn.functional.gelu's default
-static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static inline float gelu(float x) { return 0.5f * x * (1.0f + sid_erff(x * 0.70710678118654752f)); }
 static inline float gelu_grad(float x) {
-    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    const float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+    const float cdf = 0.5f * (1.0f + sid_erff(x * 0.70710678118654752f));
+    const float pdf = 0.3989422804014327f * sid_expf(-0.5f * x * x);
     return cdf + x * pdf;
 }
 

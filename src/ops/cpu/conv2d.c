@@ -158,7 +158,7 @@ static void col2im_add(float *din, float *col, const sid_conv2d_shape *s, int ho
 // keeps 8 output channels x 16 pixels in registers and streams the zero-padded input once per
 // tap. It serves same-size stride-1 convs (3x3 pad 1) forward, and their input gradient, which
 // is the same convolution of the padded output gradient with the kernel flipped and its
-// channel axes swapped.
+// channel axes swapped; a second kernel sums their weight gradient over the pixels.
 typedef float v8f __attribute__((vector_size(32)));
 static inline v8f load8(const float *p) {
     v8f v;
@@ -221,9 +221,64 @@ __attribute__((optimize("fp-contract=fast"))) static void conv_direct(float *out
     for (int co = 0; co < cout; co += 8)
         for (int y = 0; y < H; y++) {
             int x = 0;
+            if (k == 3) {  // the UNets' kernel size, with its tap loops unrolled
+                for (; x + 16 <= W; x += 16) direct_tile(out, pad, w, b, cin, co, y, x, H, W, 3, accumulate, 2);
+                if (x < W) direct_tile(out, pad, w, b, cin, co, y, x, H, W, 3, accumulate, 1);
+                continue;
+            }
             for (; x + 16 <= W; x += 16) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 2);
             if (x < W) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 1);
         }
+}
+
+typedef int v8i __attribute__((vector_size(32)));
+static inline float hsum8(v8f v) {  // three shuffle-and-add steps (a lane loop compiles to 7 scalar adds)
+    v += __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
+    v += __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
+    v += __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+    return v[0];
+}
+
+// dw[co][ci][ky][kx0 + t] += sum_{y,x} g[co][y][x] pad[ci][y+ky][x+kx0+t] for 8 output channels
+// and NK <= 3 taps of one kernel row: 24 accumulators, 8 + NK loads per 8 NK FMAs.
+static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void dw_tile(
+    float *dw, const float *g, const float *pad, int cin, int co, int ci, int ky, int kx0, int H, int W, int k,
+    const int NK) {
+    const int Wp = W + k - 1, Hp = H + k - 1;
+    const size_t HW = (size_t)H * W;
+    v8f acc[8][3];
+    for (int j = 0; j < 8; j++)
+        for (int t = 0; t < NK; t++) acc[j][t] = (v8f){0};
+    for (int y = 0; y < H; y++) {
+        const float *src = pad + ((size_t)ci * Hp + y + ky) * Wp + kx0, *gy = g + (size_t)co * HW + (size_t)y * W;
+        for (int x = 0; x < W; x += 8) {
+            v8f iv[3];
+            for (int t = 0; t < NK; t++) iv[t] = load8(src + x + t);
+            for (int j = 0; j < 8; j++) {
+                const v8f gv = load8(gy + j * HW + x);
+                for (int t = 0; t < NK; t++) acc[j][t] += gv * iv[t];
+            }
+        }
+    }
+    for (int j = 0; j < 8; j++)
+        for (int t = 0; t < NK; t++) dw[(((size_t)(co + j) * cin + ci) * k + ky) * k + kx0 + t] += hsum8(acc[j][t]);
+}
+
+// The weight gradient of one sample from its padded input and its output gradient g [cout, H, W].
+__attribute__((optimize("fp-contract=fast"))) static void conv_direct_dw(float *dw, const float *g, const float *pad,
+                                                                         int cin, int cout, int H, int W, int k) {
+    for (int co = 0; co < cout; co += 8)
+        for (int ci = 0; ci < cin; ci++)
+            for (int ky = 0; ky < k; ky++) {
+                if (k == 3) {
+                    dw_tile(dw, g, pad, cin, co, ci, ky, 0, H, W, 3, 3);
+                    continue;
+                }
+                int kx = 0;
+                for (; kx + 3 <= k; kx += 3) dw_tile(dw, g, pad, cin, co, ci, ky, kx, H, W, k, 3);
+                if (k - kx == 2) dw_tile(dw, g, pad, cin, co, ci, ky, kx, H, W, k, 2);
+                if (k - kx == 1) dw_tile(dw, g, pad, cin, co, ci, ky, kx, H, W, k, 1);
+            }
 }
 
 static int is_pointwise(const sid_conv2d_shape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
@@ -299,23 +354,29 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
                 for (int t = 0; t < kk; t++)
                     wf[((size_t)ci * s->cout + co) * kk + (kk - 1 - t)] = w[((size_t)co * s->cin + ci) * kk + t];
     }
-    // Per thread: a column buffer, a padded output gradient, and a private weight gradient when
-    // threads split samples.
-    const size_t col_sz = !pw && (dw || (din && !direct_dx)) ? (size_t)K * P : 0;
-    const size_t pad_sz = direct_dx ? (size_t)s->cout * (s->h + 2 * s->pad) * (s->w + 2 * s->pad) : 0;
-    const size_t dw_off = col_sz + pad_sz, per_thread = dw_off + (dw && nt > 1 ? wsize : 0);
+    // The weight gradient by the direct kernel too, from the padded input.
+    const int direct_dw = dw && direct_ok(s, ho, wo, s->cout);
+    // Per thread: a column buffer, a padded output gradient, a padded input, and a private weight
+    // gradient when threads split samples.
+    const size_t planes = (size_t)(s->h + 2 * s->pad) * (s->w + 2 * s->pad);
+    const size_t col_sz = !pw && ((dw && !direct_dw) || (din && !direct_dx)) ? (size_t)K * P : 0;
+    const size_t pad_sz = direct_dx ? (size_t)s->cout * planes : 0, padx_sz = direct_dw ? (size_t)s->cin * planes : 0;
+    const size_t dw_off = col_sz + pad_sz + padx_sz, per_thread = dw_off + (dw && nt > 1 ? wsize : 0);
     float *scratch = sid_scratch_get(&conv_scratch, (size_t)nt * per_thread + 1);
     if (dw && nt > 1)
         for (int t = 0; t < nt; t++) memset(scratch + (size_t)t * per_thread + dw_off, 0, wsize * sizeof(float));
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int n = 0; n < s->n; n++) {
         float *mine = scratch + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * per_thread;
-        float *col = mine, *padg = mine + col_sz;
+        float *col = mine, *padg = mine + col_sz, *padx = padg + pad_sz;
         float *dw_acc = dw && nt > 1 ? mine + dw_off : dw;
         const float *x = in + (size_t)n * s->cin * s->h * s->w;
         const float *g = dout + (size_t)n * s->cout * P;
         float *dx = din ? din + (size_t)n * s->cin * s->h * s->w : NULL;
-        if (dw) {
+        if (direct_dw) {
+            pad_planes(padx, x, s->cin, s->h, s->w, s->pad);
+            conv_direct_dw(dw_acc, g, padx, s->cin, s->cout, s->h, s->w, k);
+        } else if (dw) {
             const float *xc = x;
             if (!pw) {
                 im2col(col, x, s, ho, wo);
