@@ -175,12 +175,19 @@ static int direct_ok(const sid_conv2d_shape *s, int ho, int wo, int cout) {
 }
 
 // dst [C, H+2p, W+2p] = src [C, H, W] with a zero border of p
+// (only the border is zeroed: a whole-buffer memset was 4% of a SiD iteration)
 static void pad_planes(float *dst, const float *src, int C, int H, int W, int p) {
     const int Hp = H + 2 * p, Wp = W + 2 * p;
-    memset(dst, 0, (size_t)C * Hp * Wp * sizeof(float));
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++)
-            memcpy(dst + ((size_t)c * Hp + y + p) * Wp + p, src + ((size_t)c * H + y) * W, (size_t)W * sizeof(float));
+    for (int c = 0; c < C; c++) {
+        float *plane = dst + (size_t)c * Hp * Wp;
+        memset(plane, 0, (size_t)p * Wp * sizeof(float));
+        for (int y = 0; y < H; y++) {
+            float *line = plane + (size_t)(y + p) * Wp;
+            for (int i = 0; i < p; i++) line[i] = line[p + W + i] = 0;
+            memcpy(line + p, src + ((size_t)c * H + y) * W, (size_t)W * sizeof(float));
+        }
+        memset(plane + (size_t)(H + p) * Wp, 0, (size_t)p * Wp * sizeof(float));
+    }
 }
 
 // One register tile: 8 output channels x 8V pixels of line y from x (V = 1 or 2; with V = 2
