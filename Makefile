@@ -103,4 +103,4 @@ teacher-table: $(BUILD)/sid
 clean:
 	rm -rf build build-asan
 
--include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(CLI_OBJ:.o=.d)
+-include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(CLI_OBJ:.o=.d) $(BENCHES:%=%.d)
