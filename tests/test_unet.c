@@ -59,6 +59,15 @@ static void free_unet(loaded_unet *m) {
     sid_params_free(&m->ps);
 }
 
+// tests/data/unet/NAME, failing the test (and returning -1) when it does not load
+static int load_test_unet(loaded_unet *m, const char *name, int with_grad) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/%s", test_data_dir(), name);
+    if (!load_unet(m, dir, with_grad)) return 0;
+    test_fail(__FILE__, __LINE__, "%s", sid_error());
+    return -1;
+}
+
 static void check_against_diffusers(const char *name) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/unet/%s", test_data_dir(), name);
@@ -131,17 +140,12 @@ static void check_against_diffusers(const char *name) {
 static void test_sd15_structure_matches_diffusers(void) { check_against_diffusers("sd15_tiny"); }
 static void test_sd2_linear_projection_matches_diffusers(void) { check_against_diffusers("sd2_linear"); }
 
-// With 2 threads the batch is split into parts run side by side (unet.c): the first call for a
-// shape runs them in turn to size their arena slices, later ones in parallel. Both must give
-// what one thread gives on the whole batch: outputs, input, context and weight gradients.
+// With 2 threads the batch is split into parts run side by side (unet.c; the first call for a
+// shape also sizes their arena slices from a one-sample forward). Each call must give what one
+// thread gives on the whole batch: outputs, input, context and weight gradients.
 static void test_batch_split_matches_whole_batch(void) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
     loaded_unet m;
-    if (load_unet(&m, dir, 1)) {
-        test_fail(__FILE__, __LINE__, "%s", sid_error());
-        return;
-    }
+    if (load_test_unet(&m, "sd15_tiny", 1)) return;
     const int N = 5, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
     const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
     const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
@@ -152,7 +156,7 @@ static void test_batch_split_matches_whole_batch(void) {
     sid_arena act;
     sid_arena_init(&act, "unet split test", (size_t)256 << 20);
     sid_ctx c = {&m.ps, &act};
-    for (int r = 0; r < 4; r++) {  // 1 thread, then 2 threads: sizing call, parallel call, parallel again
+    for (int r = 0; r < 4; r++) {  // 1 thread, then 2 threads three times (the first sizes the slices)
         omp_set_num_threads(r == 0 ? 1 : 2);
         out[r] = sid_calloc(no * 4), dx[r] = sid_calloc(nx * 4), dctx[r] = sid_calloc(nc * 4);
         memset(m.ps.grad, 0, np * sizeof(float));
@@ -171,7 +175,7 @@ static void test_batch_split_matches_whole_batch(void) {
         EXPECT((e = rel_err(dctx[r], dctx[0], nc)) < 1e-5, "call %d: dctx differs from one thread by %.3g", r, e);
         EXPECT((e = rel_err(grad[r], grad[0], np)) < 1e-5, "call %d: weight gradients differ by %.3g", r, e);
     }
-    // the split runs are deterministic: the sizing call and the parallel calls agree bit for bit
+    // the split runs are deterministic: the sizing call and the later calls agree bit for bit
     EXPECT(!memcmp(out[1], out[2], no * 4) && !memcmp(grad[1], grad[3], np * 4), "split calls differ from each other");
     for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
     free(x), free(ctx), free(dout);
@@ -277,13 +281,8 @@ static void test_loading_rejects_mismatches(void) {
 
 // What sid writes loads back identically (the diffusers side is checked by the reference tool).
 static void test_save_round_trip(void) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
     loaded_unet m;
-    if (load_unet(&m, dir, 0)) {
-        test_fail(__FILE__, __LINE__, "%s", sid_error());
-        return;
-    }
+    if (load_test_unet(&m, "sd15_tiny", 0)) return;
     char tmp[] = "/tmp/sid-unet-XXXXXX", path[600];
     EXPECT(mkdtemp(tmp) != NULL, "mkdtemp");
     snprintf(path, sizeof path, "%s/config.json", tmp);

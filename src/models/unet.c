@@ -17,8 +17,8 @@ static const size_t split_max_grad_bytes = (size_t)256 << 20;
 
 struct sid_unet_split {
     struct {
-        int n, H, W, M;
-        size_t bytes;  // arena bytes of one part's forward (its peak, temporaries included)
+        int H, W, M;
+        size_t bytes;  // arena peak of a one-sample forward (temporaries included)
     } shape[SPLIT_SHAPES];
     int next;          // the slot a new shape takes
     float *grads;      // (parts - 1) private gradient blocks
@@ -587,8 +587,8 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
 // threads than on 1): every op is a fork/join over a few hundred KB. So each thread instead
 // takes a part of the batch through the whole network with single-threaded ops, and the
 // parameter gradients of the parts are summed once at the end. A part's saved activations live
-// in its own slice of the caller's arena; the slice size is measured the first time a shape is
-// seen (that call runs the parts in turn), so later calls carve exact slices.
+// in its own slice of the caller's arena, sized from a one-sample forward measured the first time
+// a shape is seen.
 struct sid_unet_saved {
     int parts, first[MAX_PARTS + 1];  // part i holds samples [first[i], first[i+1]); part 0 is largest
     unet_tape *tape[MAX_PARTS];
@@ -605,13 +605,12 @@ static int parts_for(const sid_ctx *c, int N) {
     return T > 1 ? T : 1;
 }
 
-static size_t *shape_bytes(struct sid_unet_split *sp, int n, int H, int W, int M) {
+static size_t *shape_bytes(struct sid_unet_split *sp, int H, int W, int M) {
     for (int i = 0; i < SPLIT_SHAPES; i++)
-        if (sp->shape[i].n == n && sp->shape[i].H == H && sp->shape[i].W == W && sp->shape[i].M == M)
-            return &sp->shape[i].bytes;
+        if (sp->shape[i].H == H && sp->shape[i].W == W && sp->shape[i].M == M) return &sp->shape[i].bytes;
     const int i = sp->next;
     sp->next = (i + 1) % SPLIT_SHAPES;
-    sp->shape[i].n = n, sp->shape[i].H = H, sp->shape[i].W = W, sp->shape[i].M = M, sp->shape[i].bytes = 0;
+    sp->shape[i].H = H, sp->shape[i].W = W, sp->shape[i].M = M, sp->shape[i].bytes = 0;
     return &sp->shape[i].bytes;
 }
 
@@ -643,22 +642,19 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
         return h;
     }
     sid_arena *act = c->act;
-    size_t *bytes = shape_bytes(u->split, h->first[1], H, W, M);
-    if (!*bytes) {
-        // single-threaded ops as in the parallel path below: results must not depend on which ran
-        const int threads = omp_get_max_threads();
-        omp_set_num_threads(1);
-        for (int i = 0; i < T; i++) {
-            const size_t before = act->used, peak = act->peak;
-            act->peak = before;
-            h->tape[i] = part_forward(c, u, h, i, out, x, t, ctx, H, W, M);
-            if (i == 0) *bytes = act->peak - before;
-            if (act->peak < peak) act->peak = peak;
-        }
-        omp_set_num_threads(threads);
-        return h;
+    // A part of n samples needs at most n times the arena peak of a one-sample forward: every
+    // allocation is either per sample or fixed, rounded up to 64 bytes, in the same order for
+    // any n. That peak is measured once per shape on the first sample (the result is dropped).
+    size_t *one = shape_bytes(u->split, H, W, M);
+    if (!*one) {
+        const size_t mark = act->used, peak = act->peak;
+        act->peak = mark;
+        tape_forward(c, u, sid_ctx_out(c, sizes_of(u, H, W, M).out), x, t, ctx, 1, H, W, M);
+        *one = act->peak - mark;
+        act->used = mark;
+        if (act->peak < peak) act->peak = peak;
     }
-    const size_t slice = *bytes;
+    const size_t slice = *one * (size_t)h->first[1];
     char *base = sid_arena_alloc_uninit(act, slice * T);
 #pragma omp parallel for num_threads(T) schedule(static, 1)
     for (int i = 0; i < T; i++) {
