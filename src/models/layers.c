@@ -201,7 +201,7 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
     const size_t mark = sid_arena_mark(c->act);
     if (r->has_shortcut) sid_conv_b(c, &r->shortcut, dx, dout, x, N, H, W);
     else if (dx) sid_add_bwd(dx, NULL, dout, nout);
-    float *a = sid_ctx_floats(c, nin > nout ? nin : nout);
+    float *a = sid_ctx_out(c, nin > nout ? nin : nout);  // written whole by the SiLU recomputations
     float *da = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dn = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dc1 = sid_ctx_floats(c, nout);
