@@ -11,7 +11,7 @@ peak_start=$(peak_now)
 lines=()
 # Noise on a shared machine only adds time, so each side reports its fastest iteration, and the
 # two run alternately twice.
-less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 < b + 0) }'; }  # is $1 < $2 (or $2 unset)?
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 < b + 0) }'; }  # is $1 < $2 (or $2 unset)?
 for batch in 16 64; do
     best_s=; best_p=
     for rep in 1 2; do
@@ -21,10 +21,10 @@ for batch in 16 64; do
             --tick $(python3 -c "print($batch*2/1000)") --snap 1000 >/dev/null 2>&1
         s=$(tail -n 3 "$tmp/run$batch/stats.jsonl" | sed -E 's/.*"sec_per_iter": ([0-9.]+).*/\1/' | sort -g | head -n 1)
         gf=$(grep "\"sec_per_iter\": $s," "$tmp/run$batch/stats.jsonl" | head -n 1 | sed -E 's/.*"gflop_per_s": ([0-9.]+).*/\1/')
-        less "$s" "$best_s" && best_s=$s best_gf=$gf
+        lt "$s" "$best_s" && best_s=$s best_gf=$gf
         if [ -n "$PY" ]; then
             p=$(SID_THREADS=$(nproc) "$PY" tools/reference/bench_sid.py "$T" "$batch" 2>/dev/null | tail -n 1 | sed -E 's/.*: ([0-9.]+) s\/iter.*/\1/')
-            [ -n "$p" ] && less "$p" "$best_p" && best_p=$p
+            [ -n "$p" ] && lt "$p" "$best_p" && best_p=$p
         fi
     done
     lines+=("$batch $best_s $best_gf ${best_p:-}")

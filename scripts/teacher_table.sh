@@ -17,14 +17,14 @@ key=$(cat "$MODEL"/unet/*.safetensors "$MODEL"/text_encoder/*.safetensors | sha2
 cells=${TABLE_CELLS:-docs/teacher-table-cells}/$(basename "$MODEL")-$key-n$N
 mkdir -p "$cells"
 table() {
-    local steps cfg f row  # the measuring loop below uses the same names
+    local steps cfg f j row  # the measuring loop below uses the same names
     echo "| DDIM steps | CFG 1 | CFG 1.5 | CFG 2 | CFG 3 |"
     echo "|---|---|---|---|---|"
     for steps in 10 25 50; do
         row="| $steps |"
         for cfg in 1 1.5 2 3; do
             f="$cells/ddim${steps}_cfg$cfg.json"
-            if [ -s "$f" ]; then row="$row FID $(field "$(cat "$f")" fid), align $(field "$(cat "$f")" alignment) |"
+            if [ -s "$f" ]; then j=$(cat "$f"); row="$row FID $(field "$j" fid), align $(field "$j" alignment) |"
             else row="$row - |"; fi
         done
         echo "$row"

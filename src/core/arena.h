@@ -25,7 +25,7 @@ static inline size_t sid_arena_mark(const sid_arena *a) { return a->used; }
 static inline void sid_arena_reset(sid_arena *a, size_t mark) { a->used = mark; }
 
 // A growable scratch buffer for op workspaces (im2col columns, attention tiles).
-// Ops run one at a time per backend, so one buffer serves them all.
+// The CPU ops keep theirs thread-local: threads may run ops side by side.
 typedef struct {
     float *data;
     size_t cap;  // floats

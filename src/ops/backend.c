@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 
-// Ops are called from one thread at a time (ops.h), so a plain counter suffices.
+// Atomic: the UNet runs ops on several threads side by side (unet.c, the batch split).
 static double ops_flops;
 double sid_ops_flops(void) { return ops_flops; }
 void sid_ops_flops_add(double flops) {

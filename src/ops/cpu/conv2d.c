@@ -221,20 +221,24 @@ static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void 
         for (int v = 0; v < V; v++) store8(out + ((size_t)(co + j) * H + y) * W + x + 8 * v, acc[j][v]);
 }
 
+// One output line of 8 channels: 16-pixel tiles, then an 8-pixel one.
+static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void direct_line(
+    float *out, const float *pad, const float *w, const float *b, int cin, int co, int y, int H, int W, int k,
+    int accumulate) {
+    int x = 0;
+    for (; x + 16 <= W; x += 16) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 2);
+    if (x < W) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 1);
+}
+
 // out[co][y][x] (+)= b[co] + sum_{ci,ky,kx} w[co][ci][ky][kx] pad[ci][y+ky][x+kx], cout % 8 == 0, W % 8 == 0
 __attribute__((optimize("fp-contract=fast"))) static void conv_direct(float *out, const float *pad, const float *w,
                                                                       const float *b, int cin, int cout, int H,
                                                                       int W, int k, int accumulate) {
     for (int co = 0; co < cout; co += 8)
         for (int y = 0; y < H; y++) {
-            int x = 0;
-            if (k == 3) {  // the UNets' kernel size, with its tap loops unrolled
-                for (; x + 16 <= W; x += 16) direct_tile(out, pad, w, b, cin, co, y, x, H, W, 3, accumulate, 2);
-                if (x < W) direct_tile(out, pad, w, b, cin, co, y, x, H, W, 3, accumulate, 1);
-                continue;
-            }
-            for (; x + 16 <= W; x += 16) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 2);
-            if (x < W) direct_tile(out, pad, w, b, cin, co, y, x, H, W, k, accumulate, 1);
+            // k = 3, the UNets' kernel size, as a constant: its tap loops unroll
+            if (k == 3) direct_line(out, pad, w, b, cin, co, y, H, W, 3, accumulate);
+            else direct_line(out, pad, w, b, cin, co, y, H, W, k, accumulate);
         }
 }
 
@@ -299,26 +303,23 @@ static int sample_threads(const sid_conv2d_shape *s) {
 void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
     const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
     sid_ops_flops_add(2.0 * s->n * s->cout * P * K);
-    const int nt = sample_threads(s), pw = is_pointwise(s);
-    if (direct_ok(s, ho, wo, s->cout)) {
-        const size_t padsz = (size_t)s->cin * (s->h + 2 * s->pad) * (s->w + 2 * s->pad);
-        float *pads = sid_scratch_get(&conv_scratch, (size_t)nt * padsz);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int n = 0; n < s->n; n++) {
-            float *mine = pads + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * padsz;
-            pad_planes(mine, in + (size_t)n * s->cin * s->h * s->w, s->cin, s->h, s->w, s->pad);
-            conv_direct(out + (size_t)n * s->cout * P, mine, w, b, s->cin, s->cout, s->h, s->w, s->k, 0);
-        }
-        return;
-    }
-    float *cols = pw ? NULL : sid_scratch_get(&conv_scratch, (size_t)nt * K * P);
+    const int nt = sample_threads(s), pw = is_pointwise(s), direct = direct_ok(s, ho, wo, s->cout);
+    // per thread: the padded input (direct kernel) or the column matrix (im2col + GEMM)
+    const size_t per_thread = direct ? (size_t)s->cin * (s->h + 2 * s->pad) * (s->w + 2 * s->pad)
+                              : pw   ? 0
+                                     : (size_t)K * P;
+    float *scratch = per_thread ? sid_scratch_get(&conv_scratch, (size_t)nt * per_thread) : NULL;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int n = 0; n < s->n; n++) {
         const float *x = in + (size_t)n * s->cin * s->h * s->w;
-        float *y = out + (size_t)n * s->cout * P;
+        float *y = out + (size_t)n * s->cout * P, *mine = scratch + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * per_thread;
+        if (direct) {
+            pad_planes(mine, x, s->cin, s->h, s->w, s->pad);
+            conv_direct(y, mine, w, b, s->cin, s->cout, s->h, s->w, s->k, 0);
+            continue;
+        }
         const float *col = x;
         if (!pw) {
-            float *mine = cols + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * K * P;
             im2col(mine, x, s, ho, wo);
             col = mine;
         }
