@@ -101,6 +101,54 @@ teacher-table: $(BUILD)/sid
 	SID_BIN=$(BUILD)/sid bash scripts/teacher_table.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJ_LIB:.o=.d) $(TESTS:%=%.d) $(CLI_OBJ:.o=.d) $(BENCHES:%=%.d)
+
+# ---------------------------------------------------------------- fuzzing (docs/hardening.md)
+# fuzz/fuzz_<name>.c are libFuzzer harnesses. `make fuzz FUZZ_SECONDS=N` builds the library and
+# each harness with clang (-fsanitize=fuzzer,address,undefined) in build-fuzz/ and runs each for N
+# seconds on a copy of its corpus tests/data/fuzz/<name>/ (new inputs go to build-fuzz/corpus/,
+# crashes to build-fuzz/crashes/), printing libFuzzer's final statistics. The same harnesses,
+# built with -DSID_FUZZ_REPLAY, are linked into tests/test_fuzz_replay, which `make test` and
+# `make asan` run over the committed corpora.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_REPLAY_OBJ := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%.o)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+$(BUILD)/fuzz-replay/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I. -DSID_FUZZ_REPLAY -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/test_fuzz_replay: $(BUILD)/tests/test_fuzz_replay.o $(FUZZ_REPLAY_OBJ) $(BUILD)/tests/harness.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (Debian: apt-get install clang libomp-dev)"; exit 1; }
+	$(MAKE) --no-print-directory SID_CUDA=0 BUILD=build-fuzz CC=$(FUZZ_CC) \
+	        OPT="-O1 -gline-tables-only -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libsid.a
+	@for n in $(FUZZ_NAMES); do \
+	    echo "$(FUZZ_CC) fuzz/fuzz_$$n.c -> build-fuzz/fuzz_$$n"; \
+	    $(FUZZ_CC) -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fsanitize=fuzzer $(FUZZ_SAN) \
+	        -I. -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson \
+	        fuzz/fuzz_$$n.c build-fuzz/libsid.a -o build-fuzz/fuzz_$$n \
+	        -llapacke -lopenblas -lcjson -lpng -lz -lm || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for n in $(FUZZ_NAMES); do \
+	    mkdir -p build-fuzz/corpus/$$n build-fuzz/crashes/$$n; \
+	    cp tests/data/fuzz/$$n/* build-fuzz/corpus/$$n/; \
+	    echo "== fuzz_$$n: $(FUZZ_SECONDS) s, corpus tests/data/fuzz/$$n"; \
+	    OMP_NUM_THREADS=1 ./build-fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=build-fuzz/crashes/$$n/ \
+	        build-fuzz/corpus/$$n 2>&1 | grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' \
+	        || true; \
+	    ls build-fuzz/crashes/$$n | grep -q . && { echo "fuzz_$$n: crashes in build-fuzz/crashes/$$n"; exit 1; }; \
+	done; echo "fuzz: no crashes"
+
+-include $(FUZZ_REPLAY_OBJ:.o=.d)

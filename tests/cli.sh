@@ -72,5 +72,39 @@ check distill-resume-nothing nonzero 'nothing to resume' "$SID" distill --teache
 check distill-tiny-run 0 'generator in' "$SID" distill --teacher tests/data/sid/teacher --out "$tmp/dr" --kimg 0.004 --batch 2 --tick 0.002 --snap 1
 check generate-one-step 0 'generate: 6 images' "$SID" generate --model "$tmp/dr/generator" --prompt 'an ankle boot' --n 6 --out "$tmp/g.png"
 check generate-not-generator nonzero 'sid_generator.json' "$SID" generate --model tests/data/sid/teacher --prompt x --out "$tmp/g2.png"
+check distill-fractional nonzero "^sid: distill: --batch expects a whole number, got '16.9'" "$SID" distill --batch 16.9
+check distill-batch-cap nonzero 'is outside' "$SID" distill --batch 70000
+check distill-micro-memory nonzero '^sid: distill: --micro 8192 needs about .* use --micro' \
+    "$SID" distill --teacher tests/data/sid/teacher --out "$tmp/mem" --batch 8192 --micro 8192
+long=$(printf 'a photo of a sneaker %.0s' $(seq 30))
+check sample-long-prompt 0 'warning: the prompts of 2 images were longer than 16 tokens' "$SID" sample \
+    --model tests/data/sid/teacher --prompt "$long" --n 2 --steps 2 --out "$tmp/long.png"
+# resume: the run's own settings; flags that change the maths are refused, partial files are cleared
+check distill-resume-conflict nonzero '^sid: distill: --seed differs from the resumed run' "$SID" distill --resume "$tmp/dr" --seed 9
+check distill-resume-conflict-batch nonzero '^sid: distill: --batch differs' "$SID" distill --resume "$tmp/dr" --batch 16
+touch "$tmp/dr/stats.jsonl.tmp.12345" "$tmp/dr/generator/unet/config.json.tmp.777"
+check distill-resume-longer 0 'removed 2 partial files' "$SID" distill --resume "$tmp/dr" --kimg 0.006 --seed 1
+[ ! -e "$tmp/dr/stats.jsonl.tmp.12345" ] && [ ! -e "$tmp/dr/generator/unet/config.json.tmp.777" ] \
+    && grep -q '"seed":.*"1"' "$tmp/dr/config.json" && grep -q '"batch":.*2,' "$tmp/dr/config.json" \
+    && grep -q '"duration_img":.*6,' "$tmp/dr/config.json" && grep -q '"lr":.*0.0002,' "$tmp/dr/config.json" \
+    && [ "$(wc -l < "$tmp/dr/stats.jsonl")" -eq 3 ] \
+    && { echo "cli/distill-resume-config ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/distill-resume-config FAILED: $(cat "$tmp/dr/config.json" | tr -d '\n\t')"; fail=$((fail + 1)); }
+# the two tiny latent pipelines written by diffusers: distil, resume, generate, sample, evaluate
+for p in sd15_tiny sd2_tiny; do
+    d="$tmp/$p"
+    check "$p-distill" 0 'generator in' "$SID" distill --teacher "tests/data/pipelines/$p" --out "$d" --kimg 0.008 --batch 2 \
+        --tick 0.002 --snap 1 --stop-after 0.004
+    check "$p-resume" 0 'generator in' "$SID" distill --resume "$d"
+    [ -s "$d/fakes_init.png" ] && [ -s "$d/fakes_000008.png" ] && [ -s "$d/generator/vae/config.json" ] \
+        && [ -s "$d/generator/tokenizer/tokenizer_config.json" ] && [ "$(wc -l < "$d/stats.jsonl")" -eq 4 ] \
+        && { echo "cli/$p-run-files ... ok"; pass=$((pass + 1)); } \
+        || { echo "cli/$p-run-files FAILED: $(ls -R "$d" | tr '\n' ' ')"; fail=$((fail + 1)); }
+    check "$p-generate" 0 'generate: 4 images' "$SID" generate --model "$d/generator" --prompt 'a photo of a sneaker' --n 4 \
+        --out "$d/g.png"
+    check "$p-sample" 0 'sample: 2 images' "$SID" sample --model "tests/data/pipelines/$p" --prompt 'a bag' --n 2 --steps 2 \
+        --out "$d/s.png"
+    check "$p-eval-model" 0 '"converted": true' "$SID" eval-model --model "$d/generator" --n 20
+done
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -684,6 +684,237 @@ static void test_single_file_errors(void) {
     sid_sd_free(&want);
 }
 
+// ---------------------------------------------------------------- scheduler options
+// A scheduler config written to <dir>/scheduler_config.json and read into a fresh model.
+static int load_scheduler(const char *dir, const char *json, sid_sd_model *m) {
+    char p[1024];
+    sub_path(p, sizeof p, dir, "scheduler_config.json");
+    test_write_text(p, json);
+    memset(m, 0, sizeof *m);
+    return sid_sd_scheduler_load(m, p);
+}
+
+static int same_ddim(const sid_ddim_config *a, const sid_ddim_config *b) {
+    return a->spacing == b->spacing && a->steps_offset == b->steps_offset && a->set_alpha_to_one == b->set_alpha_to_one &&
+           a->prediction == b->prediction && a->clip_sample == b->clip_sample &&
+           (!a->clip_sample || a->clip_sample_range == b->clip_sample_range);
+}
+
+// Every key that changes the maths is honoured or refused in one line naming it; absent keys
+// take DDIMScheduler's defaults (clip_sample true).
+static void test_scheduler_keys(void) {
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    sid_sd_model m;
+    sid_ddim_config c, want;
+    // SD1.5's file: leading, offset 1, final alpha ab[0], no clipping = sid_ddim_sd()
+    int rc = load_scheduler(dir, scheduler_sd15, &m);
+    c = sid_sd_ddim_config(&m), want = sid_ddim_sd();
+    EXPECT(rc == 0 && same_ddim(&c, &want), "SD1.5 scheduler: rc %d, %s offset %d alpha1 %d clip %d (%s)", rc,
+           sid_spacing_name(c.spacing), c.steps_offset, c.set_alpha_to_one, c.clip_sample, rc ? sid_error() : "");
+    // the built-in teacher's (a copy under tests/data): trailing, offset 0, final alpha 1 = sid_ddim_default()
+    char p[1024];
+    memset(&m, 0, sizeof m);
+    rc = sid_sd_scheduler_load(&m, data_path(p, sizeof p, "sid/teacher/scheduler/scheduler_config.json"));
+    c = sid_sd_ddim_config(&m), want = sid_ddim_default();
+    EXPECT(rc == 0 && same_ddim(&c, &want), "teacher scheduler: rc %d, %s offset %d alpha1 %d clip %d (%s)", rc,
+           sid_spacing_name(c.spacing), c.steps_offset, c.set_alpha_to_one, c.clip_sample, rc ? sid_error() : "");
+    // a bare DDPM config: DDIMScheduler's defaults, clipping included
+    rc = load_scheduler(dir, "{\"_class_name\": \"DDPMScheduler\", \"beta_schedule\": \"scaled_linear\"}", &m);
+    EXPECT(rc == 0 && m.clip_sample == 1 && m.clip_sample_range == 1.0f && m.set_alpha_to_one == 1 && m.steps_offset == 0 &&
+               m.timestep_spacing == SID_SPACING_LEADING && m.beta_start == 0.0001 && m.beta_end == 0.02,
+           "bare config: rc %d, clip %d range %g alpha1 %d offset %d %s (%s)", rc, m.clip_sample, (double)m.clip_sample_range,
+           m.set_alpha_to_one, m.steps_offset, sid_spacing_name(m.timestep_spacing), rc ? sid_error() : "");
+    // honoured values, and the keys of other samplers that do not change DDIM's maths
+    rc = load_scheduler(dir,
+                        "{\"_class_name\": \"EulerDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\","
+                        " \"beta_start\": 0.00085, \"beta_end\": 0.012, \"clip_sample\": true, \"clip_sample_range\": 2.5,"
+                        " \"timestep_spacing\": \"linspace\", \"steps_offset\": 3, \"set_alpha_to_one\": null,"
+                        " \"prediction_type\": \"v_prediction\", \"use_karras_sigmas\": true, \"interpolation_type\": \"linear\","
+                        " \"timestep_type\": \"discrete\", \"final_sigmas_type\": \"zero\", \"variance_type\": \"fixed_small_log\","
+                        " \"thresholding\": false, \"dynamic_thresholding_ratio\": 0.9, \"sample_max_value\": 3.0,"
+                        " \"rescale_betas_zero_snr\": false, \"skip_prk_steps\": true, \"trained_betas\": null}",
+                        &m);
+    c = sid_sd_ddim_config(&m);
+    EXPECT(rc == 0 && c.clip_sample == 1 && c.clip_sample_range == 2.5f && c.spacing == SID_SPACING_LINSPACE &&
+               c.steps_offset == 3 && c.set_alpha_to_one == 0 && c.prediction == SID_PRED_V,
+           "honoured keys: rc %d, clip %d range %g %s offset %d alpha1 %d pred %d (%s)", rc, c.clip_sample,
+           (double)c.clip_sample_range, sid_spacing_name(c.spacing), c.steps_offset, c.set_alpha_to_one, (int)c.prediction,
+           rc ? sid_error() : "");
+    rc = load_scheduler(dir, "{\"beta_schedule\": \"scaled_linear\", \"clip_sample\": null, \"variance_type\": null}", &m);
+    EXPECT(rc == 0 && m.clip_sample == 0, "clip_sample null (falsy in diffusers): rc %d, clip %d", rc, m.clip_sample);
+
+    static const struct {
+        const char *extra, *needle;
+    } refused[] = {
+        {"\"thresholding\": true", "'thresholding' true"},
+        {"\"rescale_betas_zero_snr\": true", "'rescale_betas_zero_snr' true"},
+        {"\"timestep_spacing\": \"karras\"", "'timestep_spacing' \"karras\""},
+        {"\"steps_offset\": -1", "'steps_offset'"},
+        {"\"clip_sample\": true, \"clip_sample_range\": 0", "'clip_sample_range'"},
+        {"\"variance_type\": \"learned_range\"", "'variance_type' \"learned_range\""},
+        {"\"variance_type\": \"learned\"", "'variance_type' \"learned\""},
+        {"\"timestep_type\": \"continuous\"", "'timestep_type' \"continuous\""},
+        {"\"prediction_type\": \"sample\"", "'prediction_type' \"sample\""},
+        {"\"clip_sample\": \"yes\"", "'clip_sample'"},
+        {"\"set_alpha_to_one\": 1", "'set_alpha_to_one'"},
+        {"\"beta_schedule\": \"squaredcos_cap_v2\"", "'beta_schedule' \"squaredcos_cap_v2\""},
+        {"\"trained_betas\": [0.1, 0.2]", "'trained_betas'"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"beta_start\": 0.00085, \"beta_end\": 0.012, %s%s}", refused[i].extra,
+                 strstr(refused[i].extra, "beta_schedule") ? "" : ", \"beta_schedule\": \"scaled_linear\"");
+        memset(&m, 0, sizeof m);
+        m.train_timesteps = 7;  // a failed load leaves m as it was
+        sub_path(p, sizeof p, dir, "scheduler_config.json");
+        test_write_text(p, json);
+        rc = sid_sd_scheduler_load(&m, p);
+        expect_error(rc, refused[i].extra, "scheduler_config.json", refused[i].needle);
+        EXPECT(m.train_timesteps == 7, "%s: a refused config changed the model", refused[i].extra);
+    }
+    test_remove_tree(dir);
+}
+
+// ---------------------------------------------------------------- weights that are not numbers
+// One value of tensor `name` in ps set to v, the old value returned through *old.
+static void poke(sid_params *ps, const char *name, size_t k, float v, float *old) {
+    const int i = sid_params_find(ps, name);
+    if (i < 0 || k >= ps->items[i].numel) sid_die("no parameter %s[%zu]", name, k);
+    *old = sid_p(ps, i)[k];
+    sid_p(ps, i)[k] = v;
+}
+
+static void unpoke(sid_params *ps, const char *name, size_t k, float old) { sid_p(ps, sid_params_find(ps, name))[k] = old; }
+
+// NaN, infinities and absurd magnitudes in a loaded weights file fail the load in one line
+// naming the file and the tensor, for each component, each layout and the fp16 path.
+static void test_weights_must_be_finite(void) {
+    sid_sd_model want, m;
+    if (reference_model(&want, "sd15_tiny", "quick", "tiny")) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return sid_sd_free(&want);
+    }
+    char dir[64], w[1024];
+    make_tmpdir(dir, sizeof dir);
+    write_folder(dir, "sd15_tiny", "quick", "tiny");
+    EXPECT(sid_sd_load(&m, dir, SID_SD_ALL, 0) == 0, "clean folder: %s", sid_error());
+    sid_sd_free(&m);
+    EXPECT(sid_params_check_finite(&want.unet_ps, "unet") == 0 && sid_params_check_finite(&want.clip_ps, "clip") == 0 &&
+               sid_params_check_finite(&want.vae_ps, "vae") == 0,
+           "clean weights flagged: %s", sid_error());
+
+    static const struct {
+        unsigned comp;
+        const char *file, *tensor;
+        size_t k;
+        float v;
+        const char *needle;
+    } cases[] = {
+        {SID_SD_UNET, "unet/diffusion_pytorch_model.safetensors", "conv_in.weight", 3, NAN, "has 1 NaN value"},
+        {SID_SD_UNET, "unet/diffusion_pytorch_model.safetensors", "mid_block.resnets.0.conv1.weight", 0, INFINITY,
+         "has 1 infinite value"},
+        {SID_SD_UNET, "unet/diffusion_pytorch_model.safetensors", "up_blocks.1.resnets.0.norm2.weight", 1, 1e30f,
+         "magnitude above 10000"},
+        {SID_SD_TEXT, "text_encoder/model.safetensors", "text_model.encoder.layers.0.mlp.fc1.weight", 2, -INFINITY,
+         "has 1 infinite value"},
+        {SID_SD_VAE, "vae/diffusion_pytorch_model.safetensors", "decoder.conv_out.weight", 5, -2e4f, "magnitude above 10000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sid_params *ps = cases[i].comp == SID_SD_UNET ? &want.unet_ps : cases[i].comp == SID_SD_TEXT ? &want.clip_ps : &want.vae_ps;
+        float old;
+        poke(ps, cases[i].tensor, cases[i].k, cases[i].v, &old);
+        char tensor[300];
+        snprintf(tensor, sizeof tensor, "tensor '%s'", cases[i].tensor);
+        EXPECT(sid_params_check_finite(ps, "generator") == -1 && strstr(sid_error(), tensor) &&
+                   strstr(sid_error(), "generator: ") == sid_error(),
+               "sid_params_check_finite on %s: %s", cases[i].tensor, sid_error());
+        sub_path(w, sizeof w, dir, cases[i].file);
+        EXPECT(sid_params_save(ps, w, SID_F32) == 0, "%s", sid_error());
+        int rc = sid_sd_load(&m, dir, SID_SD_ALL, 0);
+        sid_sd_free(&m);
+        expect_error(rc, cases[i].tensor, cases[i].file, tensor);
+        if (rc) EXPECT(strstr(sid_error(), cases[i].needle), "%s: '%s' lacks '%s'", cases[i].tensor, sid_error(), cases[i].needle);
+        unpoke(ps, cases[i].tensor, cases[i].k, old);
+        EXPECT(sid_params_save(ps, w, SID_F32) == 0, "%s", sid_error());
+    }
+    // NaNs and an infinity together; a value too large for fp16 becomes an infinity in an fp16 file
+    {
+        float o1, o2, o3;
+        const char *t = "down_blocks.0.resnets.0.conv1.bias";
+        poke(&want.unet_ps, t, 0, NAN, &o1), poke(&want.unet_ps, t, 1, -NAN, &o2), poke(&want.unet_ps, t, 2, INFINITY, &o3);
+        sub_path(w, sizeof w, dir, "unet/diffusion_pytorch_model.safetensors");
+        EXPECT(sid_params_save(&want.unet_ps, w, SID_F32) == 0, "%s", sid_error());
+        int rc = sid_sd_load(&m, dir, SID_SD_UNET, 0);
+        sid_sd_free(&m);
+        expect_error(rc, "NaN and Inf", "has 2 NaN and 1 infinite values", t);
+        unpoke(&want.unet_ps, t, 0, o1), unpoke(&want.unet_ps, t, 1, o2), unpoke(&want.unet_ps, t, 2, o3);
+        EXPECT(sid_params_save(&want.unet_ps, w, SID_F32) == 0, "%s", sid_error());
+
+        t = "encoder.conv_in.bias";
+        poke(&want.vae_ps, t, 0, 1e5f, &o1);
+        sub_path(w, sizeof w, dir, "vae/diffusion_pytorch_model.safetensors");
+        unlink(w);
+        sub_path(w, sizeof w, dir, "vae/diffusion_pytorch_model.fp16.safetensors");
+        EXPECT(sid_params_save(&want.vae_ps, w, SID_F16) == 0, "%s", sid_error());
+        rc = sid_sd_load(&m, dir, SID_SD_VAE, 0);
+        sid_sd_free(&m);
+        expect_error(rc, "fp16 overflow", "vae/diffusion_pytorch_model.fp16.safetensors", "tensor 'encoder.conv_in.bias' has 1 infinite");
+        unpoke(&want.vae_ps, t, 0, o1);
+    }
+    test_remove_tree(dir);
+
+    // single files: the file's own (LDM) tensor name
+    make_tmpdir(dir, sizeof dir);
+    char file[1024], cfg[1024];
+    sub_path(file, sizeof file, dir, "sd1.safetensors");
+    sub_path(cfg, sizeof cfg, dir, "configs");
+    write_config_dir(cfg, "sd15_tiny", "quick", "tiny");
+    float old;
+    poke(&want.unet_ps, "conv_in.weight", 0, NAN, &old);
+    write_single_file(file, &want, 1, WITH_ALL, NULL);
+    unpoke(&want.unet_ps, "conv_in.weight", 0, old);
+    int rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_ALL, 0);
+    sid_sd_free(&m);
+    expect_error(rc, "single-file NaN", "sd1.safetensors", "tensor 'model.diffusion_model.input_blocks.0.0.weight' has 1 NaN");
+    sid_sd_free(&want);
+    test_remove_tree(dir);
+
+    // SD2's open_clip text encoder, whose fused tensors its own loader splits
+    if (reference_model(&want, "sd2_linear", "gelu", "tiny")) {
+        test_fail(__FILE__, __LINE__, "%s", sid_error());
+        return sid_sd_free(&want);
+    }
+    make_tmpdir(dir, sizeof dir);
+    sub_path(file, sizeof file, dir, "sd2.safetensors");
+    sub_path(cfg, sizeof cfg, dir, "configs");
+    write_config_dir(cfg, "sd2_linear", "gelu", "tiny");
+    poke(&want.clip_ps, "text_model.encoder.layers.0.self_attn.k_proj.weight", 1, INFINITY, &old);
+    write_single_file(file, &want, 2, WITH_ALL, NULL);
+    rc = sid_sd_load_with_config(&m, file, cfg, SID_SD_TEXT, 0);
+    sid_sd_free(&m);
+    expect_error(rc, "open_clip Inf", "sd2.safetensors", "tensor 'text_model.encoder.layers.0.self_attn.k_proj.weight' has 1 infinite");
+    sid_sd_free(&want);
+    test_remove_tree(dir);
+
+    // the shipped teacher passes (and so do its sampling options: trailing, final alpha 1, no clipping)
+    char p[1024];
+    snprintf(p, sizeof p, "%s/../../models/teacher", test_data_dir());
+    if (sid_file_exists(p)) {
+        rc = sid_sd_load(&m, p, SID_SD_UNET | SID_SD_TEXT, 0);
+        sid_ddim_config c = sid_sd_ddim_config(&m), d = sid_ddim_default();
+        EXPECT(rc == 0 && same_ddim(&c, &d), "models/teacher: rc %d, %s offset %d alpha1 %d clip %d (%s)", rc,
+               sid_spacing_name(c.spacing), c.steps_offset, c.set_alpha_to_one, c.clip_sample, rc ? sid_error() : "");
+        sid_sd_free(&m);
+    }
+    rc = sid_sd_load(&m, data_path(p, sizeof p, "sid/teacher"), SID_SD_UNET | SID_SD_TEXT, 0);
+    EXPECT(rc == 0, "tests/data/sid/teacher: %s", rc ? sid_error() : "");
+    sid_sd_free(&m);
+    // a parameter set not yet allocated has nothing to check
+    sid_params empty = {0};
+    EXPECT(sid_params_check_finite(&empty, "empty") == 0, "an empty set fails: %s", sid_error());
+}
+
 // ---------------------------------------------------------------- names and built-in configs
 // Every row of sd-vae-keys.tsv: diffusers name, LDM name, shape.
 static void test_vae_ldm_names(void) {
@@ -782,5 +1013,6 @@ static void test_builtin_configs(void) {
 }
 
 TEST_LIST(T(test_vae_ldm_names), T(test_builtin_configs), T(test_diffusers_folder_loads), T(test_single_file_sd1_loads),
-          T(test_single_file_sd2_loads), T(test_version_detection), T(test_folder_errors), T(test_single_file_errors))
+          T(test_single_file_sd2_loads), T(test_version_detection), T(test_folder_errors), T(test_single_file_errors),
+          T(test_scheduler_keys), T(test_weights_must_be_finite))
 TEST_MAIN("checkpoint")

@@ -1,6 +1,6 @@
 // The noise schedule and the DDIM sampler held bit-for-bit equal to diffusers' DDPMScheduler /
-// DDIMScheduler (tests/data/diffusion/golden.safetensors, written by
-// tools/reference/ddim_reference.py), plus properties that need no reference: an oracle
+// DDIMScheduler (tests/data/diffusion/golden.safetensors, and clip.safetensors for clip_sample,
+// both written by tools/reference/ddim_reference.py), plus properties that need no reference: an oracle
 // denoiser makes DDIM return x0, sampling is deterministic for a seed, CFG combines as written.
 #include <math.h>
 #include <stdio.h>
@@ -17,22 +17,25 @@
 // ---------------------------------------------------------------- helpers
 
 
-static sid_safetensors gold;
-static int gold_open;
+// The reference files: golden.safetensors (REF_GOLDEN) and clip.safetensors (REF_CLIP).
+enum { REF_GOLDEN, REF_CLIP, N_REF };
+static sid_safetensors gold[N_REF];
+static int gold_open[N_REF];
 
-static const sid_safetensors *golden_file(void) {
-    if (!gold_open) {
+static const sid_safetensors *golden_file(int which) {
+    static const char *const names[N_REF] = {"golden", "clip"};
+    if (!gold_open[which]) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/diffusion/golden.safetensors", test_data_dir());
-        if (sid_st_open(&gold, path)) sid_die("%s (set SID_TEST_DATA to the tests/data folder)", sid_error());
-        gold_open = 1;
+        snprintf(path, sizeof path, "%s/diffusion/%s.safetensors", test_data_dir(), names[which]);
+        if (sid_st_open(&gold[which], path)) sid_die("%s (set SID_TEST_DATA to the tests/data folder)", sid_error());
+        gold_open[which] = 1;
     }
-    return &gold;
+    return &gold[which];
 }
 
-// A golden tensor as fresh floats; NULL (and a failure) when missing.
-static float *golden(const char *name, size_t *n) {
-    const sid_safetensors *st = golden_file();
+// A reference tensor as fresh floats; NULL (and a failure) when missing.
+static float *golden_in(int which, const char *name, size_t *n) {
+    const sid_safetensors *st = golden_file(which);
     const sid_st_tensor *t = sid_st_find(st, name);
     if (!t) {
         test_fail(__FILE__, __LINE__, "golden tensor %s missing", name);
@@ -45,6 +48,8 @@ static float *golden(const char *name, size_t *n) {
     if (n) *n = m;
     return v;
 }
+
+static float *golden(const char *name, size_t *n) { return golden_in(REF_GOLDEN, name, n); }
 
 // Number of elements that differ in any bit (NaNs compare by payload too); *maxd the largest |a - b|.
 static size_t bit_diffs(const float *a, const float *b, size_t n, double *maxd) {
@@ -316,16 +321,20 @@ static const struct {
     int offset, one;
     sid_pred_type pred;
     int n;
+    float clip;  // clip_sample_range, 0: clip_sample off; the clipped runs are in clip.safetensors
 } RUNS[] = {
-    {"sd_leading_10", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 10},
-    {"sd_leading_25", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 25},
-    {"sd_leading_50", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 50},
-    {"trailing_10", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 10},
-    {"trailing_25", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 25},
-    {"trailing_50", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 50},
-    {"trailing_3", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 3},
-    {"linspace_7", SID_SPACING_LINSPACE, 0, 0, SID_PRED_EPSILON, 7},
-    {"v_trailing_10", SID_SPACING_TRAILING, 0, 0, SID_PRED_V, 10},
+    {"sd_leading_10", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 10, 0},
+    {"sd_leading_25", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 25, 0},
+    {"sd_leading_50", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 50, 0},
+    {"trailing_10", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 10, 0},
+    {"trailing_25", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 25, 0},
+    {"trailing_50", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 50, 0},
+    {"trailing_3", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 3, 0},
+    {"linspace_7", SID_SPACING_LINSPACE, 0, 0, SID_PRED_EPSILON, 7, 0},
+    {"v_trailing_10", SID_SPACING_TRAILING, 0, 0, SID_PRED_V, 10, 0},
+    {"clip_trailing_10", SID_SPACING_TRAILING, 0, 1, SID_PRED_EPSILON, 10, 1.0f},
+    {"clip_sd_leading_25", SID_SPACING_LEADING, 1, 0, SID_PRED_EPSILON, 25, 1.0f},
+    {"clip_v_trailing_10", SID_SPACING_TRAILING, 0, 1, SID_PRED_V, 10, 1.0f},
 };
 enum { N_RUNS = sizeof RUNS / sizeof RUNS[0], RUN_N = 2 };
 
@@ -359,19 +368,21 @@ static void test_ddim_matches_diffusers(void) {
         const int n = RUNS[i].n;
         float *x, *out, *x0, *ts, *coef;
         size_t nx;
+        const int file = RUNS[i].clip > 0 ? REF_CLIP : REF_GOLDEN;
         snprintf(key, sizeof key, "run/%s/x", RUNS[i].name);
-        x = golden(key, &nx);
+        x = golden_in(file, key, &nx);
         snprintf(key, sizeof key, "run/%s/out", RUNS[i].name);
-        out = golden(key, NULL);
+        out = golden_in(file, key, NULL);
         snprintf(key, sizeof key, "run/%s/x0", RUNS[i].name);
-        x0 = golden(key, NULL);
+        x0 = golden_in(file, key, NULL);
         snprintf(key, sizeof key, "run/%s/ts", RUNS[i].name);
-        ts = golden(key, NULL);
+        ts = golden_in(file, key, NULL);
         snprintf(key, sizeof key, "run/%s/coef", RUNS[i].name);
-        coef = golden(key, NULL);
+        coef = golden_in(file, key, NULL);
         if (x && out && x0 && ts && coef) {
             const size_t per = nx / (size_t)(n + 1);
-            sid_ddim_config c = {RUNS[i].sp, RUNS[i].offset, RUNS[i].one, RUNS[i].pred};
+            sid_ddim_config c = {RUNS[i].sp, RUNS[i].offset, RUNS[i].one, RUNS[i].pred, RUNS[i].clip > 0,
+                                 RUNS[i].clip > 0 ? RUNS[i].clip : 1.0f};
             float *xp = sid_malloc(per * sizeof *xp), *p0 = sid_malloc(per * sizeof *p0);
             size_t bad_prev = 0, bad_x0 = 0;
             double md = 0, m1, e_prev = 0, e_x0 = 0;
@@ -379,7 +390,7 @@ static void test_ddim_matches_diffusers(void) {
             for (int k = 0; k < n; k++) {
                 const int t = (int)ts[k], tp = sid_ddim_prev_timestep(t, 1000, n);
                 // diffusers' own four scalars: the arithmetic must then agree bit for bit
-                const sid_ddim_coeffs ref = {coef[4 * k], coef[4 * k + 1], coef[4 * k + 2], coef[4 * k + 3]};
+                const sid_ddim_coeffs ref = {coef[4 * k], coef[4 * k + 1], coef[4 * k + 2], coef[4 * k + 3], RUNS[i].clip};
                 sid_ddim_step_with(&ref, c.prediction, x + k * per, out + k * per, xp, p0, per);
                 bad_prev += bit_diffs(xp, x + (k + 1) * per, per, &m1);
                 md = fmax(md, m1);
@@ -421,6 +432,86 @@ static void test_ddim_matches_diffusers(void) {
         free(coef);
     }
     sid_schedule_free(&s);
+}
+
+// clip_sample: single steps of DDIMScheduler(clip_sample=True) whose x0 predictions are mostly
+// clamped, for each prediction type, both final alphas, and a range other than 1.
+static void test_ddim_clip_steps_match_diffusers(void) {
+    static const char *const names[] = {"eps_t999", "eps_mid",  "eps_last",  "eps_last_one",
+                                        "eps_range_half", "v_mid", "sample_mid"};
+    sid_schedule s = sd_schedule();
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char key[96];
+        float *v[6];
+        size_t n = 0;
+        static const char *const parts[6] = {"x", "out", "x0", "prev", "meta", "coef"};
+        for (int q = 0; q < 6; q++) {
+            snprintf(key, sizeof key, "step/%s/%s", names[i], parts[q]);
+            v[q] = golden_in(REF_CLIP, key, q == 0 ? &n : NULL);
+        }
+        if (v[0] && v[1] && v[2] && v[3] && v[4] && v[5]) {
+            const float *meta = v[4], *coef = v[5];
+            const int t = (int)meta[0], tp = (int)meta[1];
+            sid_ddim_config c = sid_ddim_default();
+            c.set_alpha_to_one = meta[3] != 0;
+            c.prediction = (sid_pred_type)(int)meta[4];
+            c.clip_sample = 1;
+            c.clip_sample_range = meta[2];
+            float *xp = sid_malloc(n * sizeof *xp), *p0 = sid_malloc(n * sizeof *p0);
+            double m1, m2;
+            const sid_ddim_coeffs ref = {coef[0], coef[1], coef[2], coef[3], c.clip_sample_range};
+            sid_ddim_step_with(&ref, c.prediction, v[0], v[1], xp, p0, n);
+            const size_t bad_x0 = bit_diffs(p0, v[2], n, &m1), bad_prev = bit_diffs(xp, v[3], n, &m2);
+            EXPECT(bad_x0 == 0 && bad_prev == 0, "%s: with diffusers' coefficients %zu x0 and %zu prev values differ (%.3g, %.3g)",
+                   names[i], bad_x0, bad_prev, m1, m2);
+            sid_ddim_step(&s, &c, t, tp, v[0], v[1], xp, p0, n);
+            EXPECT(rel_err(p0, v[2], n) < 1e-6 && rel_err(xp, v[3], n) < 1e-6, "%s: off diffusers' by %.3g (x0), %.3g (prev)",
+                   names[i], rel_err(p0, v[2], n), rel_err(xp, v[3], n));
+            size_t at_bound = 0;
+            for (size_t k = 0; k < n; k++) at_bound += fabsf(p0[k]) == c.clip_sample_range;
+            EXPECT(at_bound >= n / 2, "%s: only %zu of %zu x0 values clamped: the case does not test clipping", names[i],
+                   at_bound, n);
+            // without clip_sample the same step gives other values wherever diffusers clamped
+            c.clip_sample = 0;
+            sid_ddim_step(&s, &c, t, tp, v[0], v[1], xp, p0, n);
+            EXPECT(bit_diffs(p0, v[2], n, NULL) >= at_bound, "%s: clip_sample off still clamps", names[i]);
+            free(xp);
+            free(p0);
+        }
+        for (int q = 0; q < 6; q++) free(v[q]);
+    }
+    sid_schedule_free(&s);
+}
+
+// sid_clip_x0 and its backward against torch's x.clamp(-0.75, 0.75) and its gradient at the
+// bounds, beyond them, at +-inf and NaN.
+static void test_clip_x0_matches_torch(void) {
+    size_t n;
+    float *x = golden_in(REF_CLIP, "clamp/x", &n), *w = golden_in(REF_CLIP, "clamp/w", NULL);
+    float *y = golden_in(REF_CLIP, "clamp/y", NULL), *grad = golden_in(REF_CLIP, "clamp/grad", NULL);
+    if (x && w && y && grad) {
+        float *got = sid_malloc(n * sizeof *got), *dx = sid_malloc(n * sizeof *dx);
+        memcpy(got, x, n * sizeof *got);
+        sid_clip_x0(got, n, 0.75f);
+        size_t bad = 0;
+        for (size_t k = 0; k < n; k++) bad += isnan(y[k]) ? !isnan(got[k]) : got[k] != y[k];
+        EXPECT(bad == 0, "clip forward: %zu of %zu values differ from torch.clamp", bad, n);
+        memcpy(dx, w, n * sizeof *dx);
+        sid_clip_x0_backward(dx, x, n, 0.75f);
+        bad = 0;
+        for (size_t k = 0; k < n; k++) bad += dx[k] != grad[k];
+        EXPECT(bad == 0, "clip backward: %zu of %zu gradients differ from torch's", bad, n);
+        // and through a DDIM step: a NaN x0 stays NaN, as torch.clamp leaves it
+        const sid_ddim_coeffs k = {0.5f, 0.8660254f, 0.9f, 0.43588989f, 1.0f};
+        const float xt[2] = {NAN, 4.0f}, eps[2] = {0.0f, 0.0f};
+        float xp[2], p0[2];
+        sid_ddim_step_with(&k, SID_PRED_EPSILON, xt, eps, xp, p0, 2);
+        EXPECT(isnan(p0[0]) && isnan(xp[0]) && p0[1] == 1.0f && xp[1] == 0.9f, "NaN or clamp through a step: %g %g %g %g",
+               p0[0], xp[0], p0[1], xp[1]);
+        free(got);
+        free(dx);
+    }
+    free(x), free(w), free(y), free(grad);
 }
 
 // x_prev may alias x_t (the sampler steps in place) and give the same bits.
@@ -565,11 +656,13 @@ static void test_cfg_combine(void) {
 }
 
 TEST_LIST(T(test_schedule_sd_values), T(test_schedule_bitwise), T(test_schedule_errors), T(test_add_noise_velocity),
-          T(test_sample_timesteps), T(test_ddim_timesteps), T(test_ddim_matches_diffusers), T(test_ddim_step_in_place),
+          T(test_sample_timesteps), T(test_ddim_timesteps), T(test_ddim_matches_diffusers),
+          T(test_ddim_clip_steps_match_diffusers), T(test_clip_x0_matches_torch), T(test_ddim_step_in_place),
           T(test_ddim_oracle_recovers_x0), T(test_ddim_deterministic), T(test_cfg_combine))
 
 int main(int argc, char **argv) {
     int rc = harness_run("diffusion", all_tests, (int)(sizeof all_tests / sizeof all_tests[0]), argc, argv);
-    if (gold_open) sid_st_close(&gold);
+    for (int i = 0; i < N_REF; i++)
+        if (gold_open[i]) sid_st_close(&gold[i]);
     return rc;
 }

@@ -23,11 +23,11 @@ int cmd_eval_model(int argc, char **argv) {
         {"--model", SID_FLAG_STR, &model, 0, 0, "model folder (default models/teacher)"},
         {"--prompts", SID_FLAG_STR, &prompts_file, 0, 0, "held-out prompts (default data/prompts/fmnist_eval.txt)"},
         {"--classifier", SID_FLAG_STR, &cls_dir, 0, 0, "evaluation classifier folder"},
-        {"--n", SID_FLAG_NUM, &n, 10, 1e6, "images (default 5000)"},
-        {"--seed", SID_FLAG_NUM, &seed, 0, 1e18, "noise seed"},
-        {"--steps", SID_FLAG_NUM, &steps, 1, 1000, "DDIM steps (default 25)"},
+        {"--n", SID_FLAG_INT, &n, 10, 1e6, "images (default 5000)"},
+        {"--seed", SID_FLAG_INT, &seed, 0, 1e18, "noise seed"},
+        {"--steps", SID_FLAG_INT, &steps, 1, 1000, "DDIM steps (default 25)"},
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance scale (default 3)"},
-        {"--chunk", SID_FLAG_NUM, &chunk, 1, 4096, "images per network batch"},
+        {"--chunk", SID_FLAG_INT, &chunk, 1, 4096, "images per network batch"},
         {"--grid", SID_FLAG_STR, &grid, 0, 0, "also write the first 100 images as a PNG grid"},
     };
     if (sid_flags_parse("eval-model", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
@@ -53,8 +53,11 @@ int cmd_eval_model(int argc, char **argv) {
     if (sid_text2img_open(&p, model)) sid_die("%s", sid_error());
     int C, H, W;
     sid_text2img_image_shape(&p, &C, &H, &W);
-    if (C != 1 || H != 32 || W != 32) sid_die("%s: eval-model needs 1x32x32 images (Fashion-MNIST), the model makes %dx%dx%d", model, C, H, W);
-    float *img = sid_malloc((size_t)N * H * W * sizeof(float));
+    if (C != 1 && C != 3) sid_die("%s: eval-model needs grey or RGB images, the model makes %d channels", model, C);
+    const int convert = C != 1 || H != 32 || W != 32;
+    if (convert)  // the classifier sees 1x32x32 Fashion-MNIST images; other models are judged on those
+        fprintf(stderr, "eval-model: %s makes %dx%dx%d images: scored as their luminance resized to 1x32x32\n", model, C, H, W);
+    float *img = sid_malloc((size_t)N * C * H * W * sizeof(float));
     int t_init = 0, gsteps = 0;
     const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
     if (is_gen < 0) sid_die("%s", sid_error());
@@ -64,15 +67,24 @@ int cmd_eval_model(int argc, char **argv) {
         sid_die("%s", sid_error());
     if (is_gen) steps = gsteps, cfg = 1;  // a distilled generator runs as trained, without guidance
     const double gen = sid_now() - t0;
+    if (convert) {
+        float *grey = sid_malloc((size_t)N * 32 * 32 * sizeof(float));
+        for (int i = 0; i < N; i++) sid_image_to_grey32(img + (size_t)i * C * H * W, C, H, W, grey + (size_t)i * 32 * 32);
+        free(img);
+        img = grey, C = 1, H = W = 32;
+    }
     if (grid && sid_png_write_grid(grid, img, N < 100 ? N : 100, 1, H, W, 10, 2)) sid_die("%s", sid_error());
     sid_eval_result r;
     if (sid_eval_images(&c, NULL, img, cls, N, &r)) sid_die("%s", sid_error());
     printf("{\"model\": \"%s\", \"n\": %d, \"steps\": %d, \"cfg\": %g, \"fid\": %.3f, \"alignment\": %.4f, "
-           "\"generate_s\": %.2f, \"images_per_s\": %.1f}\n",
-           model, N, (int)steps, cfg, r.fid, r.alignment, gen, N / gen);
+           "\"generate_s\": %.2f, \"images_per_s\": %.1f, \"converted\": %s}\n",
+           model, N, (int)steps, cfg, r.fid, r.alignment, gen, N / gen, convert ? "true" : "false");
     free(img), free(list), free(cls);
     for (int k = 0; k < SID_CLS_CLASSES; k++) free(by[k]);
     sid_prompts_free(&pf);
+    if (p.truncated)
+        fprintf(stderr, "eval-model: warning: the prompts of %d image%s were longer than %d tokens and were truncated\n",
+                p.truncated, p.truncated > 1 ? "s" : "", p.max_len);
     sid_text2img_close(&p);
     sid_classifier_free(&c);
     return 0;

@@ -13,7 +13,13 @@ static void usage(const char *cmd, const sid_flag *flags, int n) {
 }
 
 int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional) {
+    return sid_flags_parse_given(cmd, flags, n, argc, argv, positional, NULL);
+}
+
+int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional,
+                          int *given) {
     int npos = 0;
+    if (given) memset(given, 0, (size_t)n * sizeof *given);
     for (int a = 0; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0) {
@@ -36,6 +42,7 @@ int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, cha
             sid_set_error("%s: unknown flag '%s' (see sid %s --help)", cmd, arg, cmd);
             return -1;
         }
+        if (given) given[f - flags] = 1;
         if (f->kind == SID_FLAG_BOOL) {
             *(int *)f->dst = 1;
             continue;
@@ -53,6 +60,10 @@ int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, cha
         const double x = strtod(v, &end);
         if (!end || *end || end == v || !isfinite(x)) {
             sid_set_error("%s: %s expects a number, got '%s'", cmd, arg, v);
+            return -1;
+        }
+        if (f->kind == SID_FLAG_INT && x != floor(x)) {
+            sid_set_error("%s: %s expects a whole number, got '%s'", cmd, arg, v);
             return -1;
         }
         if (x < f->min || x > f->max) {

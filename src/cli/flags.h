@@ -3,12 +3,13 @@
 #ifndef SID_FLAGS_H
 #define SID_FLAGS_H
 
-typedef enum { SID_FLAG_STR, SID_FLAG_NUM, SID_FLAG_BOOL } sid_flag_kind;
+// SID_FLAG_INT is a SID_FLAG_NUM that must be a whole number ("--batch 16.9" is refused, not cut).
+typedef enum { SID_FLAG_STR, SID_FLAG_NUM, SID_FLAG_INT, SID_FLAG_BOOL } sid_flag_kind;
 
 typedef struct {
     const char *name;
     sid_flag_kind kind;
-    void *dst;          // const char ** / double * / int *
+    void *dst;          // const char ** / double * (NUM and INT) / int *
     double min, max;    // inclusive range for numbers
     const char *help;
 } sid_flag;
@@ -17,5 +18,9 @@ typedef struct {
 // positional[] in order when it is given (at most 8; NULL-terminated), else they are an error.
 // "--help" prints the table and exits 0. 0, or -1 with sid_error() set.
 int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional);
+// The same, also setting given[i] = 1 for each flag i that the command line named (given: n ints,
+// zeroed here), so that a caller can tell a default from a value the user chose.
+int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional,
+                          int *given);
 
 #endif

@@ -110,7 +110,10 @@ static int inspect_pipeline(const char *dir) {
         else printf("%s/%s: absent\n", dir, parts[i]);
     }
     snprintf(path, sizeof path, "%s/tokenizer/vocab.json", dir);
-    printf("%s/tokenizer: %s\n", dir, sid_file_exists(path) ? "vocab.json present" : "absent");
+    const int has_vocab = sid_file_exists(path);
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", dir);
+    printf("%s/tokenizer: %s\n", dir,
+           has_vocab ? "vocab.json present" : sid_file_exists(path) ? "tokenizer.json present" : "absent");
     cJSON_Delete(j);
     return rc;
 }
@@ -154,6 +157,8 @@ int cmd_inspect(int argc, char **argv) {
     char path[1024];
     struct stat sb;
     if (stat(p, &sb)) sid_die("%s: no such file or folder", p);
+    // A device (/dev/zero) or FIFO is no model: refuse it before anything reads from it.
+    if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) sid_die("%s: not a regular file or folder", p);
     int rc;
     if (S_ISDIR(sb.st_mode)) {
         snprintf(path, sizeof path, "%s/model_index.json", p);

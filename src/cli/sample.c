@@ -20,12 +20,12 @@ int cmd_sample(int argc, char **argv) {
         {"--model", SID_FLAG_STR, &model, 0, 0, "model folder (default models/teacher)"},
         {"--prompt", SID_FLAG_STR, &prompt, 0, 0, "one prompt"},
         {"--prompts", SID_FLAG_STR, &prompts_file, 0, 0, "a prompt file, one per line"},
-        {"--n", SID_FLAG_NUM, &n, 1, 1e6, "images per prompt (default 8)"},
-        {"--seed", SID_FLAG_NUM, &seed, 0, 1e18, "noise seed"},
-        {"--steps", SID_FLAG_NUM, &steps, 1, 1000, "DDIM steps (default 25)"},
+        {"--n", SID_FLAG_INT, &n, 1, 1e6, "images per prompt (default 8)"},
+        {"--seed", SID_FLAG_INT, &seed, 0, 1e18, "noise seed"},
+        {"--steps", SID_FLAG_INT, &steps, 1, 1000, "DDIM steps (default 25)"},
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance scale (default 3; 1 = none)"},
-        {"--chunk", SID_FLAG_NUM, &chunk, 1, 4096, "images per network batch"},
-        {"--cols", SID_FLAG_NUM, &cols, 0, 1024, "grid columns (default: images per prompt)"},
+        {"--chunk", SID_FLAG_INT, &chunk, 1, 4096, "images per network batch"},
+        {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns (default: images per prompt)"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
     };
@@ -33,7 +33,9 @@ int cmd_sample(int argc, char **argv) {
     if (!prompt && !prompts_file) sid_die("sample: give --prompt TEXT or --prompts FILE");
     sid_prompts pf = {0};
     if (prompts_file && sid_prompts_load(prompts_file, &pf)) sid_die("%s", sid_error());
-    const int np = prompt ? 1 : pf.n, per = (int)n, total = np * per;
+    const int np = prompt ? 1 : pf.n, per = (int)n;
+    if ((double)np * per > 1e7) sid_die("sample: %d prompts x --n %d is more than 10 million images", np, per);
+    const int total = np * per;
     const char **list = sid_malloc((size_t)total * sizeof *list);
     for (int i = 0; i < total; i++) list[i] = prompt ? prompt : pf.text[i / per];
     const size_t len = strlen(out);
@@ -60,6 +62,9 @@ int cmd_sample(int argc, char **argv) {
            per, (int)steps, cfg, dt, total / dt, out);
     free(img), free(list);
     sid_prompts_free(&pf);
+    if (p.truncated)
+        fprintf(stderr, "%s: warning: the prompts of %d image%s were longer than %d tokens and %s truncated\n", "sample", p.truncated,
+                p.truncated > 1 ? "s" : "", p.max_len, "were");
     sid_text2img_close(&p);
     return 0;
 }

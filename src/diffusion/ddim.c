@@ -14,12 +14,12 @@
 
 sid_ddim_config sid_ddim_default(void) {
     return (sid_ddim_config){.spacing = SID_SPACING_TRAILING, .steps_offset = 0, .set_alpha_to_one = 1,
-                             .prediction = SID_PRED_EPSILON};
+                             .prediction = SID_PRED_EPSILON, .clip_sample = 0, .clip_sample_range = 1.0f};
 }
 
 sid_ddim_config sid_ddim_sd(void) {
     return (sid_ddim_config){.spacing = SID_SPACING_LEADING, .steps_offset = 1, .set_alpha_to_one = 0,
-                             .prediction = SID_PRED_EPSILON};
+                             .prediction = SID_PRED_EPSILON, .clip_sample = 0, .clip_sample_range = 1.0f};
 }
 
 int sid_spacing_parse(const char *name) {
@@ -87,16 +87,21 @@ int sid_ddim_timesteps(const sid_ddim_config *c, int T, int n, int *t) {
 
 sid_ddim_coeffs sid_ddim_step_coeffs(const sid_schedule *s, const sid_ddim_config *c, int t, int t_prev) {
     if (t < 0 || t >= s->T || t_prev >= s->T) sid_die("ddim: step from %d to %d outside [0, %d)", t, t_prev, s->T);
+    if (c->clip_sample && !(c->clip_sample_range > 0))
+        sid_die("ddim: clip_sample with clip_sample_range %g (must be positive)", (double)c->clip_sample_range);
     const float ab = s->alphas_cumprod[t];
     const float ab_prev = t_prev >= 0 ? s->alphas_cumprod[t_prev] : c->set_alpha_to_one ? 1.0f : s->alphas_cumprod[0];
     // eta = 0: diffusers still subtracts std_dev_t^2 = (0 * sqrt(variance))^2 = +0 from
     // 1 - ab_prev, which changes no bit.
-    return (sid_ddim_coeffs){sqrtf(ab), sqrtf(1.0f - ab), sqrtf(ab_prev), sqrtf(1.0f - ab_prev)};
+    return (sid_ddim_coeffs){sqrtf(ab), sqrtf(1.0f - ab), sqrtf(ab_prev), sqrtf(1.0f - ab_prev),
+                             c->clip_sample ? c->clip_sample_range : 0.0f};
 }
 
 void sid_ddim_step_with(const sid_ddim_coeffs *kc, sid_pred_type pred, const float *x_t, const float *model_out,
                         float *x_prev, float *x0, size_t n) {
     const float sa = kc->sqrt_ab, sb = kc->sqrt_1m_ab, sa_prev = kc->sqrt_ab_prev, dir = kc->dir;
+    const float r = kc->clip_range;
+    if (r < 0) sid_die("ddim: negative clip range %g", (double)r);
     for (size_t k = 0; k < n; k++) {
         const float x = x_t[k], o = model_out[k];
         float p0, e;
@@ -114,6 +119,9 @@ void sid_ddim_step_with(const sid_ddim_coeffs *kc, sid_pred_type pred, const flo
             e = o;
             break;
         }
+        // diffusers clamps pred_original_sample after eps is formed (from the unclamped x0 for
+        // "sample"); comparisons as in sid_clip_x0, so a NaN stays NaN like torch.clamp's
+        if (r > 0) p0 = p0 < -r ? -r : p0 > r ? r : p0;
         if (x0) x0[k] = p0;
         x_prev[k] = sa_prev * p0 + dir * e;
     }

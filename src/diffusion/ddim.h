@@ -1,8 +1,8 @@
 // Deterministic DDIM sampling (eta = 0), step for step what diffusers' DDIMScheduler computes
-// with clip_sample=False and thresholding=False: the same timesteps, and bit-equal steps given
-// the same four coefficients (sid_ddim_step_coeffs below says why they may differ by an ulp).
-// tests/data/diffusion/golden.safetensors (tools/reference/ddim_reference.py) checks timesteps,
-// single steps and whole runs.
+// with thresholding=False, clip_sample True or False: the same timesteps, and bit-equal steps
+// given the same four coefficients (sid_ddim_step_coeffs below says why they may differ by an
+// ulp). tests/data/diffusion/golden.safetensors and clip.safetensors
+// (tools/reference/ddim_reference.py) check timesteps, single steps and whole runs.
 //
 // diffusers' behaviour kept on purpose, because pipelines and published numbers depend on it:
 //   * the step from t goes to prev = t - T/n (integer division) whatever the spacing, so with
@@ -38,10 +38,17 @@ typedef struct {
     int steps_offset;      // added to "leading" timesteps only, as in diffusers
     int set_alpha_to_one;  // final alpha: 1, or ab[0]
     sid_pred_type prediction;
+    // clip_sample: each step clamps the predicted x0 to [-clip_sample_range, clip_sample_range]
+    // before forming x_prev (the eps used is the unclamped one, as diffusers' step() with
+    // use_clipped_model_output False, the pipelines' setting). Off in both presets below, unlike
+    // diffusers' class default (on): SD's configs and the built-in teacher's say false, and a
+    // config that asks for it comes in through sid_sd_ddim_config (models/checkpoint.h).
+    int clip_sample;
+    float clip_sample_range;  // > 0 when clip_sample
 } sid_ddim_config;
 
-sid_ddim_config sid_ddim_default(void);  // trailing, offset 0, final alpha 1, epsilon
-sid_ddim_config sid_ddim_sd(void);       // leading, offset 1, final alpha ab[0], epsilon
+sid_ddim_config sid_ddim_default(void);  // trailing, offset 0, final alpha 1, epsilon, no clipping
+sid_ddim_config sid_ddim_sd(void);       // leading, offset 1, final alpha ab[0], epsilon, no clipping
 
 // "leading", "trailing", "linspace" (diffusers' timestep_spacing); -1 for anything else.
 int sid_spacing_parse(const char *name);
@@ -60,12 +67,14 @@ void sid_ddim_step(const sid_schedule *s, const sid_ddim_config *c, int t, int t
                    const float *model_out, float *x_prev, float *x0, size_t n);
 
 // The same step split in two, for kernels elsewhere (a GPU sampler) that need only the four
-// scalars: sqrt(ab_t), sqrt(1 - ab_t), sqrt(ab_prev) and the eps coefficient sqrt(1 - ab_prev).
-// They are correctly rounded float32 square roots, as PyTorch computes them on CUDA; PyTorch's
-// CPU wheels (MKL) round 18% of SD's sqrt(ab) 1 ulp differently, so sid matches diffusers on the
-// CPU to within those ulps and bit for bit given the same four scalars (the tests check both).
+// scalars: sqrt(ab_t), sqrt(1 - ab_t), sqrt(ab_prev) and the eps coefficient sqrt(1 - ab_prev),
+// plus the clip bound. They are correctly rounded float32 square roots, as PyTorch computes them
+// on CUDA; PyTorch's CPU wheels (MKL) round 18% of SD's sqrt(ab) 1 ulp differently, so sid
+// matches diffusers on the CPU to within those ulps and bit for bit given the same four scalars
+// (the tests check both).
 typedef struct {
     float sqrt_ab, sqrt_1m_ab, sqrt_ab_prev, dir;
+    float clip_range;  // > 0: x0 is clamped to [-clip_range, clip_range] (clip_sample); 0: no clipping
 } sid_ddim_coeffs;
 sid_ddim_coeffs sid_ddim_step_coeffs(const sid_schedule *s, const sid_ddim_config *c, int t, int t_prev);
 void sid_ddim_step_with(const sid_ddim_coeffs *k, sid_pred_type pred, const float *x_t, const float *model_out,

@@ -133,6 +133,18 @@ void sid_eps_from_v(const sid_schedule *s, float *out, const float *P /*x_t*/, c
     PER_SAMPLE(a * q + c * p)
 }
 
+void sid_clip_x0(float *x0, size_t n, float range) {
+    if (!(range > 0)) sid_die("sid_clip_x0: range must be positive, got %g", (double)range);
+    // comparisons, not fminf/fmaxf, which would turn a NaN into a bound
+    for (size_t k = 0; k < n; k++) x0[k] = x0[k] < -range ? -range : x0[k] > range ? range : x0[k];
+}
+
+void sid_clip_x0_backward(float *dx, const float *x0_unclipped, size_t n, float range) {
+    if (!(range > 0)) sid_die("sid_clip_x0_backward: range must be positive, got %g", (double)range);
+    for (size_t k = 0; k < n; k++)
+        if (!(x0_unclipped[k] > -range && x0_unclipped[k] < range)) dx[k] = 0.0f;
+}
+
 void sid_sample_timesteps(sid_rng *r, int32_t *t, size_t n, int t_min, int t_max) {
     if (t_min < 0 || t_max <= t_min) sid_die("schedule: timestep range [%d, %d) is empty or negative", t_min, t_max);
     uint32_t u[256];

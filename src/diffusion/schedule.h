@@ -73,6 +73,19 @@ void sid_x0_from_v(const sid_schedule *s, float *x0, const float *x_t, const flo
 void sid_eps_from_v(const sid_schedule *s, float *eps, const float *x_t, const float *v, const int32_t *t, int N,
                     size_t D);
 
+// clip_sample (diffusers' DDPMScheduler / DDIMScheduler step(), when the scheduler config has
+// clip_sample true, the classes' default): x0 <- clamp(x0, -range, range) in place, range > 0
+// (clip_sample_range, default 1). As torch.clamp: a NaN stays NaN. SD's own configs say
+// clip_sample false, and SiD-LSG relies on that (sid-lsg-spec.md 2.3); this is for models whose
+// configs ask for it.
+void sid_clip_x0(float *x0, size_t n, float range);
+// Its backward, in place over dx (the gradient with respect to the clipped x0): dx[k] is kept
+// where -range < x0_unclipped[k] < range and zeroed elsewhere, the bounds themselves and NaN
+// included, as diffusers' x0.clamp(-range, range) differentiates in PyTorch 2.15
+// (tests/data/diffusion/clip.safetensors; PyTorch 1.x kept the gradient at the bounds, a
+// difference on a set of measure zero).
+void sid_clip_x0_backward(float *dx, const float *x0_unclipped, size_t n, float range);
+
 // Training timesteps: n integers uniform in [t_min, t_max) (SD training: [0, T); SiD-LSG's losses:
 // [20, 980)). Dies unless 0 <= t_min < t_max.
 void sid_sample_timesteps(sid_rng *r, int32_t *t, size_t n, int t_min, int t_max);

@@ -128,3 +128,30 @@ int sid_eval_real_floor(const sid_classifier *c, const char *data_dir, int n_sma
     sid_fmnist_free(&train), sid_fmnist_free(&test);
     return rc;
 }
+
+// Overlap of [a0, a1) and [b0, b1).
+static double overlap(double a0, double a1, double b0, double b1) {
+    const double lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+    return hi > lo ? hi - lo : 0;
+}
+
+void sid_image_to_grey32(const float *img, int C, int H, int W, float *out) {
+    enum { R = 32 };
+    const size_t plane = (size_t)H * W;
+    const double sy = (double)H / R, sx = (double)W / R;
+    for (int oy = 0; oy < R; oy++)
+        for (int ox = 0; ox < R; ox++) {
+            const double y0 = oy * sy, y1 = y0 + sy, x0 = ox * sx, x1 = x0 + sx;
+            double sum = 0, wsum = 0;
+            for (int y = (int)y0; y < H && y < y1; y++) {
+                const double wy = overlap(y0, y1, y, y + 1);
+                for (int x = (int)x0; x < W && x < x1; x++) {
+                    const double w = wy * overlap(x0, x1, x, x + 1);
+                    const size_t i = (size_t)y * W + x;
+                    const double v = C == 3 ? 0.299 * img[i] + 0.587 * img[plane + i] + 0.114 * img[2 * plane + i] : img[i];
+                    sum += w * v, wsum += w;
+                }
+            }
+            out[oy * R + ox] = (float)(wsum > 0 ? sum / wsum : 0);
+        }
+}

@@ -52,6 +52,9 @@ int sid_eval_real_floor(const sid_classifier *c, const char *data_dir, int n_sma
 // Images as the PNG writer stores them: round((x + 1) * 127.5) clamped to 0..255 (NaN -> 0), mapped
 // back to [-1, 1]. dst may alias src.
 void sid_eval_quantize(float *dst, const float *src, size_t n);
+// An image [C, H, W] in [-1, 1] (C = 1, or 3 for RGB: Rec. 601 luminance) as the classifier's
+// 32x32 grey input, each output pixel the area-weighted mean of the source pixels it covers.
+void sid_image_to_grey32(const float *img, int C, int H, int W, float *out);
 
 #ifdef __cplusplus
 }

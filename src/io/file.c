@@ -1,7 +1,10 @@
 #include "io/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +20,10 @@ static void set_open_error(const char *path, int err) {
 }
 
 int sid_read_file(const char *path, char **data, size_t *len) {
+    return sid_read_file_max(path, data, len, SID_READ_FILE_MAX);
+}
+
+int sid_read_file_max(const char *path, char **data, size_t *len, size_t max_bytes) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -32,11 +39,26 @@ int sid_read_file(const char *path, char **data, size_t *len) {
             sid_set_error("%s: is a directory, expected a file", path);
             return -1;
         }
+        // Character devices (/dev/null as an empty list, a terminal) and pipes (process
+        // substitution) are read, bounded by max_bytes below, so /dev/zero ends in an error
+        // rather than in exhausted memory; block devices and sockets are no input files.
+        if (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISCHR(sb.st_mode)) {
+            fclose(f);
+            sid_set_error("%s: not a regular file", path);
+            return -1;
+        }
+        if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > max_bytes) {
+            fclose(f);
+            sid_set_error("%s: file is %jd bytes, more than the %zu-byte limit for this kind of file", path,
+                          (intmax_t)sb.st_size, max_bytes);
+            return -1;
+        }
         // Only a hint: pipes and /proc files report 0.
         if (sb.st_size > 0) hint = (size_t)sb.st_size;
     }
     size_t cap = hint + 1, n = 0;
     char *buf = sid_malloc(cap);
+    int too_long = 0;
     for (;;) {
         size_t want = cap - 1 - n, got = fread(buf + n, 1, want, f);
         n += got;
@@ -45,7 +67,11 @@ int sid_read_file(const char *path, char **data, size_t *len) {
         // fstat reported exactly is never copied into a buffer twice its size.
         int c = fgetc(f);
         if (c == EOF) break;
-        cap *= 2;
+        if (n >= max_bytes) {  // a file that grew, a pipe or a /proc file past the limit
+            too_long = 1;
+            break;
+        }
+        cap = cap > max_bytes / 2 ? max_bytes + 1 : cap * 2;
         char *grown = realloc(buf, cap);
         if (!grown) sid_die("out of memory reading %s", path);
         buf = grown;
@@ -54,6 +80,11 @@ int sid_read_file(const char *path, char **data, size_t *len) {
     int failed = ferror(f);
     int err = errno;
     fclose(f);
+    if (too_long || n > max_bytes) {
+        free(buf);
+        sid_set_error("%s: more than the %zu-byte limit for this kind of file", path, max_bytes);
+        return -1;
+    }
     if (failed) {
         free(buf);
         sid_set_error("%s: read error: %s", path, strerror(err));
@@ -171,4 +202,21 @@ int sid_mkdir_p(const char *path) {
 int sid_file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+int sid_remove_partial_files(const char *dir, int depth) {
+    DIR *dd = opendir(dir);
+    if (!dd) return 0;
+    int n = 0;
+    char p[4096];
+    struct stat sb;
+    for (struct dirent *e; (e = readdir(dd));) {
+        if (e->d_name[0] == '.') continue;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= sizeof p) continue;
+        if (lstat(p, &sb)) continue;
+        if (S_ISREG(sb.st_mode) && strstr(e->d_name, ".tmp.")) n += unlink(p) == 0;
+        else if (depth > 0 && S_ISDIR(sb.st_mode)) n += sid_remove_partial_files(p, depth - 1);
+    }
+    closedir(dd);
+    return n;
 }

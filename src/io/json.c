@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,4 +162,17 @@ int sid_json_int_array(const cJSON *obj, const char *key, int *out, int cap, int
     }
     *n = count;
     return 0;
+}
+
+cJSON *sid_json_add_float(cJSON *obj, const char *key, float v) {
+    char buf[32];
+    double shortest = v;
+    for (int digits = 1; digits <= 9 && isfinite(v); digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) {
+            shortest = strtod(buf, NULL);  // cJSON prints this double in its shortest form
+            break;
+        }
+    }
+    return cJSON_AddNumberToObject(obj, key, shortest);
 }

@@ -31,6 +31,10 @@ int sid_json_string(const cJSON *obj, const char *key, const char **out, const c
 // one element broadcasts.
 int sid_json_int_array(const cJSON *obj, const char *key, int *out, int cap, int *n, const char *path);
 
+// Adds a float as the shortest decimal that reads back as the same float ("lr": 0.0002, not the
+// widened 0.000199999994947575 a double conversion prints).
+cJSON *sid_json_add_float(cJSON *obj, const char *key, float v);
+
 #ifdef __cplusplus
 }
 #endif

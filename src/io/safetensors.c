@@ -354,8 +354,26 @@ int sid_st_open(sid_safetensors *st, const char *path) {
     return 0;
 }
 
+int sid_st_parse_memory(sid_safetensors *st, const void *data, size_t size, const char *name) {
+    memset(st, 0, sizeof *st);
+    st->path = copy_str(name);
+    if (size < 8) {
+        sid_set_error("%s: %zu bytes, too short for a safetensors file (8-byte header length missing)", name, size);
+        sid_st_close(st);
+        return -1;
+    }
+    st->map = (void *)data;
+    st->map_size = size;
+    st->borrowed = 1;
+    if (open_mapped(st) != 0) {
+        sid_st_close(st);
+        return -1;
+    }
+    return 0;
+}
+
 void sid_st_close(sid_safetensors *st) {
-    if (st->map) munmap(st->map, st->map_size);
+    if (st->map && !st->borrowed) munmap(st->map, st->map_size);
     if (st->tensors)
         for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
     free(st->tensors);

@@ -33,11 +33,15 @@ typedef struct {
     int n;
     sid_st_tensor *tensors;  // sorted by name (sid_st_find searches by bisection)
     cJSON *metadata;         // the "__metadata__" object of string values, or NULL
+    int borrowed;            // map is the caller's buffer (sid_st_parse_memory), not a mapping
 } sid_safetensors;
 
 // Maps and validates the whole header: on success every tensor's bytes lie
 // inside the file and match its shape. On failure st is left closed.
 int sid_st_open(sid_safetensors *st, const char *path);
+// The same checks on a whole file image already in memory (not copied: data must outlive st;
+// sid_st_close leaves it alone). name only names it in messages.
+int sid_st_parse_memory(sid_safetensors *st, const void *data, size_t size, const char *name);
 void sid_st_close(sid_safetensors *st);  // safe on a zeroed or closed st
 const sid_st_tensor *sid_st_find(const sid_safetensors *st, const char *name);
 // Converts F32, F16 or BF16 data to numel floats at dst; other dtypes are an error.

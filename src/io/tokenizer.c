@@ -336,21 +336,36 @@ void sid_tokenizer_free(sid_tokenizer *t) {
     free(t);
 }
 
-static int load_vocab(sid_tokenizer *t, const char *path) {
-    cJSON *j = sid_json_load(path);
-    if (!j) return -1;
-    int rc = -1;
+// Token ids must be below this: CLIP has 49408, the largest BPE vocabularies a few hundred
+// thousand. The bound keeps id + 1 and the vocabulary size from overflowing an int and stops
+// one absurd id from sizing an embedding table of billions of rows downstream.
+#define MAX_TOKEN_ID (1 << 24)
+
+// A JSON number that is an integer id in [0, MAX_TOKEN_ID), or -1.
+static int32_t json_token_id(const cJSON *v) {
+    if (!cJSON_IsNumber(v)) return -1;
+    const double d = v->valuedouble;
+    if (!(d >= 0 && d < MAX_TOKEN_ID) || d != (double)(int32_t)d) return -1;
+    return (int32_t)d;
+}
+
+// The vocabulary from a JSON object of token -> id (vocab.json, or tokenizer.json's model.vocab).
+static int vocab_from_json(sid_tokenizer *t, const cJSON *j, const char *path) {
     if (!cJSON_IsObject(j)) {
         sid_set_error("%s: expected a JSON object of token -> id", path);
-        goto done;
+        return -1;
     }
     int n = cJSON_GetArraySize(j);
     if (n <= 0) {
         sid_set_error("%s: the vocabulary is empty", path);
-        goto done;
+        return -1;
     }
     size_t bytes = 0;
     for (const cJSON *e = j->child; e; e = e->next) bytes += strlen(e->string) + 1;
+    if (bytes > UINT32_MAX / 2) {  // offsets are 32-bit; the file cap keeps this far away
+        sid_set_error("%s: the vocabulary's strings are too large", path);
+        return -1;
+    }
     t->keys = sid_malloc(bytes);
     t->key_off = sid_malloc((size_t)n * sizeof *t->key_off);
     t->key_len = sid_malloc((size_t)n * sizeof *t->key_len);
@@ -363,16 +378,13 @@ static int load_vocab(sid_tokenizer *t, const char *path) {
     size_t off = 0;
     int k = 0;
     for (const cJSON *e = j->child; e; e = e->next) {
-        double d = cJSON_IsNumber(e) ? e->valuedouble : -1;
-        if (!cJSON_IsNumber(e) || !(d >= 0 && d <= INT32_MAX) || d != (double)(int32_t)d) {
-            sid_set_error("%s: the id of token '%.40s' must be a non-negative integer", path, e->string);
-            goto done;
+        const int32_t id = json_token_id(e);
+        if (id < 0) {
+            sid_set_error("%s: the id of token '%.40s' must be an integer from 0 to %d", path, e->string,
+                          MAX_TOKEN_ID - 1);
+            return -1;
         }
         size_t len = strlen(e->string);
-        if (len > UINT32_MAX / 2 || off > UINT32_MAX / 2) {
-            sid_set_error("%s: too large", path);
-            goto done;
-        }
         size_t h = hash_bytes(e->string, len) & t->vmask;
         int32_t dup = -1;
         for (; t->vhash[h] >= 0; h = (h + 1) & t->vmask) {
@@ -383,12 +395,12 @@ static int load_vocab(sid_tokenizer *t, const char *path) {
             }
         }
         if (dup >= 0) {  // a repeated key: the last value wins, as in a JSON map
-            t->key_id[dup] = (int32_t)d;
+            t->key_id[dup] = id;
         } else {
             memcpy(t->keys + off, e->string, len + 1);
             t->key_off[k] = (uint32_t)off;
             t->key_len[k] = (uint32_t)len;
-            t->key_id[k] = (int32_t)d;
+            t->key_id[k] = id;
             t->vhash[h] = k++;
             off += len + 1;
         }
@@ -396,10 +408,57 @@ static int load_vocab(sid_tokenizer *t, const char *path) {
     t->n_vocab = k;
     for (int i = 0; i < k; i++)
         if (t->key_id[i] + 1 > t->vocab_size) t->vocab_size = t->key_id[i] + 1;
-    rc = 0;
-done:
+    return 0;
+}
+
+static int load_vocab(sid_tokenizer *t, const char *path) {
+    cJSON *j = sid_json_load(path);
+    if (!j) return -1;
+    int rc = vocab_from_json(t, j, path);
     cJSON_Delete(j);
     return rc;
+}
+
+static void merges_alloc(sid_tokenizer *t, size_t n) {
+    size_t cap = 2;
+    while (cap < n * 2) cap *= 2;
+    t->mmask = cap - 1;
+    t->merges = sid_malloc(cap * sizeof *t->merges);
+    for (size_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
+}
+
+// Scratch for joining the two halves of a merge.
+typedef struct {
+    char *v;
+    size_t cap;
+} join_buf;
+
+// Registers merge a + b with the next rank; where names "merges.txt: line 3" or
+// "tokenizer.json: merges[2]" in the message when a token is not in the vocabulary.
+static int add_merge(sid_tokenizer *t, const char *a_s, size_t na, const char *b_s, size_t nb, int32_t *rank,
+                     join_buf *buf, const char *path, const char *where) {
+    int32_t a = vocab_find(t, a_s, na), b = vocab_find(t, b_s, nb);
+    if (na + nb + 1 > buf->cap) {
+        buf->cap = 2 * (na + nb + 1);
+        free(buf->v);
+        buf->v = sid_malloc(buf->cap);
+    }
+    memcpy(buf->v, a_s, na);
+    memcpy(buf->v + na, b_s, nb);
+    int32_t ab = vocab_find(t, buf->v, na + nb);
+    if (a < 0 || b < 0 || ab < 0) {
+        const char *miss = a < 0 ? a_s : b < 0 ? b_s : buf->v;
+        size_t nm = a < 0 ? na : b < 0 ? nb : na + nb;
+        sid_set_error("%s: %s: token '%.*s' is not in the vocabulary", path, where, nm > 60 ? 60 : (int)nm, miss);
+        return -1;
+    }
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    size_t h = hash_u64(key) & t->mmask;
+    while (t->merges[h].key != UINT64_MAX && t->merges[h].key != key) h = (h + 1) & t->mmask;
+    t->merges[h].key = key;  // a repeated pair keeps its last rank, as tokenizers' map does
+    t->merges[h].rank = (*rank)++;
+    t->merges[h].id = ab;
+    return 0;
 }
 
 static int load_merges(sid_tokenizer *t, const char *path) {
@@ -408,14 +467,11 @@ static int load_merges(sid_tokenizer *t, const char *path) {
     if (sid_read_file(path, &text, &len) != 0) return -1;
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-    size_t cap = 2;
-    while (cap < lines * 2) cap *= 2;
-    t->mmask = cap - 1;
-    t->merges = sid_malloc(cap * sizeof *t->merges);
-    for (size_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
-    char *buf = NULL;
-    size_t buf_cap = 0;
-    int rank = 0, line = 0, rc = -1;
+    merges_alloc(t, lines);
+    join_buf buf = {0};
+    int32_t rank = 0;
+    int line = 0, rc = -1;
+    char where[32];
     for (size_t p = 0; p < len;) {
         size_t e = p;
         while (e < len && text[e] != '\n') e++;
@@ -432,33 +488,46 @@ static int load_merges(sid_tokenizer *t, const char *path) {
             goto done;
         }
         size_t na = (size_t)(sp - s), nb = n - na - 1;
-        int32_t a = vocab_find(t, s, na), b = vocab_find(t, sp + 1, nb);
-        if (n + 1 > buf_cap) {
-            buf_cap = 2 * (n + 1);
-            free(buf);
-            buf = sid_malloc(buf_cap);
-        }
-        memcpy(buf, s, na);
-        memcpy(buf + na, sp + 1, nb);
-        int32_t ab = vocab_find(t, buf, na + nb);
-        if (a < 0 || b < 0 || ab < 0) {
-            const char *miss = a < 0 ? s : b < 0 ? sp + 1 : buf;
-            size_t nm = a < 0 ? na : b < 0 ? nb : na + nb;
-            sid_set_error("%s: line %d: token '%.*s' is not in vocab.json", path, line, nm > 60 ? 60 : (int)nm,
-                          miss);
-            goto done;
-        }
-        uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-        size_t h = hash_u64(key) & t->mmask;
-        while (t->merges[h].key != UINT64_MAX && t->merges[h].key != key) h = (h + 1) & t->mmask;
-        t->merges[h].key = key;  // a repeated pair keeps its last rank, as tokenizers' map does
-        t->merges[h].rank = rank++;
-        t->merges[h].id = ab;
+        snprintf(where, sizeof where, "line %d", line);
+        if (add_merge(t, s, na, sp + 1, nb, &rank, &buf, path, where) != 0) goto done;
     }
     rc = 0;
 done:
-    free(buf);
+    free(buf.v);
     free(text);
+    return rc;
+}
+
+// tokenizer.json's model.merges: "a b" strings (tokenizers < 0.20) or ["a", "b"] pairs.
+static int merges_from_json(sid_tokenizer *t, const cJSON *merges, const char *path) {
+    if (!cJSON_IsArray(merges)) {
+        sid_set_error("%s: 'model.merges' must be a list", path);
+        return -1;
+    }
+    merges_alloc(t, (size_t)cJSON_GetArraySize(merges) + 1);
+    join_buf buf = {0};
+    int32_t rank = 0;
+    int i = 0, rc = 0;
+    char where[40];
+    for (const cJSON *m = merges->child; m && rc == 0; m = m->next, i++) {
+        snprintf(where, sizeof where, "merges[%d]", i);
+        const char *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        if (cJSON_IsString(m)) {
+            const char *s = m->valuestring, *sp = strchr(s, ' ');
+            if (sp && !strchr(sp + 1, ' ')) a = s, na = (size_t)(sp - s), b = sp + 1, nb = strlen(sp + 1);
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
+                   cJSON_IsString(m->child->next)) {
+            a = m->child->valuestring, na = strlen(a), b = m->child->next->valuestring, nb = strlen(b);
+        }
+        if (!a) {
+            sid_set_error("%s: %s must be \"a b\" or [\"a\", \"b\"]", path, where);
+            rc = -1;
+        } else {
+            rc = add_merge(t, a, na, b, nb, &rank, &buf, path, where);
+        }
+    }
+    free(buf.v);
     return rc;
 }
 
@@ -632,14 +701,36 @@ static int cmp_id(const void *a, const void *b) {
 // the order bos, eos, unk, sep, pad, cls, mask, extras; the last flags given to a content win
 // (this is why SD1.5's eos ends up normalized=false: its pad, a plain string, comes last).
 // lstrip/rstrip cannot change ids here (whitespace is dropped anyway); single_word is ignored.
-static int load_configs(sid_tokenizer *t, const char *dir) {
+// tokenizer.json's added_tokens: [{"id", "content", "normalized", "special", ...}], in the
+// order the tokenizers library registers them (before anything the configs add).
+static int parse_json_added(const cJSON *added, spec_list *out, const char *path) {
+    if (!added || cJSON_IsNull(added)) return 0;
+    if (!cJSON_IsArray(added)) {
+        sid_set_error("%s: 'added_tokens' must be a list", path);
+        return -1;
+    }
+    for (const cJSON *e = added->child; e; e = e->next) {
+        const int32_t id = json_token_id(cJSON_GetObjectItemCaseSensitive(e, "id"));
+        if (!cJSON_IsObject(e) || id < 0) {
+            sid_set_error("%s: every 'added_tokens' entry needs an integer 'id' from 0 to %d", path,
+                          MAX_TOKEN_ID - 1);
+            return -1;
+        }
+        tok_spec *s = spec_add(out);
+        if (parse_token(e, "added_tokens", 1, s, path) != 0) return -1;
+        s->id = id;
+    }
+    return 0;
+}
+
+static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_added, const char *json_path) {
     char cfg_path[4096], map_path[4096], add_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir);
     snprintf(map_path, sizeof map_path, "%s/special_tokens_map.json", dir);
     snprintf(add_path, sizeof add_path, "%s/added_tokens.json", dir);
     tok_spec named[N_NAMED] = {{0}};
     const char *named_path[N_NAMED] = {0};
-    spec_list extra = {0}, decoder = {0};
+    spec_list extra = {0}, decoder = {0}, from_json = {0};
     cJSON *cfg = NULL, *map = NULL, *add = NULL;
     u32buf pat = {0}, tmp = {0};
     int rc = -1, err, cap = 0;
@@ -650,6 +741,7 @@ static int load_configs(sid_tokenizer *t, const char *dir) {
         named[i].content = sid_malloc(strlen(dflt[i]) + 1);
         strcpy(named[i].content, dflt[i]);
     }
+    if (parse_json_added(json_added, &from_json, json_path) != 0) goto done;
     cfg = load_optional(cfg_path, &err);
     if (err) goto done;
     int has_decoder = 0;
@@ -676,8 +768,9 @@ static int load_configs(sid_tokenizer *t, const char *dir) {
             for (const cJSON *e = dec->child; e; e = e->next) {
                 char *end;
                 long id = strtol(e->string, &end, 10);
-                if (!e->string[0] || *end || id < 0 || id > INT32_MAX) {
-                    sid_set_error("%s: added_tokens_decoder key '%.20s' is not an id", cfg_path, e->string);
+                if (!e->string[0] || *end || id < 0 || id >= MAX_TOKEN_ID) {
+                    sid_set_error("%s: added_tokens_decoder key '%.20s' is not an id from 0 to %d", cfg_path,
+                                  e->string, MAX_TOKEN_ID - 1);
                     goto done;
                 }
                 tok_spec *s = spec_add(&decoder);
@@ -699,9 +792,10 @@ static int load_configs(sid_tokenizer *t, const char *dir) {
         add = load_optional(add_path, &err);
         if (err) goto done;
         for (const cJSON *e = add ? add->child : NULL; e; e = e->next) {
-            if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= INT32_MAX) ||
-                e->valuedouble != (double)(int32_t)e->valuedouble) {
-                sid_set_error("%s: the id of '%.40s' must be a non-negative integer", add_path, e->string);
+            const int32_t id = json_token_id(e);
+            if (id < 0) {
+                sid_set_error("%s: the id of '%.40s' must be an integer from 0 to %d", add_path, e->string,
+                              MAX_TOKEN_ID - 1);
                 goto done;
             }
             int special = 0;
@@ -711,13 +805,19 @@ static int load_configs(sid_tokenizer *t, const char *dir) {
             s->content = sid_malloc(strlen(e->string) + 1);
             strcpy(s->content, e->string);
             s->normalized = !special;
-            s->id = (int32_t)e->valuedouble;
+            s->id = id;
         }
     }
     // A named token that matches a decoder entry by content is that entry (flags included).
     for (int i = 0; i < N_NAMED; i++)
         for (int k = 0; named[i].content && k < decoder.n; k++)
             if (strcmp(named[i].content, decoder.v[k].content) == 0) named[i].normalized = decoder.v[k].normalized;
+    for (int k = 0; k < from_json.n; k++)
+        for (int i = 0; i < N_NAMED; i++)
+            if (named[i].content && strcmp(named[i].content, from_json.v[k].content) == 0 && !named_path[i])
+                named[i].normalized = from_json.v[k].normalized;
+    for (int k = 0; k < from_json.n; k++)
+        if (add_token(t, &from_json.v[k], &cap, json_path) != 0) goto done;
     if (decoder.n) qsort(decoder.v, (size_t)decoder.n, sizeof *decoder.v, cmp_id);
     for (int k = 0; k < decoder.n; k++) {
         if (add_token(t, &decoder.v[k], &cap, has_decoder ? cfg_path : add_path) != 0) goto done;
@@ -765,19 +865,51 @@ done:
     free(tmp.v);
     spec_list_free(&extra);
     spec_list_free(&decoder);
+    spec_list_free(&from_json);
     cJSON_Delete(cfg);
     cJSON_Delete(map);
     cJSON_Delete(add);
     return rc;
 }
 
+// tokenizer.json as transformers 5 saves a CLIPTokenizer: model {type "BPE", vocab, merges} and
+// added_tokens; its normalizer and pre-tokenizer are CLIP's, which this file implements.
+static int load_tokenizer_json(sid_tokenizer *t, const char *path, cJSON **root) {
+    cJSON *j = *root = sid_json_load(path);
+    if (!j) return -1;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!cJSON_IsObject(j) || !cJSON_IsObject(model)) {
+        sid_set_error("%s: expected an object with a 'model' object", path);
+        return -1;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "BPE") == 0)) {
+        sid_set_error("%s: 'model.type' must be \"BPE\" (a CLIP tokenizer)", path);
+        return -1;
+    }
+    if (vocab_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), path) != 0) return -1;
+    return merges_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path);
+}
+
 sid_tokenizer *sid_tokenizer_load(const char *dir) {
     sid_tokenizer *t = sid_calloc(sizeof *t);
-    char path[4096];
+    char path[4096], json_path[4096];
+    cJSON *json = NULL;
     snprintf(path, sizeof path, "%s/vocab.json", dir);
-    if (load_vocab(t, path) != 0) goto fail;
-    snprintf(path, sizeof path, "%s/merges.txt", dir);
-    if (load_merges(t, path) != 0) goto fail;
+    snprintf(json_path, sizeof json_path, "%s/tokenizer.json", dir);
+    // vocab.json + merges.txt when there, as transformers 4 saved it; tokenizer.json otherwise.
+    if (sid_file_exists(path) || !sid_file_exists(json_path)) {
+        if (!sid_file_exists(path)) {
+            sid_set_error("%s: no such file (a tokenizer folder needs vocab.json and merges.txt, or tokenizer.json)",
+                          path);
+            goto fail;
+        }
+        if (load_vocab(t, path) != 0) goto fail;
+        snprintf(path, sizeof path, "%s/merges.txt", dir);
+        if (load_merges(t, path) != 0) goto fail;
+    } else if (load_tokenizer_json(t, json_path, &json) != 0) {
+        goto fail;
+    }
     for (int b = 0; b < 256; b++) {
         unsigned char s[8];
         size_t n = utf8_encode(byte_char(b), s);
@@ -785,9 +917,12 @@ sid_tokenizer *sid_tokenizer_load(const char *dir) {
         t->sym[b] = vocab_find(t, (const char *)s, n);
         t->sym_eow[b] = vocab_find(t, (const char *)s, n + 4);
     }
-    if (load_configs(t, dir) != 0) goto fail;
+    if (load_configs(t, dir, json ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens") : NULL, json_path) != 0)
+        goto fail;
+    cJSON_Delete(json);
     return t;
 fail:
+    cJSON_Delete(json);
     sid_tokenizer_free(t);
     return NULL;
 }
@@ -985,6 +1120,11 @@ static void encode_normalized(encoder *e, const uint32_t *s, size_t n) {
 }
 
 int sid_tokenizer_encode(const sid_tokenizer *t, const char *text, int32_t *ids, int max_len) {
+    return sid_tokenizer_encode_ex(t, text, ids, max_len, NULL);
+}
+
+int sid_tokenizer_encode_ex(const sid_tokenizer *t, const char *text, int32_t *ids, int max_len, int *truncated) {
+    if (truncated) *truncated = 0;
     for (int i = 0; i < max_len; i++) ids[i] = t->pad;
     if (max_len < 2) {
         sid_set_error("tokenizer: max_len must be at least 2 (bos and eos), got %d", max_len);
@@ -998,7 +1138,9 @@ int sid_tokenizer_encode(const sid_tokenizer *t, const char *text, int32_t *ids,
         sid_set_error("tokenizer: prompt is not valid UTF-8 (byte %ld)", bad);
         return -1;
     }
-    encoder e = {.t = t, .limit = (size_t)max_len - 2};
+    // One token past what fits is encoded, so a prompt that is cut can be told from one that fits exactly.
+    const size_t room = (size_t)max_len - 2;
+    encoder e = {.t = t, .limit = room + 1};
     size_t from = 0, at, len;
     int32_t id;
     for (;;) {
@@ -1019,7 +1161,8 @@ int sid_tokenizer_encode(const sid_tokenizer *t, const char *text, int32_t *ids,
         sid_set_error("tokenizer: a byte symbol is missing from the vocabulary and unk token is not in it");
         rc = -1;
     } else {
-        size_t n = e.out.n < e.limit ? e.out.n : e.limit;
+        size_t n = e.out.n < room ? e.out.n : room;
+        if (truncated) *truncated = e.out.n > room;
         ids[0] = t->bos;
         for (size_t i = 0; i < n; i++) ids[1 + i] = (int32_t)e.out.v[i];
         ids[1 + n] = t->eos;

@@ -1,6 +1,7 @@
-// CLIP byte-level BPE tokenizer, loaded from a diffusers `tokenizer/` folder (vocab.json,
-// merges.txt, and the optional tokenizer_config.json / special_tokens_map.json /
-// added_tokens.json), giving the ids of transformers' CLIPTokenizer (5.x, the `tokenizers`
+// CLIP byte-level BPE tokenizer, loaded from a diffusers `tokenizer/` folder (vocab.json and
+// merges.txt, or instead tokenizer.json as transformers 5 saves it, whose model.vocab,
+// model.merges and added_tokens are used; plus the optional tokenizer_config.json /
+// special_tokens_map.json / added_tokens.json), giving the ids of transformers' CLIPTokenizer (5.x, the `tokenizers`
 // backend; the same pipeline as 4.x's CLIPTokenizerFast) called as
 // tokenizer(text, padding="max_length", max_length=max_len, truncation=True):
 //   1. added tokens whose config says normalized=false (SD1.5: "<|endoftext|>", SD2: "!") are
@@ -27,7 +28,7 @@ extern "C" {
 typedef struct sid_tokenizer sid_tokenizer;
 
 // NULL with a one-line error naming the file ("dir/vocab.json: ...") on any failure: missing
-// or malformed vocab.json / merges.txt, a merges line that is not "a b" or names tokens
+// or malformed vocab.json / merges.txt / tokenizer.json, a token id outside 0..2^24-1, a merges line that is not "a b" or names tokens
 // missing from vocab.json, a malformed config, bos/eos/pad not resolvable to an id.
 sid_tokenizer *sid_tokenizer_load(const char *dir);
 void sid_tokenizer_free(sid_tokenizer *t);
@@ -36,6 +37,8 @@ void sid_tokenizer_free(sid_tokenizer *t);
 // stays last) and returns the number of non-pad tokens, bos and eos included. -1 (ids all
 // pad) with an error when max_len < 2 or text is not valid UTF-8. Thread-safe.
 int sid_tokenizer_encode(const sid_tokenizer *t, const char *text, int32_t *ids, int max_len);
+// The same, and *truncated (when non-NULL) = 1 if tokens were cut to fit max_len, else 0.
+int sid_tokenizer_encode_ex(const sid_tokenizer *t, const char *text, int32_t *ids, int max_len, int *truncated);
 
 // One more than the largest id, added tokens included (49408 for CLIP).
 int sid_tokenizer_vocab_size(const sid_tokenizer *t);

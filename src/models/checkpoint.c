@@ -31,10 +31,28 @@ static const char *const unet_sd21base_json =
     " \"out_channels\": 4, \"sample_size\": 64, \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\","
     " \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"], \"use_linear_projection\": true}";
 
-// SD1.5's and SD2.1-base's scheduler_config.json (sd-architecture.md 6): both epsilon-prediction.
+// SD1.5's and SD2.1-base's scheduler_config.json (sd-architecture.md 6): both epsilon-prediction,
+// PNDMScheduler with steps_offset 1, set_alpha_to_one false, clip_sample false and no
+// timestep_spacing (so DDIM's "leading"): sid_ddim_sd().
 static void schedule_defaults(sid_sd_model *m) {
     m->beta_start = 0.00085, m->beta_end = 0.012, m->train_timesteps = 1000;
     snprintf(m->prediction_type, sizeof m->prediction_type, "epsilon");
+    m->timestep_spacing = SID_SPACING_LEADING;
+    m->steps_offset = 1;
+    m->set_alpha_to_one = 0;
+    m->clip_sample = 0;
+    m->clip_sample_range = 1.0f;
+}
+
+sid_ddim_config sid_sd_ddim_config(const sid_sd_model *m) {
+    sid_ddim_config c = sid_ddim_default();
+    c.spacing = m->timestep_spacing;
+    c.steps_offset = m->steps_offset;
+    c.set_alpha_to_one = m->set_alpha_to_one;
+    c.prediction = strcmp(m->prediction_type, "v_prediction") == 0 ? SID_PRED_V : SID_PRED_EPSILON;
+    c.clip_sample = m->clip_sample;
+    c.clip_sample_range = m->clip_sample_range;
+    return c;
 }
 
 int sid_sd_default_configs(int v, sid_unet_config *unet, sid_clip_config *clip, sid_vae_config *vae) {
@@ -147,6 +165,28 @@ static int find_weights(const char *dir, const char *base, const char *legacy_bi
 }
 
 // ---------------------------------------------------------------- scheduler
+// A boolean key as Python reads it: absent takes the class default; null is falsy (diffusers
+// passes None through to the constructor, and `if None:` is false); true / false as written.
+static int config_bool(const cJSON *j, const char *key, int dflt, const char *path, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) return *out = dflt, 0;
+    if (cJSON_IsNull(v)) return *out = 0, 0;
+    return sid_json_bool(j, key, out, dflt, 0, path);
+}
+
+// A string key that must be absent, null or one of `ok` (NULL-terminated); anything else is
+// refused with `why`.
+static int config_string_in(const cJSON *j, const char *key, const char *const *ok, const char *why, const char *path) {
+    const char *v;
+    if (sid_json_string(j, key, &v, NULL, 0, path)) return -1;
+    if (!v) return 0;
+    for (int i = 0; ok[i]; i++)
+        if (strcmp(v, ok[i]) == 0) return 0;
+    sid_set_error("%s: '%s' \"%s\" is not supported (%s)", path, key, v, why);
+    return -1;
+}
+
+// The keys and what sid does with each: the table in checkpoint.h.
 int sid_sd_scheduler_load(sid_sd_model *m, const char *path) {
     // discrete-time schedulers whose betas come from these keys; SD's repos ship PNDMScheduler
     static const char *const classes[] = {
@@ -154,18 +194,33 @@ int sid_sd_scheduler_load(sid_sd_model *m, const char *path) {
         "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
         "HeunDiscreteScheduler", "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler",
         "UniPCMultistepScheduler", "DEISMultistepScheduler", "LCMScheduler", "TCDScheduler", NULL};
+    static const char *const fixed_variances[] = {"fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", NULL};
+    static const char *const discrete[] = {"discrete", NULL};
     if (check_class_name(path, classes)) return -1;
     cJSON *j = sid_json_load(path);
     if (!j) return -1;
-    const char *schedule, *pred;
-    double b0, b1;
-    int T;
-    // absent keys: the scheduler classes' defaults (scheduling_ddpm.py), so a bare file means "linear"
+    if (!cJSON_IsObject(j)) {
+        sid_set_error("%s: not a JSON object", path);
+        cJSON_Delete(j);
+        return -1;
+    }
+    const char *schedule, *pred, *spacing;
+    double b0, b1, clip_range;
+    int T, offset, alpha_one, clip, thresholding, zero_snr;
+    // absent keys: DDIMScheduler's defaults (scheduling_ddim.py), since sid samples with DDIM as
+    // DDIMScheduler.from_config(this file) would, so a bare file means "linear" and clip_sample
     int rc = sid_json_double(j, "beta_start", &b0, 0.0001, 0, path) ||
              sid_json_double(j, "beta_end", &b1, 0.02, 0, path) ||
              sid_json_string(j, "beta_schedule", &schedule, "linear", 0, path) ||
              sid_json_int(j, "num_train_timesteps", &T, 1000, 0, path) ||
-             sid_json_string(j, "prediction_type", &pred, "epsilon", 0, path);
+             sid_json_string(j, "prediction_type", &pred, "epsilon", 0, path) ||
+             sid_json_string(j, "timestep_spacing", &spacing, "leading", 0, path) ||
+             sid_json_int(j, "steps_offset", &offset, 0, 0, path) ||
+             sid_json_double(j, "clip_sample_range", &clip_range, 1.0, 0, path) ||
+             config_bool(j, "set_alpha_to_one", 1, path, &alpha_one) ||
+             config_bool(j, "clip_sample", 1, path, &clip) ||
+             config_bool(j, "thresholding", 0, path, &thresholding) ||
+             config_bool(j, "rescale_betas_zero_snr", 0, path, &zero_snr);
     const cJSON *tb = cJSON_GetObjectItemCaseSensitive(j, "trained_betas");
     if (!rc && tb && !cJSON_IsNull(tb)) {
         sid_set_error("%s: 'trained_betas' is not supported (must be null)", path);
@@ -188,9 +243,41 @@ int sid_sd_scheduler_load(sid_sd_model *m, const char *path) {
         sid_set_error("%s: 'beta_start' %g and 'beta_end' %g must satisfy 0 < beta_start < beta_end < 1", path, b0, b1);
         rc = -1;
     }
+    if (!rc && sid_spacing_parse(spacing) < 0) {
+        sid_set_error("%s: 'timestep_spacing' \"%s\" is not supported (\"leading\", \"trailing\" or \"linspace\")", path,
+                      spacing);
+        rc = -1;
+    }
+    if (!rc && offset < 0) {
+        sid_set_error("%s: 'steps_offset' must be at least 0, got %d", path, offset);
+        rc = -1;
+    }
+    if (!rc && clip && !(clip_range > 0 && clip_range < 3.4e38)) {
+        sid_set_error("%s: 'clip_sample_range' must be positive with clip_sample, got %g", path, clip_range);
+        rc = -1;
+    }
+    if (!rc && thresholding) {
+        sid_set_error("%s: 'thresholding' true is not supported (dynamic thresholding is not implemented)", path);
+        rc = -1;
+    }
+    if (!rc && zero_snr) {
+        sid_set_error("%s: 'rescale_betas_zero_snr' true is not supported (only the plain scaled_linear betas)", path);
+        rc = -1;
+    }
+    // a learned variance means the UNet's output carries variance channels next to eps
+    if (!rc && config_string_in(j, "variance_type", fixed_variances,
+                                "a learned variance: sid reads the whole UNet output as the prediction", path))
+        rc = -1;
+    // continuous timesteps: the UNet was trained on another time input than the integer t
+    if (!rc && config_string_in(j, "timestep_type", discrete, "only integer timesteps, \"discrete\"", path)) rc = -1;
     if (!rc) {
         m->beta_start = b0, m->beta_end = b1, m->train_timesteps = T;
         snprintf(m->prediction_type, sizeof m->prediction_type, "%s", pred);
+        m->timestep_spacing = (sid_spacing)sid_spacing_parse(spacing);
+        m->steps_offset = offset;
+        m->set_alpha_to_one = alpha_one;
+        m->clip_sample = clip;
+        m->clip_sample_range = (float)clip_range;
     }
     cJSON_Delete(j);
     return rc ? -1 : 0;
@@ -323,13 +410,15 @@ static int load_folder(sid_sd_model *m, const char *root, unsigned comp, unsigne
         m->components |= SID_SD_TEXT;
         if (has_tok) {
             if (component_dir(dir, sizeof dir, root, "tokenizer")) goto done;
-            static const char *const files[] = {"vocab.json", "merges.txt"};
-            for (int i = 0; i < 2; i++) {
-                if (join(cfg, sizeof cfg, dir, files[i])) goto done;
-                if (!is_file(cfg)) {
-                    sid_set_error("%s: no such file", cfg);
-                    goto done;
-                }
+            // vocab.json + merges.txt, or the tokenizer.json that transformers 5 writes alone
+            char vocab[1100], merges[1100], fast[1100];
+            if (join(vocab, sizeof vocab, dir, "vocab.json") || join(merges, sizeof merges, dir, "merges.txt") ||
+                join(fast, sizeof fast, dir, "tokenizer.json"))
+                goto done;
+            if (!(is_file(vocab) && is_file(merges)) && !is_file(fast)) {
+                sid_set_error("%s: no such file (a tokenizer folder needs vocab.json and merges.txt, or tokenizer.json)",
+                              is_file(vocab) ? merges : vocab);
+                goto done;
             }
             snprintf(m->tokenizer_dir, sizeof m->tokenizer_dir, "%s", dir);
         }
@@ -453,6 +542,8 @@ static int load_single_file(sid_sd_model *m, const char *path, const char *confi
         clip_alloc(m, (grad & SID_SD_TEXT) != 0);
         if (v == 2 ? sid_clip_load_open_clip(&m->clip_ps, path, TEXT2_PREFIX) : sid_clip_load(&m->clip_ps, path, TEXT1_PREFIX))
             return -1;
+        // the open_clip loader splits fused tensors itself, past sid_params_load's value check
+        if (v == 2 && sid_params_check_finite(&m->clip_ps, path)) return -1;
         m->components |= SID_SD_TEXT;
         if (override_path(m->tokenizer_dir, sizeof m->tokenizer_dir, config_dir, "tokenizer", 1)) return -1;
     }

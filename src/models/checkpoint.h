@@ -14,9 +14,11 @@
 //     buffers and position_ids are ignored.
 //
 // Every failure is one line naming the file and the problem: a missing file or folder, an unknown
-// _class_name, an unsupported scheduler, a weights file that does not fit its config.
+// _class_name, an unsupported scheduler or scheduler option, a weights file that does not fit its
+// config or holds a NaN, an infinity or an absurd magnitude (sid_params_check_values).
 #ifndef SID_MODELS_CHECKPOINT_H
 #define SID_MODELS_CHECKPOINT_H
+#include "diffusion/ddim.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -47,6 +49,17 @@ typedef struct {
     double beta_start, beta_end;
     int train_timesteps;
     char prediction_type[32];  // "epsilon" or "v_prediction"
+    // How DDIM samples this model: what DDIMScheduler.from_config(scheduler config) would do, absent
+    // keys taking DDIMScheduler's defaults (clip_sample true!); for single files without a config
+    // folder SD1.5's / SD2.1-base's shipped values, i.e. sid_ddim_sd(). sid_sd_ddim_config() turns
+    // them into a sid_ddim_config.
+    sid_spacing timestep_spacing;  // default "leading"
+    int steps_offset;              // default 0; added to "leading" timesteps
+    int set_alpha_to_one;          // default 1: the last step lands on alpha 1, else on ab[0]
+    // clip_sample: x0 predictions are clamped to [-clip_sample_range, clip_sample_range] (DDIM and
+    // DDPM step()); distillation code applies it with sid_clip_x0 / sid_clip_x0_backward.
+    int clip_sample;          // default 1
+    float clip_sample_range;  // default 1
     // Text encoder layers to run for the conditioning (sid_clip_forward's n_layers): all of the
     // config's, which for SD2 already is OpenCLIP's penultimate layer (23 of 24).
     int clip_skip_layers;
@@ -77,11 +90,46 @@ int sid_sd_default_configs(int sd_version, sid_unet_config *unet, sid_clip_confi
 // Linear [C, C] is SD2, a 1x1 conv [C, C, 1, 1] SD1). -1 with an error when neither is there.
 int sid_sd_single_file_version(const char *path);
 
-// Reads a diffusers scheduler config into m's schedule fields: beta_start, beta_end,
-// num_train_timesteps, beta_schedule (only "scaled_linear"), prediction_type ("epsilon", the default,
-// or "v_prediction"); trained_betas must be null, steps_offset and the sampling options are ignored.
-// Absent keys take diffusers' class defaults, as diffusers does.
+// Reads a diffusers scheduler config into m's schedule and DDIM fields. sid trains and
+// distils with the DDPM schedule and samples with DDIM (eta 0), so the file means what
+// DDIMScheduler.from_config(file) would: absent keys take DDIMScheduler's defaults whatever the
+// _class_name (a DDPM or PNDM config without set_alpha_to_one gets true, one without clip_sample
+// gets clipping), and a JSON null in a boolean key is false (diffusers passes None through). Every
+// key of the DDPM, DDIM, PNDM and EulerDiscrete configs SD folders ship, and the others' that
+// change the model's maths:
+//
+//   key                      absent        sid
+//   num_train_timesteps      1000          honoured (>= 2)
+//   beta_start, beta_end     1e-4, 0.02    honoured (0 < start < end < 1)
+//   beta_schedule            "linear"      "scaled_linear" only; others refused
+//   trained_betas            null          non-null refused
+//   prediction_type          "epsilon"     "epsilon", "v_prediction"; "sample" and others refused
+//   clip_sample              true          honoured: clip_sample (DDIM step; sid_clip_x0 elsewhere)
+//   clip_sample_range        1.0           honoured when clip_sample (> 0, else refused)
+//   thresholding             false         true refused: dynamic thresholding is not implemented
+//   dynamic_thresholding_ratio, sample_max_value   irrelevant: used only with thresholding
+//   set_alpha_to_one         true          honoured: DDIM's final alpha 1, else ab[0]
+//   steps_offset             0             honoured, added to "leading" timesteps (< 0 refused)
+//   timestep_spacing         "leading"     "leading", "trailing", "linspace" honoured; others refused
+//   rescale_betas_zero_snr   false         true refused (no zero-terminal-SNR betas)
+//   variance_type            fixed_small   fixed_small(_log), fixed_large(_log), null: irrelevant (a
+//                                          stochastic DDPM step's variance; DDIM at eta 0 has none);
+//                                          "learned", "learned_range" refused (variance channels
+//                                          in the UNet output)
+//   timestep_type            "discrete"    "continuous" refused (the UNet takes another time input)
+//   skip_prk_steps (PNDM); interpolation_type, use_karras_sigmas, use_exponential_sigmas,
+//   use_beta_sigmas, sigma_min, sigma_max, final_sigmas_type (Euler); solver_order, algorithm_type,
+//   solver_type, lower_order_final, euler_at_final, use_lu_lambdas, lambda_min_clipped (DPM-Solver,
+//   UniPC); original_inference_steps, timestep_scaling (LCM)   irrelevant: those samplers' own
+//                                          step rules, which DDIMScheduler.from_config drops too
+//   _class_name              -             one of the discrete-time scheduler classes, else refused
+//   _diffusers_version and unknown keys    ignored, as diffusers does
+//
+// A wrong JSON type for any key read is an error. On error m is unchanged.
 int sid_sd_scheduler_load(sid_sd_model *m, const char *path);
+
+// The DDIM sampling config the model's scheduler config asks for (the fields above).
+sid_ddim_config sid_sd_ddim_config(const sid_sd_model *m);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 #include "models/clip_text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,17 @@ sid_clip_config sid_clip_config_sd2(void) {
                              .max_positions = 77, .act = SID_ACT_GELU, .eps = 1e-5f};
 }
 
-int sid_clip_config_load(sid_clip_config *c, const char *path) {
-    cJSON *root = sid_json_load(path);
-    if (!root) return -1;
+// Far above any CLIP text tower (CLIP-L: 768 wide, 12 layers, 77 positions, 49408 tokens) and
+// low enough that the embedding tables and every weight size stay countable in int.
+enum {
+    CLIP_MAX_VOCAB = 1 << 24,
+    CLIP_MAX_HIDDEN = 16384,
+    CLIP_MAX_INTERMEDIATE = 65536,
+    CLIP_MAX_LAYERS = 256,
+    CLIP_MAX_POSITIONS = 65536,
+};
+
+static int config_from_json(sid_clip_config *c, const cJSON *root, const char *path) {
     const cJSON *j = root, *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (cJSON_IsObject(tc)) j = tc;  // a full CLIPConfig: its text tower
     const char *act = NULL;
@@ -41,14 +50,25 @@ int sid_clip_config_load(sid_clip_config *c, const char *path) {
         const struct {
             const char *key;
             int v;
-        } sizes[] = {{"vocab_size", c->vocab_size},         {"hidden_size", c->hidden},
-                     {"intermediate_size", c->intermediate}, {"num_hidden_layers", c->layers},
-                     {"num_attention_heads", c->heads},      {"max_position_embeddings", c->max_positions}};
+            int max;
+        } sizes[] = {{"vocab_size", c->vocab_size, CLIP_MAX_VOCAB},
+                     {"hidden_size", c->hidden, CLIP_MAX_HIDDEN},
+                     {"intermediate_size", c->intermediate, CLIP_MAX_INTERMEDIATE},
+                     {"num_hidden_layers", c->layers, CLIP_MAX_LAYERS},
+                     {"num_attention_heads", c->heads, CLIP_MAX_HIDDEN},
+                     {"max_position_embeddings", c->max_positions, CLIP_MAX_POSITIONS}};
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && !rc; i++)
-            if (sizes[i].v <= 0) {
-                sid_set_error("%s: '%s' must be positive, got %d", path, sizes[i].key, sizes[i].v);
+            if (sizes[i].v <= 0 || sizes[i].v > sizes[i].max) {
+                sid_set_error("%s: '%s' = %d is out of range (1 to %d)", path, sizes[i].key, sizes[i].v,
+                              sizes[i].max);
                 rc = -1;
             }
+        // The token table: vocab_size x hidden_size values, counted in int by the layers.
+        if (!rc && (int64_t)c->vocab_size * c->hidden > INT32_MAX) {
+            sid_set_error("%s: 'vocab_size' %d x 'hidden_size' %d is more than 2^31 embedding values", path,
+                          c->vocab_size, c->hidden);
+            rc = -1;
+        }
     }
     if (!rc && c->hidden % c->heads) {
         sid_set_error("%s: 'hidden_size' %d is not divisible by 'num_attention_heads' %d", path, c->hidden, c->heads);
@@ -67,8 +87,27 @@ int sid_clip_config_load(sid_clip_config *c, const char *path) {
         rc = -1;
     }
     c->eps = (float)eps;
-    cJSON_Delete(root);
     return rc ? -1 : 0;
+}
+
+int sid_clip_config_parse(sid_clip_config *c, const char *text, const char *path) {
+    cJSON *root = cJSON_Parse(text);
+    if (!cJSON_IsObject(root)) {
+        sid_set_error("%s: not a JSON object", path);
+        cJSON_Delete(root);
+        return -1;
+    }
+    int rc = config_from_json(c, root, path);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int sid_clip_config_load(sid_clip_config *c, const char *path) {
+    cJSON *root = sid_json_load(path);
+    if (!root) return -1;
+    int rc = config_from_json(c, root, path);
+    cJSON_Delete(root);
+    return rc;
 }
 
 // ---------------------------------------------------------------- parameters
@@ -354,7 +393,7 @@ int sid_clip_config_save(const sid_clip_config *c, int bos_id, int eos_id, int p
     cJSON_AddNumberToObject(j, "num_attention_heads", c->heads);
     cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_positions);
     cJSON_AddStringToObject(j, "hidden_act", c->act == SID_ACT_QUICK_GELU ? "quick_gelu" : "gelu");
-    cJSON_AddNumberToObject(j, "layer_norm_eps", c->eps);
+    sid_json_add_float(j, "layer_norm_eps", c->eps);
     cJSON_AddNumberToObject(j, "projection_dim", c->hidden);
     cJSON_AddNumberToObject(j, "bos_token_id", bos_id);
     cJSON_AddNumberToObject(j, "eos_token_id", eos_id);

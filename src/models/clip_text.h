@@ -31,6 +31,8 @@ sid_clip_config sid_clip_config_sd2(void);
 // wrong types, non-positive sizes, hidden % heads != 0 and a hidden_act other than "quick_gelu" or
 // "gelu" are one-line errors naming the file and key.
 int sid_clip_config_load(sid_clip_config *c, const char *config_json_path);
+// The same from the JSON text (path only names it in messages).
+int sid_clip_config_parse(sid_clip_config *c, const char *json_text, const char *path);
 // Writes a text_encoder/config.json that transformers' CLIPTextModel.from_pretrained accepts.
 // bos/eos/pad ids are the tokenizer's (they only matter for the unused pooled output).
 int sid_clip_config_save(const sid_clip_config *c, int bos_id, int eos_id, int pad_id, const char *path);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "models/params.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,38 @@ size_t sid_params_count(const sid_params *ps) {
     size_t n = 0;
     for (int i = 0; i < ps->n; i++) n += ps->items[i].numel;
     return n;
+}
+
+int sid_weights_check(const float *w, size_t n, const char *what, const char *tensor) {
+    // one comparison per value catches all three (NaN compares false); count them only on failure
+    size_t bad = 0;
+    for (size_t k = 0; k < n; k++) bad += !(fabsf(w[k]) <= SID_WEIGHT_ABS_MAX);
+    if (!bad) return 0;
+    size_t nan = 0, inf = 0, big = 0;
+    float largest = 0;
+    for (size_t k = 0; k < n; k++) {
+        const float v = w[k];
+        if (isnan(v)) nan++;
+        else if (isinf(v)) inf++;
+        else if (fabsf(v) > SID_WEIGHT_ABS_MAX) big++, largest = fabsf(v) > largest ? fabsf(v) : largest;
+    }
+    if (nan && inf)
+        sid_set_error("%s: tensor '%s' has %zu NaN and %zu infinite values", what, tensor, nan, inf);
+    else if (nan)
+        sid_set_error("%s: tensor '%s' has %zu NaN value%s", what, tensor, nan, nan == 1 ? "" : "s");
+    else if (inf)
+        sid_set_error("%s: tensor '%s' has %zu infinite value%s", what, tensor, inf, inf == 1 ? "" : "s");
+    else
+        sid_set_error("%s: tensor '%s' has %zu value%s of magnitude above %g (largest %g): corrupt, not trained weights",
+                      what, tensor, big, big == 1 ? "" : "s", (double)SID_WEIGHT_ABS_MAX, (double)largest);
+    return -1;
+}
+
+int sid_params_check_finite(const sid_params *ps, const char *what) {
+    if (!ps->data) return 0;
+    for (int i = 0; i < ps->n; i++)
+        if (sid_weights_check(sid_p(ps, i), ps->items[i].numel, what, ps->items[i].name)) return -1;
+    return 0;
 }
 
 // Shapes agree, or differ only by trailing 1x1 kernel dims ([C, C] vs [C, C, 1, 1]).
@@ -130,7 +163,7 @@ int sid_params_load_mapped(sid_params *ps, const char *path, const char *prefix,
                           sid_shape_str(t->ndim, t->shape, shp[0], sizeof shp[0]),
                           sid_shape_str(p->ndim, p->shape, shp[1], sizeof shp[1]));
             rc = -1;
-        } else if (sid_st_read_f32(&st, t, sid_p(ps, i))) {
+        } else if (sid_st_read_f32(&st, t, sid_p(ps, i)) || sid_weights_check(sid_p(ps, i), p->numel, path, fname)) {
             rc = -1;
         } else {
             claimed[t - st.tensors] = 1;

@@ -50,11 +50,27 @@ typedef int (*sid_rename_ctx_fn)(const void *ctx, const char *ours, char *buf, s
 // rename(name) when rename is given). Missing tensors, shape mismatches and (when strict) tensors
 // under the prefix that no parameter claims are rejected with one line naming the tensor.
 // A [C, C] parameter accepts a [C, C, 1, 1] tensor and vice versa (linear vs 1x1 conv projections).
+// A loaded tensor with a NaN, an infinity or a value beyond SID_WEIGHT_ABS_MAX is rejected too.
 // `ignore` lists name suffixes that strict mode tolerates (e.g. "position_ids"), NULL-terminated.
 int sid_params_load(sid_params *ps, const char *path, const char *prefix, sid_rename_fn rename, int strict,
                     const char *const *ignore);
 int sid_params_load_mapped(sid_params *ps, const char *path, const char *prefix, sid_rename_ctx_fn rename,
                            const void *rename_ctx, int strict, const char *const *ignore);
+// Loaded weights must be finite and below SID_WEIGHT_ABS_MAX in magnitude: a NaN or an infinity
+// in a checkpoint (a diverged fine-tune, a broken conversion) would otherwise surface as NaN
+// images or losses far from the cause. 1e4 is far above any trained weight of SD1.5 / SD2.1
+// (UNet, VAE, CLIP; every one of them also ships as an fp16 file, so no weight there reaches
+// fp16's 65504, and with weights near 1e4 fp16 inference, which those models run in, would
+// overflow its activations), of the built-in teacher (largest |w| 1.24) and the classifier
+// (1.14); beyond it a value is corrupt data (e.g. bytes read as the wrong dtype), not a weight.
+#define SID_WEIGHT_ABS_MAX 1e4f
+// n floats of tensor `tensor` from `what` (a file): 0, or -1 with one line such as
+// "path: tensor 'conv_in.weight' has 3 NaN values". sid_params_load* check every tensor they load.
+int sid_weights_check(const float *w, size_t n, const char *what, const char *tensor);
+// Every parameter of ps (e.g. a generator before it is exported): 0, or -1 naming `what` and the
+// first bad tensor. A set not yet allocated passes.
+int sid_params_check_finite(const sid_params *ps, const char *what);
+
 // Writes every parameter under its name, converted to dtype (F32, F16 or BF16), atomically.
 int sid_params_save(const sid_params *ps, const char *path, sid_dtype dtype);
 

@@ -1,6 +1,7 @@
 #include "models/unet.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,66 @@ static int block_types(const cJSON *j, const char *key, const char *attn, const 
     return 0;
 }
 
+// Upper bounds on the sizes a config may ask for. Each is far above any Stable Diffusion model
+// (SD1.5: 1280 channels, 2 layers, cross_attention_dim 768, sample_size 64) and low enough that
+// every weight size the layers compute in int (cin x cout x 9, 8 x ch^2 for the feed-forward,
+// (4 x ch0)^2 for the time embedding) and one sample's widest feature map stay below 2^31.
+enum {
+    UNET_MAX_IO_CHANNELS = 1024,
+    UNET_MAX_CHANNELS = 8192,
+    UNET_MAX_LAYERS = 64,
+    UNET_MAX_CROSS_DIM = 16384,
+    UNET_MAX_SAMPLE_SIZE = 1024,
+};
+
+static int in_range(int v, int lo, int hi, const char *key, const char *path) {
+    if (v >= lo && v <= hi) return 0;
+    sid_set_error("%s: '%s' = %d is out of range (%d to %d)", path, key, v, lo, hi);
+    return -1;
+}
+
+// Every size from the config, checked before anything is sized from it: zero or negative
+// counts would divide by zero or wrap, absurd ones would overflow the buffer arithmetic.
+static int validate_sizes(const sid_unet_config *c, const char *heads_key, const char *path) {
+    const int n = c->levels;
+    if (in_range(c->in_channels, 1, UNET_MAX_IO_CHANNELS, "in_channels", path) ||
+        in_range(c->out_channels, 1, UNET_MAX_IO_CHANNELS, "out_channels", path) ||
+        in_range(c->sample_size, 1, UNET_MAX_SAMPLE_SIZE, "sample_size", path) ||
+        in_range(c->layers_per_block, 1, UNET_MAX_LAYERS, "layers_per_block", path) ||
+        in_range(c->cross_attention_dim, 1, UNET_MAX_CROSS_DIM, "cross_attention_dim", path) ||
+        in_range(c->transformer_layers, 1, UNET_MAX_LAYERS, "transformer_layers_per_block", path) ||
+        in_range(c->norm_num_groups, 1, UNET_MAX_CHANNELS, "norm_num_groups", path))
+        return -1;
+    char key[64];
+    for (int i = 0; i < n; i++) {
+        const int ch = c->block_out_channels[i];
+        snprintf(key, sizeof key, "block_out_channels[%d]", i);
+        if (in_range(ch, 1, UNET_MAX_CHANNELS, key, path)) return -1;
+        if (ch % c->norm_num_groups) {
+            sid_set_error("%s: block_out_channels[%d] = %d is not divisible by 'norm_num_groups' %d", path, i, ch,
+                          c->norm_num_groups);
+            return -1;
+        }
+        // The mid block attends at the last level's width with the last level's heads.
+        const int attends = c->down_attn[i] || c->up_attn[n - 1 - i] || (c->mid_block && i == n - 1);
+        snprintf(key, sizeof key, "%s[%d]", heads_key, i);
+        if (in_range(c->heads[i], 1, attends ? ch : UNET_MAX_CHANNELS, key, path)) return -1;
+        if (attends && ch % c->heads[i]) {
+            sid_set_error("%s: block_out_channels[%d] = %d is not divisible by its %d heads ('%s')%s", path, i, ch,
+                          c->heads[i], heads_key, c->mid_block && i == n - 1 ? " (used by the mid block)" : "");
+            return -1;
+        }
+    }
+    // One sample's feature map at full resolution, the widest activation the network makes.
+    int64_t widest = c->in_channels > c->block_out_channels[0] ? c->in_channels : c->block_out_channels[0];
+    if (widest * c->sample_size * c->sample_size > INT32_MAX) {
+        sid_set_error("%s: 'sample_size' = %d with %lld channels makes feature maps of more than 2^31 values", path,
+                      c->sample_size, (long long)widest);
+        return -1;
+    }
+    return 0;
+}
+
 int sid_unet_config_parse(sid_unet_config *c, const char *text, const char *path) {
     memset(c, 0, sizeof *c);
     cJSON *j = cJSON_Parse(text);
@@ -157,19 +218,7 @@ int sid_unet_config_parse(sid_unet_config *c, const char *text, const char *path
         goto done;
     }
     if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "mid_block_type"))) c->mid_block = 0;
-    for (int i = 0; i < n; i++) {
-        const int ch = c->block_out_channels[i];
-        if (ch <= 0 || ch % c->norm_num_groups || ((c->down_attn[i] || c->up_attn[n - 1 - i]) && ch % c->heads[i])) {
-            sid_set_error("%s: block_out_channels[%d] = %d must be divisible by norm_num_groups %d and by its %d heads",
-                          path, i, ch, c->norm_num_groups, c->heads[i]);
-            goto done;
-        }
-    }
-    if (c->in_channels < 1 || c->out_channels < 1 || c->layers_per_block < 1 || c->cross_attention_dim < 1 ||
-        c->transformer_layers < 1) {
-        sid_set_error("%s: in/out channels, layers_per_block, cross_attention_dim must be positive", path);
-        goto done;
-    }
+    if (validate_sizes(c, heads_key_is_nah ? "num_attention_heads" : "attention_head_dim", path)) goto done;
     rc = 0;
 done:
     cJSON_Delete(j);
@@ -205,7 +254,7 @@ int sid_unet_config_save(const sid_unet_config *c, const char *path) {
     cJSON_AddNumberToObject(j, "mid_block_scale_factor", 1);
     if (c->mid_block) cJSON_AddStringToObject(j, "mid_block_type", "UNetMidBlock2DCrossAttn");
     else cJSON_AddNullToObject(j, "mid_block_type");
-    cJSON_AddNumberToObject(j, "norm_eps", c->norm_eps);
+    sid_json_add_float(j, "norm_eps", c->norm_eps);
     cJSON_AddNumberToObject(j, "norm_num_groups", c->norm_num_groups);
     cJSON_AddNumberToObject(j, "out_channels", c->out_channels);
     cJSON_AddNumberToObject(j, "sample_size", c->sample_size);

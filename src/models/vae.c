@@ -51,9 +51,11 @@ static int check_block_types(const cJSON *j, const char *key, const char *want, 
     return 0;
 }
 
-int sid_vae_config_load(sid_vae_config *c, const char *path) {
-    cJSON *j = sid_json_load(path);
-    if (!j) return -1;
+// Sizes far above the SD VAE's (128-512 channels, 2 layers) that keep every weight and one
+// sample's feature maps countable in int.
+enum { VAE_MAX_IO_CHANNELS = 1024, VAE_MAX_CHANNELS = 8192, VAE_MAX_LAYERS = 64 };
+
+static int config_from_json(sid_vae_config *c, const cJSON *j, const char *path) {
     memset(c, 0, sizeof *c);
     const char *act = NULL;
     double sf = 0, shift = 0;
@@ -80,16 +82,24 @@ int sid_vae_config_load(sid_vae_config *c, const char *path) {
         const struct {
             const char *key;
             int v;
-        } sizes[] = {{"in_channels", c->in_channels},         {"out_channels", c->out_channels},
-                     {"latent_channels", c->latent_channels}, {"layers_per_block", c->layers_per_block},
-                     {"norm_num_groups", c->norm_groups}};
+            int max;
+        } sizes[] = {{"in_channels", c->in_channels, VAE_MAX_IO_CHANNELS},
+                     {"out_channels", c->out_channels, VAE_MAX_IO_CHANNELS},
+                     {"latent_channels", c->latent_channels, VAE_MAX_IO_CHANNELS},
+                     {"layers_per_block", c->layers_per_block, VAE_MAX_LAYERS},
+                     {"norm_num_groups", c->norm_groups, VAE_MAX_CHANNELS}};
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && !rc; i++)
-            if (sizes[i].v <= 0) {
-                sid_set_error("%s: '%s' must be positive, got %d", path, sizes[i].key, sizes[i].v);
+            if (sizes[i].v <= 0 || sizes[i].v > sizes[i].max) {
+                sid_set_error("%s: '%s' = %d is out of range (1 to %d)", path, sizes[i].key, sizes[i].v,
+                              sizes[i].max);
                 rc = -1;
             }
         for (int i = 0; i < c->n_blocks && !rc; i++)
-            if (c->block_out[i] <= 0 || c->block_out[i] % c->norm_groups) {
+            if (c->block_out[i] > VAE_MAX_CHANNELS) {
+                sid_set_error("%s: 'block_out_channels' entry %d (%d) is out of range (1 to %d)", path, i,
+                              c->block_out[i], VAE_MAX_CHANNELS);
+                rc = -1;
+            } else if (c->block_out[i] <= 0 || c->block_out[i] % c->norm_groups) {
                 sid_set_error("%s: 'block_out_channels' entry %d (%d) is not a positive multiple of "
                               "'norm_num_groups' (%d)", path, i, c->block_out[i], c->norm_groups);
                 rc = -1;
@@ -108,8 +118,27 @@ int sid_vae_config_load(sid_vae_config *c, const char *path) {
         rc = -1;
     }
     c->scaling_factor = (float)sf;
-    cJSON_Delete(j);
     return rc ? -1 : 0;
+}
+
+int sid_vae_config_parse(sid_vae_config *c, const char *text, const char *path) {
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) {
+        sid_set_error("%s: not a JSON object", path);
+        cJSON_Delete(j);
+        return -1;
+    }
+    int rc = config_from_json(c, j, path);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int sid_vae_config_load(sid_vae_config *c, const char *path) {
+    cJSON *j = sid_json_load(path);
+    if (!j) return -1;
+    int rc = config_from_json(c, j, path);
+    cJSON_Delete(j);
+    return rc;
 }
 
 // ---------------------------------------------------------------- parameters

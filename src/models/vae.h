@@ -35,6 +35,8 @@ sid_vae_config sid_vae_config_sd(void);
 // the class defaults (scaling_factor 0.18215, ...); only DownEncoderBlock2D / UpDecoderBlock2D blocks, act_fn "silu" and no
 // shift_factor are supported; anything else is a one-line error naming the file and key.
 int sid_vae_config_load(sid_vae_config *c, const char *config_json_path);
+// The same from the JSON text (path only names it in messages).
+int sid_vae_config_parse(sid_vae_config *c, const char *json_text, const char *path);
 
 typedef struct {
     sid_resnet *resnets;

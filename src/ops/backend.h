@@ -1,7 +1,9 @@
 // One op set, several backends. A backend owns its memory and provides every
 // op of ops.h with the same signature over its own pointers (host memory for
-// the CPU, device memory for CUDA). Models call ops through a backend, and the
-// op tests run every compiled-in backend against the same references.
+// the CPU, device memory for CUDA). The op tests and benchmarks run every
+// compiled-in backend against the same references; the models, the pipeline and
+// the trainers do not call through this table yet: they run the CPU ops
+// directly on host memory (docs/engine.md).
 #ifndef SID_BACKEND_H
 #define SID_BACKEND_H
 #include <stddef.h>

@@ -11,7 +11,7 @@
 #include "diffusion/schedule.h"
 #include "io/file.h"
 #include "io/json.h"
-#include "sid/distill.h"
+#include "sid/generator.h"
 
 int sid_text2img_open(sid_text2img *p, const char *dir) {
     memset(p, 0, sizeof *p);
@@ -45,15 +45,18 @@ void sid_text2img_close(sid_text2img *p) {
     memset(p, 0, sizeof *p);
 }
 
-int sid_text2img_encode(const sid_text2img *p, const char *const *prompts, int n, float *ctx) {
+int sid_text2img_encode(sid_text2img *p, const char *const *prompts, int n, float *ctx) {
     const int T = p->max_len, W = p->m->clip_cfg.hidden;
     int32_t *ids = sid_malloc((size_t)n * T * sizeof(int32_t));
-    for (int i = 0; i < n; i++)
-        if (sid_tokenizer_encode(p->tok, prompts[i] ? prompts[i] : "", ids + (size_t)i * T, T) < 0) {
+    for (int i = 0; i < n; i++) {
+        int cut = 0;
+        if (sid_tokenizer_encode_ex(p->tok, prompts[i] ? prompts[i] : "", ids + (size_t)i * T, T, &cut) < 0) {
             free(ids);
             sid_set_error("prompt %d: cannot be tokenised (not UTF-8?)", i);
             return -1;
         }
+        p->truncated += cut;
+    }
     sid_arena act;
     sid_arena_init(&act, "text encoder activations", (size_t)n * T * (16 * (size_t)W + (size_t)p->m->clip_cfg.intermediate * 2 + 64) * sizeof(float) * (size_t)(p->m->clip_cfg.layers + 1) + (64 << 20));
     sid_ctx c = {&p->m->clip_ps, &act};
@@ -75,7 +78,7 @@ void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W) {
 }
 
 typedef struct {
-    const sid_text2img *p;
+    sid_text2img *p;
     const float *cond, *uncond;  // [n, T, W]
     float cfg;
     sid_arena *act;
@@ -103,7 +106,20 @@ static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, i
     sid_cfg_combine(eps, e2, e2 + D * N, d->cfg, D * N);
 }
 
-int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps, float cfg,
+// Latents [b, C, S, S] -> out: decoded by the VAE when the model has one, else copied.
+static void to_pixels(const sid_text2img *p, sid_arena *act, const float *x, int b, float *out) {
+    const sid_sd_model *m = p->m;
+    const int S = m->unet_cfg.sample_size;
+    if (m->components & SID_SD_VAE) {
+        sid_arena_reset(act, 0);
+        sid_ctx c = {(sid_params *)&m->vae_ps, act};
+        sid_vae_decode(&c, &m->vae, out, x, b, S, S);
+    } else {
+        memcpy(out, x, (size_t)b * m->unet_cfg.in_channels * S * S * sizeof(float));
+    }
+}
+
+int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps, float cfg,
                         int chunk, float *out) {
     const sid_sd_model *m = p->m;
     const sid_unet_config *u = &m->unet_cfg;
@@ -111,8 +127,7 @@ int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n
     const size_t D = (size_t)u->in_channels * S * S, nctx_one = (size_t)T * Wd;
     sid_schedule sched;
     if (sid_schedule_init(&sched, m->train_timesteps, m->beta_start, m->beta_end)) return -1;
-    sid_ddim_config dc = sid_ddim_default();
-    dc.prediction = strcmp(m->prediction_type, "v_prediction") == 0 ? SID_PRED_V : SID_PRED_EPSILON;
+    const sid_ddim_config dc = sid_sd_ddim_config(m);
     float *x = sid_malloc((size_t)n * D * sizeof(float));
     sid_rng rng = sid_rng_new(seed);
     sid_rng_normal(&rng, x, (size_t)n * D);
@@ -132,13 +147,7 @@ int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n
         denoiser d = {p, cond, uncond, cfg, &act, S, S};
         if (!rc) rc = sid_ddim_sample(&sched, &dc, steps, guided_eps, &d, x + (size_t)i0 * D, b, D);
         if (rc) break;
-        if (m->components & SID_SD_VAE) {
-            sid_arena_reset(&act, 0);
-            sid_ctx c = {(sid_params *)&m->vae_ps, &act};
-            sid_vae_decode(&c, &m->vae, out + (size_t)i0 * C * H * W, x + (size_t)i0 * D, b, S, S);
-        } else {
-            memcpy(out + (size_t)i0 * D, x + (size_t)i0 * D, (size_t)b * D * sizeof(float));
-        }
+        to_pixels(p, &act, x + (size_t)i0 * D, b, out + (size_t)i0 * C * H * W);
     }
     sid_arena_free(&act);
     free(x), free(cond), free(uncond), free(empty);
@@ -157,11 +166,14 @@ int sid_text2img_is_generator(const char *dir, int *t_init, int *steps) {
     return rc;
 }
 
-int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
+int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
                           float *out) {
     const sid_unet_config *u = &p->m->unet_cfg;
     const int S = u->sample_size, chunk = 256;
     const size_t D = (size_t)u->in_channels * S * S, row = (size_t)p->max_len * p->m->clip_cfg.hidden;
+    int C, H, W;
+    sid_text2img_image_shape(p, &C, &H, &W);
+    const size_t P = (size_t)C * H * W;
     float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
     sid_rng rng = sid_rng_new(seed);
     sid_rng_normal(&rng, z, (size_t)n * D);
@@ -171,9 +183,10 @@ int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int
     }
     sid_schedule sched;
     if (sid_schedule_init(&sched, p->m->train_timesteps, p->m->beta_start, p->m->beta_end)) return free(z), free(ze), -1;
+    const sid_generator g = {&p->m->unet, &sched, t_init, steps, p->m->clip_sample, p->m->clip_sample_range, S, S};
     sid_arena act;
     sid_arena_init(&act, "generation activations", (size_t)6 << 30);
-    float *ctx = sid_malloc((size_t)chunk * row * sizeof(float)), *zc = NULL;
+    float *ctx = sid_malloc((size_t)chunk * row * sizeof(float)), *zc = NULL, *x = sid_malloc((size_t)chunk * D * sizeof(float));
     if (steps > 1) zc = sid_malloc((size_t)(steps - 1) * chunk * D * sizeof(float));
     int rc = 0;
     for (int i0 = 0; i0 < n && !rc; i0 += chunk) {
@@ -182,11 +195,11 @@ int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int
         for (int k = 0; k < steps - 1; k++)  // this chunk's slice of each extra step's noise
             memcpy(zc + (size_t)k * b * D, ze + ((size_t)k * n + i0) * D, (size_t)b * D * sizeof(float));
         sid_arena_reset(&act, 0);
-        sid_generator_apply(&p->m->unet_ps, &p->m->unet, &act, &sched, t_init, steps, ctx, p->max_len, z + (size_t)i0 * D,
-                            zc, b, S, S, out + (size_t)i0 * D);
+        sid_generator_apply(&g, &p->m->unet_ps, &act, ctx, p->max_len, z + (size_t)i0 * D, zc, b, x);
+        to_pixels(p, &act, x, b, out + (size_t)i0 * P);
     }
     sid_arena_free(&act);
     sid_schedule_free(&sched);
-    free(z), free(ze), free(ctx), free(zc);
+    free(z), free(ze), free(ctx), free(zc), free(x);
     return rc;
 }

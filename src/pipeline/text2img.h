@@ -12,6 +12,7 @@ typedef struct {
     sid_sd_model *m;
     sid_tokenizer *tok;
     int max_len;  // tokens per prompt (the tokenizer's model_max_length)
+    int truncated;  // prompts encoded so far that were cut to max_len tokens (callers warn, as diffusers does)
 } sid_text2img;
 
 // Loads the model folder (UNet, text encoder, tokenizer, scheduler; the VAE when listed).
@@ -19,17 +20,17 @@ int sid_text2img_open(sid_text2img *p, const char *model_dir);
 void sid_text2img_close(sid_text2img *p);
 
 // ctx [n, max_len, width]: the text encoder's output for each prompt ("" = unconditional).
-int sid_text2img_encode(const sid_text2img *p, const char *const *prompts, int n, float *ctx);
+int sid_text2img_encode(sid_text2img *p, const char *const *prompts, int n, float *ctx);
 
 // Generates one image per prompt: out [n, C, H, W] in [-1, 1] (pixels after the VAE, if any),
 // noise from (seed, offset 0), DDIM with `steps` steps (trailing spacing) and guidance `cfg`
 // (1 = no unconditional pass). Images are generated in chunks of `chunk`.
-int sid_text2img_sample(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps,
+int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps,
                         float cfg, int chunk, float *out);
 // A distilled generator folder (sid_generator.json beside the model): one-step (or few-step)
-// generation, out [n, C, H, W]. 1 if the folder is a generator, 0 if not, -1 on error.
+// generation, out [n, C, H, W] (pixels after the VAE, if any). 1 if the folder is a generator, 0 if not, -1 on error.
 int sid_text2img_is_generator(const char *model_dir, int *t_init, int *steps);
-int sid_text2img_generate(const sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
+int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
                           float *out);
 // Shape of one generated image.
 void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W);

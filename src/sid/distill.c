@@ -1,3 +1,5 @@
+// SiD-LSG's two phases and the EMA (sid-lsg-spec.md 5): the fake-score round and update, the
+// generator round and update. The run loop around them is run.c.
 #define _GNU_SOURCE
 #include "sid/distill.h"
 
@@ -7,18 +9,9 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/progress.h"
-#include "core/threads.h"
-#include "data/prompts.h"
-#include "diffusion/ddim.h"
-#include "eval/classifier.h"
-#include "eval/eval.h"
 #include "io/file.h"
-#include "io/json.h"
-#include "io/png.h"
-#include "io/safetensors.h"
-#include "io/tokenizer.h"
 #include "ops/ops.h"
+#include "sid/distill_state.h"
 #include "train/optim.h"
 
 sid_distill_cfg sid_distill_defaults(void) {
@@ -64,6 +57,7 @@ int sid_distill_validate(const sid_distill_cfg *c) {
         BAD("distill: Adam betas must be in [0, 1) and eps positive");
     if (c->batch < 1 || c->micro < 1 || c->batch % c->micro)
         BAD("distill: --batch %d must be a positive multiple of --micro %d", c->batch, c->micro);
+    if (c->batch > SID_DISTILL_MAX_BATCH) BAD("distill: --batch %d is above %d", c->batch, SID_DISTILL_MAX_BATCH);
     if (c->gen_steps < 1 || c->gen_steps > 4) BAD("distill: --gen-steps %d must be 1..4", c->gen_steps);
     if (!(c->duration_img > 0) || !(c->tick_img > 0) || c->snapshot_ticks < 1)
         BAD("distill: duration, tick and snapshot interval must be positive");
@@ -73,31 +67,13 @@ int sid_distill_validate(const sid_distill_cfg *c) {
 #undef BAD
 }
 
-struct sid_distill {
-    sid_distill_cfg cfg;
-    sid_sd_model teacher;
-    sid_params fake, gen, ema;  // the teacher UNet's layout; the teacher's sid_unet indexes all three
-    float *fake_m, *fake_v, *gen_m, *gen_v;
-    int64_t fake_steps, gen_steps_done;
-    sid_tokenizer *tok;
-    int T, Wt;  // tokens per prompt, text width
-    sid_prompts prompts;
-    float *ctx;        // [(n + 1), T, Wt]: every prompt's embedding, then the empty prompt's
-    float *ctx_round;  // [micro, T, Wt]
-    float *ctx_uncond; // [micro, T, Wt]: the empty prompt's, repeated
-    sid_schedule sched;
-    sid_arena act;
-    int C, H, W;
-    size_t D;
-    int64_t nimg;
-    sid_rng rng;
-};
-
 const sid_params *sid_distill_fake(const sid_distill *d) { return &d->fake; }
 const sid_params *sid_distill_gen(const sid_distill *d) { return &d->gen; }
 const sid_params *sid_distill_gen_ema(const sid_distill *d) { return &d->ema; }
 int sid_distill_n_prompts(const sid_distill *d) { return d->prompts.n; }
 size_t sid_distill_sample_size(const sid_distill *d) { return d->D; }
+const sid_sd_model *sid_distill_teacher(const sid_distill *d) { return &d->teacher; }
+const sid_generator *sid_distill_generator(const sid_distill *d) { return &d->g; }
 
 static void copy_layout(sid_params *dst, const sid_params *src, int with_grad) {
     *dst = *src;
@@ -110,36 +86,52 @@ static void copy_layout(sid_params *dst, const sid_params *src, int with_grad) {
     memcpy(dst->data, src->data, src->total * sizeof(float));
 }
 
-static int encode_all(sid_distill *d) {
-    const int n = d->prompts.n, T = d->T, Wt = d->Wt;
-    int32_t *ids = sid_malloc((size_t)(n + 1) * T * sizeof(int32_t));
-    for (int i = 0; i <= n; i++)
-        if (sid_tokenizer_encode(d->tok, i < n ? d->prompts.text[i] : "", ids + (size_t)i * T, T) < 0) {
-            sid_set_error("%s: line %d cannot be tokenised", d->cfg.prompts_file, i + 1);
+float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *truncated) {
+    const int T = d->T, Wt = d->Wt;
+    int32_t *ids = sid_malloc((size_t)n * T * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        int cut = 0;
+        if (sid_tokenizer_encode_ex(d->tok, texts[i], ids + (size_t)i * T, T, &cut) < 0) {
             free(ids);
-            return -1;
+            return NULL;
         }
-    d->ctx = sid_malloc((size_t)(n + 1) * T * Wt * sizeof(float));
+        if (truncated) *truncated += cut;
+    }
+    float *out = sid_malloc((size_t)n * T * Wt * sizeof(float));
     // in chunks: the text embeddings are constants, computed once (sid-lsg-spec.md 9.27)
-    for (int i0 = 0; i0 <= n; i0 += 64) {
-        const int b = n + 1 - i0 < 64 ? n + 1 - i0 : 64;
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        const int b = n - i0 < 64 ? n - i0 : 64;
         sid_arena_reset(&d->act, 0);
         sid_ctx c = {&d->teacher.clip_ps, &d->act};
-        if (!sid_clip_forward(&c, &d->teacher.clip, d->ctx + (size_t)i0 * T * Wt, ids + (size_t)i0 * T, b, T,
+        if (!sid_clip_forward(&c, &d->teacher.clip, out + (size_t)i0 * T * Wt, ids + (size_t)i0 * T, b, T,
                               d->teacher.clip_skip_layers)) {
-            free(ids);
-            return -1;
+            free(ids), free(out);
+            return NULL;
         }
     }
     free(ids);
-    return 0;
+    return out;
+}
+
+static int encode_all(sid_distill *d) {
+    const int n = d->prompts.n;
+    const char **texts = sid_malloc((size_t)(n + 1) * sizeof *texts);
+    for (int i = 0; i < n; i++) texts[i] = d->prompts.text[i];
+    texts[n] = "";
+    d->ctx = sid_distill_encode(d, texts, n + 1, &d->truncated_prompts);
+    free(texts);
+    if (!d->ctx) sid_set_error("%s: %s", d->cfg.prompts_file, sid_error());
+    return d->ctx ? 0 : -1;
 }
 
 sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     if (sid_distill_validate(cfg)) return NULL;
     sid_distill *d = sid_calloc(sizeof *d);
     d->cfg = *cfg;
-    if (sid_sd_load(&d->teacher, cfg->teacher_dir, SID_SD_UNET | SID_SD_TEXT, 0)) goto fail;
+    char vae_cfg[1200];
+    snprintf(vae_cfg, sizeof vae_cfg, "%s/vae/config.json", cfg->teacher_dir);
+    const unsigned parts = SID_SD_UNET | SID_SD_TEXT | (sid_file_exists(vae_cfg) ? SID_SD_VAE : 0);
+    if (sid_sd_load(&d->teacher, cfg->teacher_dir, parts, 0)) goto fail;
     if (strcmp(d->teacher.prediction_type, "epsilon") != 0) {
         sid_set_error("%s: prediction_type '%s': sid distils epsilon-prediction teachers only", cfg->teacher_dir,
                       d->teacher.prediction_type);
@@ -156,7 +148,9 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     const sid_unet_config *u = &d->teacher.unet_cfg;
     d->C = u->in_channels, d->H = d->W = u->sample_size, d->D = (size_t)d->C * d->H * d->W;
     if (sid_schedule_init(&d->sched, d->teacher.train_timesteps, d->teacher.beta_start, d->teacher.beta_end)) goto fail;
-    sid_arena_init(&d->act, "distillation activations", (size_t)12 << 30);  // address space; used as needed
+    d->g = (sid_generator){&d->teacher.unet, &d->sched, cfg->t_init, cfg->gen_steps, d->teacher.clip_sample,
+                           d->teacher.clip_sample_range, d->H, d->W};
+    sid_arena_init(&d->act, "distillation activations", SID_DISTILL_ARENA_BYTES);  // address space; used as needed
     if (encode_all(d)) goto fail;
     copy_layout(&d->fake, &d->teacher.unet_ps, 1);
     copy_layout(&d->gen, &d->teacher.unet_ps, 1);
@@ -235,68 +229,43 @@ static void guided_b(sid_distill *d, const sid_params *ps, guided_saved g, const
         for (size_t i = 0; i < n; i++) dxt[i] += dx2[i] + dx2[n + i];
 }
 
-// ---------------------------------------------------------------- the generator
-typedef struct {
-    int K;
-    int32_t t[4];
-    float *x_in[4];
-    sid_unet_saved *s[4];
-} gen_saved;
-
-static void gen_forward(const sid_params *ps, const sid_unet *u, sid_arena *act, const sid_schedule *s, int t_init,
-                        int K, const float *ctx, int M, const float *z, const float *z_extra, int N, int H, int W,
-                        float *x, gen_saved *gs) {
-    sid_ctx c = {(sid_params *)ps, act};
-    const size_t D = (size_t)u->cfg.in_channels * H * W, n = (size_t)N * D;
-    float *tf = sid_ctx_out(&c, (size_t)N), *eps = sid_ctx_out(&c, n);
-    if (gs) gs->K = K;
-    for (int i = 0; i < K; i++) {
-        const int t = (int)(t_init * (1.0 - (double)i / K));  // truncation: 625, 312 / 625, 468, 312, 156
-        const float a = sid_schedule_sqrt_ab(s, t), sg = sid_schedule_sqrt_1m_ab(s, t);
-        float *xin = sid_ctx_out(&c, n);
-        const float *noise = i == 0 ? z : z_extra + (size_t)(i - 1) * n;
-        for (size_t k = 0; k < n; k++) xin[k] = (i == 0 ? 0.0f : a * x[k]) + sg * noise[k];
-        for (int k = 0; k < N; k++) tf[k] = (float)t;
-        sid_unet_saved *us = sid_unet_forward(&c, u, eps, xin, tf, ctx, N, H, W, M);
-        for (size_t k = 0; k < n; k++) x[k] = (xin[k] - sg * eps[k]) / a;
-        if (gs) gs->t[i] = t, gs->x_in[i] = xin, gs->s[i] = us;
-    }
-}
-
-void sid_generator_apply(const sid_params *ps, const sid_unet *u, sid_arena *act, const sid_schedule *s, int t_init,
-                         int steps, const float *ctx, int M, const float *z, const float *z_extra, int N, int H,
-                         int W, float *x) {
-    const size_t mark = sid_arena_mark(act);
-    gen_forward(ps, u, act, s, t_init, steps, ctx, M, z, z_extra, N, H, W, x, NULL);
-    sid_arena_reset(act, mark);
-}
-
-// dD: d(loss)/d(x_g); accumulates the generator's parameter gradients.
-static void gen_backward(sid_distill *d, const gen_saved *gs, const float *dD_in, int N) {
-    sid_ctx c = {&d->gen, &d->act};
-    const size_t n = (size_t)N * d->D;
-    float *dD = sid_ctx_out(&c, n), *deps = sid_ctx_out(&c, n), *dx = gs->K > 1 ? sid_ctx_out(&c, n) : NULL;
-    memcpy(dD, dD_in, n * sizeof(float));
-    for (int i = gs->K - 1; i >= 0; i--) {
-        const float a = sid_schedule_sqrt_ab(&d->sched, gs->t[i]), sg = sid_schedule_sqrt_1m_ab(&d->sched, gs->t[i]);
-        // D = (x_in - s eps) / a: d/d eps = -(s/a) dD, d/d x_in = dD / a (+ through the UNet)
-        for (size_t k = 0; k < n; k++) deps[k] = -(sg / a) * dD[k];
-        if (i > 0)
-            for (size_t k = 0; k < n; k++) dx[k] = dD[k] / a;
-        sid_unet_backward(&c, &d->teacher.unet, i > 0 ? dx : NULL, NULL, deps, gs->s[i]);
-        if (i > 0) {  // x_in = a_i D_{i-1} + s_i noise
-            for (size_t k = 0; k < n; k++) dD[k] = a * dx[k];
-        }
-    }
-}
-
-// ---------------------------------------------------------------- phase 1: the fake score network
+// ---------------------------------------------------------------- dropping NaN samples
 static int sample_has_nan(const float *x, size_t D) {
     for (size_t i = 0; i < D; i++)
         if (isnan(x[i])) return 1;
     return 0;
 }
 
+// The round's inputs without the dropped samples (keep[i] == 0), in heap copies.
+typedef struct {
+    sid_round_inputs in;
+    int *prompt;
+    float *z, *eps, *z_extra;
+    int32_t *t;
+} kept_inputs;
+
+static void keep_only(const sid_distill *d, const sid_round_inputs *in, const unsigned char *keep, kept_inputs *k) {
+    const size_t D = d->D;
+    const int m = in->m, extra = in->z_extra ? d->cfg.gen_steps - 1 : 0;
+    int n = 0;
+    for (int i = 0; i < m; i++) n += keep[i] != 0;
+    k->prompt = sid_malloc((size_t)n * sizeof(int)), k->t = sid_malloc((size_t)n * sizeof(int32_t));
+    k->z = sid_malloc((size_t)n * D * sizeof(float)), k->eps = sid_malloc((size_t)n * D * sizeof(float));
+    k->z_extra = extra ? sid_malloc((size_t)extra * n * D * sizeof(float)) : NULL;
+    for (int i = 0, j = 0; i < m; i++) {
+        if (!keep[i]) continue;
+        k->prompt[j] = in->prompt[i], k->t[j] = in->t[i];
+        memcpy(k->z + j * D, in->z + i * D, D * sizeof(float)), memcpy(k->eps + j * D, in->eps + i * D, D * sizeof(float));
+        for (int s = 0; s < extra; s++)
+            memcpy(k->z_extra + ((size_t)s * n + j) * D, in->z_extra + ((size_t)s * m + i) * D, D * sizeof(float));
+        j++;
+    }
+    k->in = (sid_round_inputs){n, k->prompt, k->z, k->eps, k->z_extra, k->t};
+}
+
+static void kept_free(kept_inputs *k) { free(k->prompt), free(k->z), free(k->eps), free(k->z_extra), free(k->t); }
+
+// ---------------------------------------------------------------- phase 1: the fake score network
 void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st) {
     const int m = in->m;
     const size_t n = (size_t)m * d->D;
@@ -305,19 +274,31 @@ void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter
     gather_ctx(d, in->prompt, m);
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *eps_hat = sid_ctx_out(&c, n), *deps = sid_ctx_floats(&c, n);
     float *tf = sid_ctx_out(&c, (size_t)m);
-    sid_generator_apply(&d->gen, &d->teacher.unet, &d->act, &d->sched, d->cfg.t_init, d->cfg.gen_steps, d->ctx_round,
-                        d->T, in->z, in->z_extra, m, d->H, d->W, xg);  // no gradient
+    sid_generator_apply(&d->g, &d->gen, &d->act, d->ctx_round, d->T, in->z, in->z_extra, m, xg);  // no gradient
     sid_add_noise(&d->sched, xt, xg, in->eps, in->t, m, d->D);
     for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
     guided_saved g = guided_f(d, &d->fake, xt, tf, d->cfg.kappa[0], m, eps_hat);
+    // A dropped sample's NaN activations would turn every weight gradient NaN in the backward (0 x NaN),
+    // so the round is run again without them: the other samples still train (sid-lsg-spec.md 5.4).
+    unsigned char *keep = sid_malloc((size_t)m);
+    int nkeep = 0;
+    for (int i = 0; i < m; i++) nkeep += keep[i] = !sample_has_nan(eps_hat + i * d->D, d->D);
+    if (nkeep < m) {
+        st->dropped_fake += m - nkeep;
+        if (nkeep) {
+            kept_inputs k;
+            keep_only(d, in, keep, &k);
+            sid_distill_fake_round(d, &k.in, st);
+            kept_free(&k);
+        }
+        free(keep);
+        return;
+    }
+    free(keep);
     double loss = 0;
     const float scale = 1.0f / d->cfg.batch;  // the divisor stays the batch, whatever is dropped
     for (int i = 0; i < m; i++) {
         const float *e = eps_hat + i * d->D, *t = in->eps + i * d->D;
-        if (sample_has_nan(e, d->D)) {
-            st->dropped_fake++;
-            continue;
-        }
         for (size_t k = 0; k < d->D; k++) {
             const float r = e[k] - t[k];
             loss += (double)r * r;
@@ -349,36 +330,63 @@ void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *ef = sid_ctx_out(&c, n), *er = sid_ctx_out(&c, n);
     float *tf = sid_ctx_out(&c, (size_t)m), *dxt = sid_ctx_floats(&c, n), *dxg = sid_ctx_floats(&c, n);
     float *def = sid_ctx_floats(&c, n), *der = sid_ctx_floats(&c, n);
-    gen_saved gs;
-    gen_forward(&d->gen, &d->teacher.unet, &d->act, &d->sched, d->cfg.t_init, d->cfg.gen_steps, d->ctx_round, d->T,
-                in->z, in->z_extra, m, d->H, d->W, xg, &gs);
+    float *yf0 = d->g.clip_sample ? sid_ctx_out(&c, n) : NULL, *yr0 = d->g.clip_sample ? sid_ctx_out(&c, n) : NULL;
+    sid_generator_saved gs;
+    sid_generator_forward(&d->g, &d->gen, &d->act, d->ctx_round, d->T, in->z, in->z_extra, m, xg, &gs);
     sid_add_noise(&d->sched, xt, xg, in->eps, in->t, m, D);
     for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
     sid_params fake_frozen = d->fake;  // psi is frozen here: gradients reach only its input
     fake_frozen.grad = NULL;
     guided_saved gf = guided_f(d, &fake_frozen, xt, tf, d->cfg.kappa[1], m, ef);
     guided_saved gr = guided_f(d, &d->teacher.unet_ps, xt, tf, d->cfg.kappa[3], m, er);
+    unsigned char *keep = sid_malloc((size_t)m);
+    int nkeep = 0;
+    for (int i = 0; i < m; i++) {
+        const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
+        const size_t o = (size_t)i * D;
+        // y = (x_t - s eps) / a, per sample with its own t (clamped as the scheduler's x0 when clip_sample)
+        float *yf = ef + o, *yr = er + o;
+        for (size_t k = 0; k < D; k++) yf[k] = (xt[o + k] - s * yf[k]) / a, yr[k] = (xt[o + k] - s * yr[k]) / a;
+        if (yf0) {
+            memcpy(yf0 + o, yf, D * sizeof(float)), memcpy(yr0 + o, yr, D * sizeof(float));
+            sid_clip_x0(yf, D, d->g.clip_range), sid_clip_x0(yr, D, d->g.clip_range);
+        }
+        nkeep += keep[i] = !(sample_has_nan(xg + o, D) || sample_has_nan(yf, D) || sample_has_nan(yr, D));
+    }
+    if (nkeep < m) {  // as in phase 1: again without the dropped samples
+        st->dropped_gen += m - nkeep;
+        if (nkeep) {
+            kept_inputs k;
+            keep_only(d, in, keep, &k);
+            sid_distill_gen_round(d, &k.in, st);
+            kept_free(&k);
+        }
+        free(keep);
+        return;
+    }
+    free(keep);
     const float alpha = d->cfg.alpha, inv_b = 1.0f / d->cfg.batch;
+    float *mask_r = sid_ctx_out(&c, D), *mask_f = sid_ctx_out(&c, D);
+    for (size_t k = 0; k < D; k++) mask_r[k] = mask_f[k] = 1;
     double loss = 0;
     for (int i = 0; i < m; i++) {
         const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
         const size_t o = (size_t)i * D;
-        // y = (x_t - s eps) / a, per sample with its own t
-        float *yf = ef + o, *yr = er + o;
-        for (size_t k = 0; k < D; k++) yf[k] = (xt[o + k] - s * yf[k]) / a, yr[k] = (xt[o + k] - s * yr[k]) / a;
-        if (sample_has_nan(xg + o, D) || sample_has_nan(yf, D) || sample_has_nan(yr, D)) {
-            st->dropped_gen++;
-            continue;
-        }
+        const float *yf = ef + o, *yr = er + o;
         double w = 0;
         for (size_t k = 0; k < D; k++) w += fabs((double)xg[o + k] - yr[k]);
         w = w / D > 1e-5 ? w / D : 1e-5;  // stop-gradient normaliser
         const float kw = (float)(inv_b / w);
+        if (yf0) {  // the clamps' gradients: 1 where a prediction was not clamped, else 0
+            for (size_t k = 0; k < D; k++) mask_r[k] = mask_f[k] = 1;
+            sid_clip_x0_backward(mask_r, yr0 + o, D, d->g.clip_range);
+            sid_clip_x0_backward(mask_f, yf0 + o, D, d->g.clip_range);
+        }
         double l = 0;
         for (size_t k = 0; k < D; k++) {
             const float dd = yr[k] - yf[k], e = (yr[k] - xg[o + k]) - alpha * dd;
             l += (double)dd * e;
-            const float g_yr = kw * (e + (1 - alpha) * dd), g_yf = kw * (alpha * dd - e);
+            const float g_yr = mask_r[k] * kw * (e + (1 - alpha) * dd), g_yf = mask_f[k] * kw * (alpha * dd - e);
             dxg[o + k] = -kw * dd;                      // the explicit x_g term
             der[o + k] = -(s / a) * g_yr, def[o + k] = -(s / a) * g_yf;
             dxt[o + k] = (g_yr + g_yf) / a;             // through y = (x_t - s eps) / a directly
@@ -392,7 +400,7 @@ void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_
         const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]);
         for (size_t k = 0; k < D; k++) dxg[(size_t)i * D + k] += a * dxt[(size_t)i * D + k];
     }
-    gen_backward(d, &gs, dxg, m);
+    sid_generator_backward(&d->g, &d->gen, &d->act, &gs, dxg, m);
 }
 
 void sid_distill_gen_update(sid_distill *d, sid_iter_stats *st) {
@@ -407,417 +415,4 @@ void sid_distill_ema(sid_distill *d) {
                             : 0.0;
     sid_ema_update(d->ema.data, d->gen.data, d->gen.total, (float)beta);
     d->nimg += d->cfg.batch;
-}
-
-// ---------------------------------------------------------------- the run
-typedef struct {
-    uint32_t *perm;
-    int n, pos;
-} prompt_stream;
-
-static void stream_shuffle(prompt_stream *p, sid_rng *rng) {
-    for (int i = 0; i < p->n; i++) p->perm[i] = (uint32_t)i;
-    for (int i = p->n - 1; i > 0; i--) {  // Fisher-Yates from the run's counter-based stream
-        uint32_t j;
-        sid_rng_below(rng, (uint32_t)i + 1, &j, 1);
-        uint32_t t = p->perm[i];
-        p->perm[i] = p->perm[j], p->perm[j] = t;
-    }
-    p->pos = 0;
-}
-
-static int stream_next(prompt_stream *p, sid_rng *rng) {
-    if (p->pos == p->n) stream_shuffle(p, rng);
-    return (int)p->perm[p->pos++];
-}
-
-// Draws one round's inputs from the run's RNG; dropout marks prompts as the empty prompt.
-static void draw_round(sid_distill *d, prompt_stream *ps, int dropout, int *prompt, float *z, float *z_extra,
-                       float *eps, int32_t *t, sid_round_inputs *in) {
-    const int m = d->cfg.micro;
-    float u[4096];
-    for (int i = 0; i < m; i++) prompt[i] = stream_next(ps, &d->rng);
-    if (dropout) {
-        sid_rng_uniform(&d->rng, u, (size_t)m);
-        for (int i = 0; i < m; i++)
-            if (u[i] < 0.1f) prompt[i] = -1;
-    }
-    sid_rng_normal(&d->rng, z, (size_t)m * d->D);
-    if (d->cfg.gen_steps > 1) sid_rng_normal(&d->rng, z_extra, (size_t)(d->cfg.gen_steps - 1) * m * d->D);
-    sid_rng_normal(&d->rng, eps, (size_t)m * d->D);
-    sid_sample_timesteps(&d->rng, t, (size_t)m, d->cfg.tmin, d->cfg.tmax);
-    *in = (sid_round_inputs){m, prompt, z, eps, d->cfg.gen_steps > 1 ? z_extra : NULL, t};
-}
-
-static int copy_file(const char *src, const char *dst) {
-    char *data, tmp[2200];
-    size_t len;
-    if (sid_read_file(src, &data, &len)) return -1;
-    FILE *f = sid_atomic_begin(dst, tmp, sizeof tmp);
-    if (!f) return free(data), -1;
-    fwrite(data, 1, len, f);
-    free(data);
-    return sid_atomic_commit(f, tmp, dst);
-}
-
-// The EMA generator as a model folder: its UNet, and the teacher's text encoder, tokenizer,
-// scheduler and model_index.json, plus sid_generator.json saying how to run it.
-static int export_generator(const sid_distill *d, const char *dir) {
-    static const char *const copies[] = {"model_index.json", "text_encoder/config.json", "text_encoder/model.safetensors",
-                                         "text_encoder/model.fp16.safetensors", "tokenizer/vocab.json",
-                                         "tokenizer/merges.txt", "tokenizer/tokenizer_config.json",
-                                         "tokenizer/special_tokens_map.json", "tokenizer/added_tokens.json",
-                                         "scheduler/scheduler_config.json"};
-    char a[2048], b[2048];
-    static const char *const sub[] = {"unet", "text_encoder", "tokenizer", "scheduler"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(a, sizeof a, "%s/%s", dir, sub[i]);
-        if (sid_mkdir_p(a)) return -1;
-    }
-    for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
-        snprintf(a, sizeof a, "%s/%s", d->cfg.teacher_dir, copies[i]);
-        snprintf(b, sizeof b, "%s/%s", dir, copies[i]);
-        if (sid_file_exists(a) && copy_file(a, b)) return -1;
-    }
-    snprintf(a, sizeof a, "%s/unet/config.json", dir);
-    if (sid_unet_config_save(&d->teacher.unet_cfg, a)) return -1;
-    snprintf(a, sizeof a, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    if (sid_params_save(&d->ema, a, SID_F32)) return -1;
-    snprintf(a, sizeof a, "%s/sid_generator.json", dir);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "kind", "SiD-LSG one-step generator");
-    cJSON_AddNumberToObject(j, "t_init", d->cfg.t_init);
-    cJSON_AddNumberToObject(j, "steps", d->cfg.gen_steps);
-    cJSON_AddStringToObject(j, "teacher", d->cfg.teacher_dir);
-    int rc = sid_json_save(a, j);
-    cJSON_Delete(j);
-    return rc;
-}
-
-static int save_state(const sid_distill *d, const prompt_stream *ps, const char *path) {
-    const sid_params *nets[3] = {&d->fake, &d->gen, &d->ema};
-    static const char *const names[3] = {"fake", "gen", "gen_ema"};
-    sid_st_entry e[10];
-    int n = 0;
-    for (int k = 0; k < 3; k++) e[n++] = (sid_st_entry){names[k], SID_F32, 1, {(int64_t)nets[k]->total}, nets[k]->data};
-    e[n++] = (sid_st_entry){"fake.adam_v", SID_F32, 1, {(int64_t)d->fake.total}, d->fake_v};
-    e[n++] = (sid_st_entry){"gen.adam_v", SID_F32, 1, {(int64_t)d->gen.total}, d->gen_v};
-    if (d->fake_m) {
-        e[n++] = (sid_st_entry){"fake.adam_m", SID_F32, 1, {(int64_t)d->fake.total}, d->fake_m};
-        e[n++] = (sid_st_entry){"gen.adam_m", SID_F32, 1, {(int64_t)d->gen.total}, d->gen_m};
-    }
-    e[n++] = (sid_st_entry){"prompt_perm", SID_I32, 1, {ps->n}, ps->perm};
-    char v[6][32];
-    snprintf(v[0], 32, "%lld", (long long)d->nimg), snprintf(v[1], 32, "%llu", (unsigned long long)d->rng.seed);
-    snprintf(v[2], 32, "%llu", (unsigned long long)d->rng.offset), snprintf(v[3], 32, "%d", ps->pos);
-    snprintf(v[4], 32, "%lld", (long long)d->fake_steps), snprintf(v[5], 32, "%lld", (long long)d->gen_steps_done);
-    const char *kv[12] = {"nimg", v[0], "rng_seed", v[1], "rng_offset", v[2], "prompt_pos", v[3],
-                          "fake_steps", v[4], "gen_steps", v[5]};
-    return sid_st_write(path, e, n, kv, 6);
-}
-
-static int load_state(sid_distill *d, prompt_stream *ps, const char *path) {
-    sid_safetensors st;
-    if (sid_st_open(&st, path)) return -1;
-    struct {
-        const char *name;
-        float *dst;
-        size_t n;
-    } t[7] = {{"fake", d->fake.data, d->fake.total},      {"gen", d->gen.data, d->gen.total},
-              {"gen_ema", d->ema.data, d->ema.total},     {"fake.adam_v", d->fake_v, d->fake.total},
-              {"gen.adam_v", d->gen_v, d->gen.total},     {"fake.adam_m", d->fake_m, d->fake.total},
-              {"gen.adam_m", d->gen_m, d->gen.total}};
-    int rc = 0;
-    for (int k = 0; k < 7 && !rc; k++) {
-        if (!t[k].dst) continue;
-        const sid_st_tensor *x = sid_st_find(&st, t[k].name);
-        if (!x || sid_shape_numel(x->ndim, x->shape) != (int64_t)t[k].n) {
-            sid_set_error("%s: '%s' missing or of another size (a different teacher or --beta1?)", path, t[k].name);
-            rc = -1;
-        } else {
-            rc = sid_st_read_f32(&st, x, t[k].dst);
-        }
-    }
-    const sid_st_tensor *p = sid_st_find(&st, "prompt_perm");
-    if (!rc && (!p || p->dtype != SID_I32 || sid_shape_numel(p->ndim, p->shape) != ps->n)) {
-        sid_set_error("%s: prompt_perm missing or for another prompt file", path);
-        rc = -1;
-    }
-    if (!rc) memcpy(ps->perm, p->data, (size_t)ps->n * sizeof(int32_t));
-    const char *keys[6] = {"nimg", "rng_seed", "rng_offset", "prompt_pos", "fake_steps", "gen_steps"};
-    unsigned long long val[6] = {0};
-    for (int k = 0; k < 6 && !rc; k++) {
-        const cJSON *j = st.metadata ? cJSON_GetObjectItemCaseSensitive(st.metadata, keys[k]) : NULL;
-        if (!cJSON_IsString(j)) {
-            sid_set_error("%s: metadata lacks '%s'", path, keys[k]);
-            rc = -1;
-        } else {
-            val[k] = strtoull(j->valuestring, NULL, 10);
-        }
-    }
-    if (!rc) {
-        d->nimg = (int64_t)val[0], d->rng.seed = val[1], d->rng.offset = val[2], ps->pos = (int)val[3];
-        d->fake_steps = (int64_t)val[4], d->gen_steps_done = (int64_t)val[5];
-    }
-    sid_st_close(&st);
-    return rc;
-}
-
-static int write_config(const sid_distill_cfg *c, const char *path) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "teacher", c->teacher_dir);
-    cJSON_AddStringToObject(j, "prompts", c->prompts_file);
-    cJSON_AddNumberToObject(j, "alpha", c->alpha);
-    for (int k = 0; k < 4; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "kappa%d", k + 1);
-        cJSON_AddNumberToObject(j, key, c->kappa[k]);
-    }
-    cJSON_AddNumberToObject(j, "init_timestep", c->t_init);
-    cJSON_AddNumberToObject(j, "tmin", c->tmin);
-    cJSON_AddNumberToObject(j, "tmax", c->tmax);
-    cJSON_AddNumberToObject(j, "lr", c->lr);
-    cJSON_AddNumberToObject(j, "glr", c->glr);
-    cJSON_AddNumberToObject(j, "beta1", c->beta1);
-    cJSON_AddNumberToObject(j, "beta2", c->beta2);
-    cJSON_AddNumberToObject(j, "adam_eps", c->adam_eps);
-    cJSON_AddNumberToObject(j, "batch", c->batch);
-    cJSON_AddNumberToObject(j, "micro", c->micro);
-    cJSON_AddNumberToObject(j, "ema_halflife_img", c->ema_halflife_img);
-    cJSON_AddNumberToObject(j, "ema_rampup", c->ema_rampup);
-    cJSON_AddNumberToObject(j, "duration_img", c->duration_img);
-    cJSON_AddNumberToObject(j, "tick_img", c->tick_img);
-    cJSON_AddNumberToObject(j, "snapshot_ticks", c->snapshot_ticks);
-    cJSON_AddNumberToObject(j, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(j, "gen_steps", c->gen_steps);
-    cJSON_AddBoolToObject(j, "metrics", c->metrics);
-    cJSON_AddNumberToObject(j, "metrics_n", c->metrics_n);
-    cJSON_AddNumberToObject(j, "threads", sid_threads_get());
-    int rc = sid_json_save(path, j);
-    cJSON_Delete(j);
-    return rc;
-}
-
-// Embeddings of arbitrary prompts (grids, metrics) with the teacher's text encoder.
-static float *encode_list(sid_distill *d, const char *const *texts, int n) {
-    const int T = d->T, Wt = d->Wt;
-    int32_t *ids = sid_malloc((size_t)n * T * sizeof(int32_t));
-    for (int i = 0; i < n; i++) sid_tokenizer_encode(d->tok, texts[i], ids + (size_t)i * T, T);
-    float *out = sid_malloc((size_t)n * T * Wt * sizeof(float));
-    for (int i0 = 0; i0 < n; i0 += 64) {
-        const int b = n - i0 < 64 ? n - i0 : 64;
-        sid_arena_reset(&d->act, 0);
-        sid_ctx c = {&d->teacher.clip_ps, &d->act};
-        sid_clip_forward(&c, &d->teacher.clip, out + (size_t)i0 * T * Wt, ids + (size_t)i0 * T, b, T, d->teacher.clip_skip_layers);
-    }
-    free(ids);
-    return out;
-}
-
-// One-step samples of the EMA generator for n prompts with noise from seed: x [n, D].
-static void ema_samples(sid_distill *d, const float *ctx, int n, uint64_t seed, float *x) {
-    sid_rng r = sid_rng_new(seed);
-    float *z = sid_malloc((size_t)n * d->D * sizeof(float)), *ze = NULL;
-    sid_rng_normal(&r, z, (size_t)n * d->D);
-    if (d->cfg.gen_steps > 1) {
-        ze = sid_malloc((size_t)(d->cfg.gen_steps - 1) * n * d->D * sizeof(float));
-        sid_rng_normal(&r, ze, (size_t)(d->cfg.gen_steps - 1) * n * d->D);
-    }
-    for (int i0 = 0; i0 < n; i0 += 128) {
-        const int b = n - i0 < 128 ? n - i0 : 128;
-        sid_arena_reset(&d->act, 0);
-        // the multi-step noise of a chunk is laid out [steps-1, b, D]: take this chunk's slices
-        float *zc = NULL;
-        if (ze) {
-            zc = sid_malloc((size_t)(d->cfg.gen_steps - 1) * b * d->D * sizeof(float));
-            for (int k = 0; k < d->cfg.gen_steps - 1; k++)
-                memcpy(zc + (size_t)k * b * d->D, ze + ((size_t)k * n + i0) * d->D, (size_t)b * d->D * sizeof(float));
-        }
-        sid_generator_apply(&d->ema, &d->teacher.unet, &d->act, &d->sched, d->cfg.t_init, d->cfg.gen_steps,
-                            ctx + (size_t)i0 * d->T * d->Wt, d->T, z + (size_t)i0 * d->D, zc, b, d->H, d->W,
-                            x + (size_t)i0 * d->D);
-        free(zc);
-    }
-    free(z), free(ze);
-}
-
-int sid_distill_run(const sid_distill_cfg *cfg) {
-    if (sid_distill_validate(cfg)) return -1;
-    char path[1200], state_path[1200];
-    if (sid_mkdir_p(cfg->out_dir)) return -1;
-    snprintf(state_path, sizeof state_path, "%s/training-state.safetensors", cfg->out_dir);
-    if (cfg->resume && !sid_file_exists(state_path)) {
-        sid_set_error("%s: nothing to resume (no training-state.safetensors)", cfg->out_dir);
-        return -1;
-    }
-    sid_prompts evalp = {0};
-    if (sid_prompts_load(cfg->eval_prompts, &evalp)) return -1;
-    sid_classifier cls;
-    int have_cls = 0;
-    if (cfg->metrics) {
-        if (sid_classifier_load(&cls, cfg->classifier_dir)) return sid_prompts_free(&evalp), -1;
-        have_cls = 1;
-    }
-    sid_distill *d = sid_distill_open(cfg);
-    if (!d) {
-        sid_prompts_free(&evalp);
-        if (have_cls) sid_classifier_free(&cls);
-        return -1;
-    }
-    if (cfg->metrics && (d->C != 1 || d->H != 32)) {
-        sid_set_error("%s: --metrics needs the built-in Fashion-MNIST teacher (1x32x32 samples)", cfg->teacher_dir);
-        sid_distill_close(d);
-        return -1;
-    }
-    // everything below is released by the one cleanup path at the end, whatever was reached
-    prompt_stream ps = {sid_malloc((size_t)d->prompts.n * sizeof(uint32_t)), d->prompts.n, 0};
-    float *grid_ctx = NULL, *grid = NULL, *metric_ctx = NULL, *mimg = NULL, *z = NULL, *eps = NULL, *ze = NULL;
-    int *mcls = NULL, *prompt = NULL, nm = 0, rc = -1;
-    int32_t *t = NULL;
-    FILE *stats = NULL;
-    sid_gauss ref = {0};
-    snprintf(path, sizeof path, "%s/config.json", cfg->out_dir);
-    if (write_config(cfg, path)) goto done;
-    if (cfg->resume) {
-        if (load_state(d, &ps, state_path)) goto done;
-        fprintf(stderr, "distill: resuming %s at %lld images\n", state_path, (long long)d->nimg);
-    } else {
-        stream_shuffle(&ps, &d->rng);
-    }
-
-    // fixed grid: 4 held-out prompts per class (or the first 40), fixed noise
-    enum { GRID = 40 };
-    const char *gp[GRID];
-    int ng = 0, per[16] = {0};
-    for (int i = 0; i < evalp.n && ng < GRID; i++)
-        if (evalp.cls[i] < 0 || (evalp.cls[i] < 16 && per[evalp.cls[i]] < 4)) {
-            if (evalp.cls[i] >= 0) per[evalp.cls[i]]++;
-            gp[ng++] = evalp.text[i];
-        }
-    grid_ctx = encode_list(d, gp, ng), grid = sid_malloc((size_t)GRID * d->D * sizeof(float));
-    // metrics: balanced classes over the held-out prompts
-    nm = cfg->metrics ? cfg->metrics_n : 0;
-    if (nm) {
-        const char **mp = sid_malloc((size_t)nm * sizeof *mp);
-        mcls = sid_malloc((size_t)nm * sizeof(int));
-        int *byc[10], nbc[10] = {0};
-        for (int k = 0; k < 10; k++) byc[k] = sid_malloc((size_t)evalp.n * sizeof(int));
-        for (int i = 0; i < evalp.n; i++)
-            if (evalp.cls[i] >= 0 && evalp.cls[i] < 10) byc[evalp.cls[i]][nbc[evalp.cls[i]]++] = i;
-        for (int i = 0; i < nm; i++) {
-            const int k = i % 10;
-            mcls[i] = k, mp[i] = nbc[k] ? evalp.text[byc[k][(i / 10) % nbc[k]]] : "";
-        }
-        metric_ctx = encode_list(d, mp, nm);
-        mimg = sid_malloc((size_t)nm * d->D * sizeof(float));
-        free(mp);
-        for (int k = 0; k < 10; k++) free(byc[k]);
-    }
-    if (nm && sid_eval_reference(&cls, NULL, &ref)) goto done;
-
-    const int m = cfg->micro, A = cfg->batch / cfg->micro;
-    prompt = sid_malloc((size_t)m * sizeof(int));
-    z = sid_malloc((size_t)m * d->D * 4), eps = sid_malloc((size_t)m * d->D * 4);
-    ze = cfg->gen_steps > 1 ? sid_malloc((size_t)(cfg->gen_steps - 1) * m * d->D * 4) : NULL;
-    t = sid_malloc((size_t)m * sizeof(int32_t));
-    const int dropout = cfg->kappa[0] != 1.0f || cfg->kappa[1] != 1.0f;
-    snprintf(path, sizeof path, "%s/stats.jsonl", cfg->out_dir);
-    stats = fopen(path, cfg->resume ? "a" : "w");
-    if (!stats) {
-        sid_set_error("%s: cannot open for writing", path);
-        goto done;
-    }
-    const int64_t end = cfg->stop_after_img > 0 && cfg->stop_after_img < cfg->duration_img ? cfg->stop_after_img
-                                                                                          : (int64_t)cfg->duration_img;
-    sid_progress bar;
-    sid_progress_start(&bar, "distill", end);
-    int64_t next_tick = ((d->nimg / (int64_t)cfg->tick_img) + 1) * (int64_t)cfg->tick_img;
-    int tick = (int)(d->nimg / (int64_t)cfg->tick_img);
-    sid_iter_stats acc = {0};
-    int iters = 0;
-    rc = 0;
-    double t_tick = sid_now(), t_start = sid_now();
-    if (!cfg->resume) {
-        ema_samples(d, grid_ctx, ng, 2024, grid);
-        snprintf(path, sizeof path, "%s/fakes_init.png", cfg->out_dir);
-        if (sid_png_write_grid(path, grid, ng, d->C, d->H, d->W, 8, 2)) {
-            rc = -1;
-            goto done;
-        }
-    }
-    double train_s = 0, train_flops = 0;  // this tick's iterations only (no snapshot work)
-    while (d->nimg < end) {
-        const double it_t0 = sid_now(), it_f0 = sid_ops_flops();
-        sid_iter_stats st = {0};
-        sid_round_inputs in;
-        for (int r = 0; r < A; r++) {
-            draw_round(d, &ps, dropout, prompt, z, ze, eps, t, &in);
-            sid_distill_fake_round(d, &in, &st);
-        }
-        sid_distill_fake_update(d, &st);
-        for (int r = 0; r < A; r++) {
-            draw_round(d, &ps, 0, prompt, z, ze, eps, t, &in);
-            sid_distill_gen_round(d, &in, &st);
-        }
-        sid_distill_gen_update(d, &st);
-        sid_distill_ema(d);
-        train_s += sid_now() - it_t0, train_flops += sid_ops_flops() - it_f0;
-        if (!isfinite(st.loss_fake) || !isfinite(st.loss_gen)) {
-            sid_set_error("distill: non-finite loss at %lld images (fake %g, generator %g); last state: %s",
-                          (long long)d->nimg, st.loss_fake, st.loss_gen, state_path);
-            rc = -1;
-            break;
-        }
-        acc.loss_fake += st.loss_fake, acc.loss_gen += st.loss_gen, acc.dropped_fake += st.dropped_fake;
-        acc.dropped_gen += st.dropped_gen, acc.nonfinite_fake += st.nonfinite_fake, acc.nonfinite_gen += st.nonfinite_gen;
-        iters++;
-        sid_progress_update(&bar, d->nimg);
-        if (d->nimg >= next_tick || d->nimg >= end) {
-            tick++;
-            next_tick += (int64_t)cfg->tick_img;
-            const double now = sid_now(), dt = now - t_tick;
-            const int snap = tick % cfg->snapshot_ticks == 0 || d->nimg >= end;
-            double fid = NAN, align = NAN;
-            if (snap) {
-                ema_samples(d, grid_ctx, ng, 2024, grid);
-                snprintf(path, sizeof path, "%s/fakes_%06lld.png", cfg->out_dir, (long long)d->nimg);
-                char gen_dir[1200];
-                snprintf(gen_dir, sizeof gen_dir, "%s/generator", cfg->out_dir);
-                if (sid_png_write_grid(path, grid, ng, d->C, d->H, d->W, 8, 2) || export_generator(d, gen_dir) ||
-                    save_state(d, &ps, state_path)) {
-                    rc = -1;
-                    break;
-                }
-                if (nm) {
-                    ema_samples(d, metric_ctx, nm, 7, mimg);
-                    sid_eval_result er;
-                    if (sid_eval_images(&cls, &ref, mimg, mcls, nm, &er) == 0) fid = er.fid, align = er.alignment;
-                }
-            }
-            fprintf(stats,
-                    "{\"tick\": %d, \"kimg\": %.3f, \"loss_fake\": %.6g, \"loss_gen\": %.6g, \"sec_per_iter\": %.4f, "
-                    "\"img_per_s\": %.2f, \"sec_per_kimg\": %.2f, \"peak_activation_mb\": %.1f, \"dropped_nan\": %d, "
-                    "\"sanitized_grads\": %zu, \"gflop_per_iter\": %.3f, \"gflop_per_s\": %.2f",
-                    tick, d->nimg / 1000.0, acc.loss_fake / iters, acc.loss_gen / iters, dt / iters,
-                    iters * cfg->batch / dt, dt / (iters * cfg->batch / 1000.0), d->act.peak / 1e6,
-                    acc.dropped_fake + acc.dropped_gen, acc.nonfinite_fake + acc.nonfinite_gen,
-                    train_flops * 1e-9 / iters, train_s > 0 ? train_flops * 1e-9 / train_s : 0.0);
-            if (!isnan(fid)) fprintf(stats, ", \"fid\": %.3f, \"alignment\": %.4f", fid, align);
-            fprintf(stats, ", \"elapsed_s\": %.1f}\n", now - t_start);
-            fflush(stats);
-            memset(&acc, 0, sizeof acc);
-            iters = 0, train_s = 0, train_flops = 0;
-            t_tick = sid_now();
-        }
-    }
-    sid_progress_finish(&bar);
-done:
-    if (stats) fclose(stats);
-    free(prompt), free(z), free(eps), free(ze), free(t);
-    free(grid_ctx), free(grid), free(metric_ctx), free(mimg), free(mcls), free(ps.perm);
-    if (nm) sid_gauss_free(&ref);
-    sid_distill_close(d);
-    sid_prompts_free(&evalp);
-    if (have_cls) sid_classifier_free(&cls);
-    return rc;
 }

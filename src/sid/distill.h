@@ -1,5 +1,5 @@
 // SiD-LSG: data-free distillation of a text-to-image diffusion teacher into a one-step
-// generator (Zhou et al., ICLR 2025; ../shared/docs/sid-lsg-spec.md sections 2, 4, 5, 6, 9).
+// generator (Zhou et al., ICLR 2025; docs/sid.md).
 // Per iteration: one fake-score (psi) update by epsilon DSM on generator samples with
 // kappa1-guided predictions, one generator (theta) update with the SiD loss through both frozen
 // networks' inputs (kappa2 = kappa3 on the fake net, kappa4 on the teacher), then the EMA.
@@ -9,8 +9,16 @@
 
 #include "core/arena.h"
 #include "core/rng.h"
+#include "io/json.h"
 #include "diffusion/schedule.h"
 #include "models/checkpoint.h"
+#include "sid/generator.h"
+
+// The largest --batch (and --micro): per-round arrays are sized from it, and beyond it one
+// iteration would take hours even on a GPU.
+#define SID_DISTILL_MAX_BATCH 65536
+// Address space reserved for one round's activations (pages are touched only as used).
+#define SID_DISTILL_ARENA_BYTES ((size_t)12 << 30)
 
 typedef struct {
     const char *teacher_dir, *prompts_file, *out_dir;
@@ -67,16 +75,26 @@ void sid_distill_fake_update(sid_distill *d, sid_iter_stats *st);
 void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st);
 void sid_distill_gen_update(sid_distill *d, sid_iter_stats *st);
 void sid_distill_ema(sid_distill *d);  // and nimg += batch
+// NULL when an iteration's stats are fit to go on, else why the run must stop: a non-finite loss,
+// every sample of a phase dropped as NaN, or most of a network's gradients sanitised.
+const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st);
 
 // Parameter blocks (UNet layout) for tests: fake psi, generator theta, EMA, and their gradients.
 const sid_params *sid_distill_fake(const sid_distill *d);
 const sid_params *sid_distill_gen(const sid_distill *d);
 const sid_params *sid_distill_gen_ema(const sid_distill *d);
 
-// One-step (or few-step) generation with a generator's UNet: x [N, D] from z [N, D].
-void sid_generator_apply(const sid_params *ps, const sid_unet *u, sid_arena *act, const sid_schedule *s, int t_init,
-                         int steps, const float *ctx, int M, const float *z, const float *z_extra, int N, int H,
-                         int W, float *x);
+const sid_sd_model *sid_distill_teacher(const sid_distill *d);
+const sid_generator *sid_distill_generator(const sid_distill *d);
+// Text embeddings [n, T, width] of arbitrary prompts with the teacher's text encoder (heap; NULL
+// with an error); *truncated (when given) is increased by the prompts cut to T tokens.
+float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *truncated);
+
+// A run's config.json: every setting, floats in their shortest form. The load fills c (its
+// strings point into the returned JSON, which the caller frees with cJSON_Delete); NULL with an
+// error naming the file and key.
+int sid_distill_config_save(const sid_distill_cfg *c, const char *path);
+cJSON *sid_distill_config_load(const char *path, sid_distill_cfg *c);
 
 // The whole run: loop, stats.jsonl, grids, exports, state dumps, resume.
 int sid_distill_run(const sid_distill_cfg *cfg);

@@ -214,6 +214,9 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         return -1;
     }
     if (sid_mkdir_p(cfg->out_dir)) return -1;
+    const int partial = sid_remove_partial_files(cfg->out_dir, 2);
+    if (partial) fprintf(stderr, "train-teacher: removed %d partial file%s left by an interrupted write in %s\n", partial,
+                         partial > 1 ? "s" : "", cfg->out_dir);
     snprintf(tokdir, sizeof tokdir, "%s/tokenizer", cfg->out_dir);
     snprintf(state_path, sizeof state_path, "%s/train_state.safetensors", cfg->out_dir);
     const int resume = cfg->resume && sid_file_exists(state_path);

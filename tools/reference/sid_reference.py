@@ -7,7 +7,12 @@ and the same sample of the weights after each Adam step. Follows sid-lsg-spec.md
 4.4, 5.2 and Appendix B: psi first (kappa1, epsilon MSE / b), then theta (kappa2 on psi, kappa4 on
 the teacher, gradients through both frozen nets' inputs, w_n stop-gradient), Adam betas (0, 0.999).
 
-Run: /path/to/venv/bin/python tools/reference/sid_reference.py [teacher_dir]   (dev-time only)
+With --clip-sample it writes tests/data/sid/golden_clip.safetensors instead: one case (kappa 2,
+alpha 1.2) with the scheduler's clip_sample semantics (DDPMScheduler's default when a config lacks
+the key): every x0 prediction (the generator's output, y_fake and y_real) clamped to [-1, 1], as
+the scheduler's pred_original_sample is.
+
+Run: /path/to/venv/bin/python tools/reference/sid_reference.py [--clip-sample] [teacher_dir]   (dev-time only)
 """
 import copy
 import os
@@ -23,7 +28,11 @@ torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def main():
-    teacher_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "sid", "teacher")
+    args = [a for a in sys.argv[1:] if a != "--clip-sample"]
+    clip = "--clip-sample" in sys.argv[1:]
+    teacher_dir = args[0] if args else os.path.join(ROOT, "tests", "data", "sid", "teacher")
+    cases = [(2.0, 1.2)] if clip else [(1.0, 1.0), (1.0, 1.2), (2.0, 1.0), (2.0, 1.2)]
+    x0 = (lambda v: v.clamp(-1.0, 1.0)) if clip else (lambda v: v)
     prompts = [l.rstrip("\n") for l in open(os.path.join(ROOT, "data", "prompts", "fmnist_train.txt"))
                if l.strip() and not l.startswith("#")]
     tok = CLIPTokenizer.from_pretrained(os.path.join(teacher_dir, "tokenizer"))
@@ -45,7 +54,7 @@ def main():
     g = torch.Generator().manual_seed(1234)
     out = {}
     n_sample = 4000
-    for case, (kappa, alpha) in enumerate([(1.0, 1.0), (1.0, 1.2), (2.0, 1.0), (2.0, 1.2)]):
+    for case, (kappa, alpha) in enumerate(cases):
         fake, gen = copy.deepcopy(teacher), copy.deepcopy(teacher)
         for p in list(fake.parameters()) + list(gen.parameters()):
             p.requires_grad_(True)
@@ -61,7 +70,7 @@ def main():
         def G(z, c):
             a, s = a_t[t0], s_t[t0]
             eps = gen(s * z, torch.full((z.shape[0],), float(t0)), encoder_hidden_states=c).sample
-            return (s * z - s * eps) / a
+            return x0((s * z - s * eps) / a)
 
         def draw():
             idx = torch.randint(0, len(prompts), (m,), generator=g)
@@ -94,8 +103,8 @@ def main():
         c = embed(idx.tolist())
         xg = G(z, c)
         x_t = per(a_t, t) * xg + per(s_t, t) * eps
-        yf = (x_t - per(s_t, t) * guided(fake, x_t, t.float(), c, kappa)) / per(a_t, t)
-        yr = (x_t - per(s_t, t) * guided(teacher, x_t, t.float(), c, kappa)) / per(a_t, t)
+        yf = x0((x_t - per(s_t, t) * guided(fake, x_t, t.float(), c, kappa)) / per(a_t, t))
+        yr = x0((x_t - per(s_t, t) * guided(teacher, x_t, t.float(), c, kappa)) / per(a_t, t))
         w = (xg - yr).abs().mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-5).detach()
         loss_gen = ((yr - yf) * ((yr - xg) - alpha * (yr - yf)) / w).sum() / B
         loss_gen.backward()
@@ -114,9 +123,10 @@ def main():
                     pre + "fake.grad_norm": fake_grads.norm().reshape(1), pre + "gen.grad_norm": gen_grads.norm().reshape(1)})
         print(f"case {case}: kappa {kappa} alpha {alpha}: loss_fake {loss_fake.item():.6g} loss_gen {loss_gen.item():.6g} "
               f"|g_fake| {fake_grads.norm():.4g} |g_gen| {gen_grads.norm():.4g}")
-    out["kappa"] = torch.tensor([1.0, 1.0, 2.0, 2.0])
-    out["alpha"] = torch.tensor([1.0, 1.2, 1.0, 1.2])
-    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "tests", "data", "sid", "golden.safetensors"),
+    out["kappa"] = torch.tensor([k for k, _ in cases])
+    out["alpha"] = torch.tensor([a for _, a in cases])
+    name = "golden_clip.safetensors" if clip else "golden.safetensors"
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "tests", "data", "sid", name),
               metadata={"param_names": ",".join(names)})
 
 

@@ -31,12 +31,16 @@ static shift_range shift_of(const sid_conv2d_shape *s, int ki, int kj) {
     const int H = s->h, W = s->w, p = s->pad, HW = H * W;
     shift_range r;
     r.oy0 = p - ki > 0 ? p - ki : 0;
+    if (r.oy0 > H) r.oy0 = H;  // a plane lower than the padding: no line reads inside it
     r.oy1 = H + p - ki < H ? H + p - ki : H;
     if (r.oy1 < r.oy0) r.oy1 = r.oy0;
     r.d = (ki - p) * W + (kj - p);
     const int lo = r.oy0 * W, hi = r.oy1 * W;
     r.a = lo > -r.d ? lo : -r.d;
     r.b = hi < HW - r.d ? hi : HW - r.d;
+    // A plane narrower or lower than the kernel (1 x W, H x 1) can shift every source out of
+    // it: -d then exceeds the plane, and [a, b) must still lie inside the column row.
+    if (r.a > HW) r.a = HW;
     if (r.b < r.a) r.b = r.a;
     r.cx0 = p - kj > 0 ? p - kj : 0;
     r.cx1 = W + p - kj < W ? W + p - kj : W;
@@ -244,9 +248,15 @@ __attribute__((optimize("fp-contract=fast"))) static void conv_direct(float *out
 
 typedef int v8i __attribute__((vector_size(32)));
 static inline float hsum8(v8f v) {  // three shuffle-and-add steps (a lane loop compiles to 7 scalar adds)
+#if defined(__clang__)  // clang spells GCC's __builtin_shuffle differently (the fuzz build uses clang)
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+#else
     v += __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
     v += __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
     v += __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+#endif
     return v[0];
 }
 
@@ -300,7 +310,14 @@ static int sample_threads(const sid_conv2d_shape *s) {
     return s->n >= t ? t : 1;
 }
 
+// An input smaller than the kernel even with its padding has no output pixel (hout's integer
+// division would round the negative numerator towards zero and claim one).
+static int no_output(const sid_conv2d_shape *s) {
+    return s->n <= 0 || s->h + 2 * s->pad < s->k || s->w + 2 * s->pad < s->k;
+}
+
 void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
+    if (no_output(s)) return;
     const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
     sid_ops_flops_add(2.0 * s->n * s->cout * P * K);
     const int nt = sample_threads(s), pw = is_pointwise(s), direct = direct_ok(s, ho, wo, s->cout);
@@ -333,6 +350,7 @@ void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b,
 
 void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                     const sid_conv2d_shape *s) {
+    if (no_output(s)) return;
     const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
     const int nt = sample_threads(s), pw = is_pointwise(s);
     const size_t wsize = (size_t)s->cout * K;
