@@ -17,7 +17,7 @@ HAVE_CUDA := no
 endif
 HAVE_MPI := $(if $(MPICC),yes,no)
 
-SRC_LIB  := $(wildcard src/core/*.c src/ops/*.c src/ops/cpu/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c src/sid/*.c)
+SRC_LIB  := $(wildcard src/core/*.c src/dist/dist.c src/ops/*.c src/ops/cpu/*.c src/ops/guard/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c src/sid/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
 
 # The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).
@@ -32,6 +32,18 @@ SRC_CU   := $(wildcard src/ops/cuda/*.cu)
 OBJ_LIB  += $(SRC_CU:%.cu=$(BUILD)/%.o)
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
+# MPI (data parallelism, src/dist/) is compiled in whenever mpicc exists; SID_MPI=0 leaves it out
+# (sid then runs as one process). NCCL joins it when the CUDA backend is built too.
+SID_MPI  ?= $(if $(MPICC),1,0)
+ifeq ($(SID_MPI),1)
+CFLAGS   += -DSID_HAVE_MPI $(shell $(MPICC) --showme:compile)
+LDLIBS   += $(shell $(MPICC) --showme:link)
+ifeq ($(SID_CUDA),1)
+CFLAGS   += -DSID_HAVE_NCCL -I$(CUDA_HOME)/include
+OBJ_LIB  += $(BUILD)/src/dist/nccl.o
+LDLIBS   += -lnccl
+endif
+endif
 LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
@@ -41,7 +53,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 all: probe $(BUILD)/sid
 
 probe:
-	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes lapacke=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(HAVE_MPI)"
+	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes lapacke=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(if $(filter 1,$(SID_MPI)),built,off)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,10 +88,11 @@ bench: $(BENCHES)
 	@for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
 	@BUILD=$(BUILD) bash bench/unet_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/sid_vs_torch.sh
+	@BUILD=$(BUILD) bash bench/dist_scaling.sh
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
-	$(MAKE) SID_CUDA=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	$(MAKE) SID_CUDA=0 SID_MPI=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
 
 # The main job: distil the shipped teacher with SiD-LSG and write out/demo/report.md.
@@ -129,7 +142,7 @@ $(BUILD)/tests/test_fuzz_replay: $(BUILD)/tests/test_fuzz_replay.o $(FUZZ_REPLAY
 .PHONY: fuzz fuzz-build
 fuzz-build:
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (Debian: apt-get install clang libomp-dev)"; exit 1; }
-	$(MAKE) --no-print-directory SID_CUDA=0 BUILD=build-fuzz CC=$(FUZZ_CC) \
+	$(MAKE) --no-print-directory SID_CUDA=0 SID_MPI=0 BUILD=build-fuzz CC=$(FUZZ_CC) \
 	        OPT="-O1 -gline-tables-only -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libsid.a
 	@for n in $(FUZZ_NAMES); do \
 	    echo "$(FUZZ_CC) fuzz/fuzz_$$n.c -> build-fuzz/fuzz_$$n"; \

@@ -18,6 +18,8 @@ check() {  # name, expected exit (0 or "nonzero"), expected stderr/stdout patter
 }
 
 check info 0 'backends: cpu' "$SID" info
+# the data-parallel build: MPI compiled in when mpicc exists, NCCL linked (and loadable) with CUDA
+check info-dist 0 'mpi: (built|off); nccl: ([0-9]+\.[0-9]+\.[0-9]+|off)' "$SID" info
 check unknown-command nonzero '^sid: unknown command .frobnicate.' "$SID" frobnicate
 check unknown-option nonzero '^sid: unknown option .--bogus.' "$SID" --bogus info
 check bad-threads nonzero '^sid: --threads: expected a count' "$SID" --threads zero info
@@ -27,7 +29,7 @@ check selftest 0 'selftest: ok' "$SID" selftest "$tmp/st"
     || { echo "cli/selftest-files FAILED: outputs missing"; fail=$((fail + 1)); }
 touch "$tmp/file"
 check selftest-bad-dir nonzero '^sid: .*file' "$SID" selftest "$tmp/file/sub"
-# sid inspect: counts from configs alone (sd-architecture.md 1.9)
+# sid inspect: counts from configs alone (docs/models.md)
 check inspect-sd15-unet 0 'parameters: 859,520,964' "$SID" inspect bench/configs/sd15_unet.json
 check inspect-sd-vae 0 'parameters: 83,653,863' "$SID" inspect tests/data/vae/sd15-vae-config.json
 check inspect-clip-l 0 'parameters: 123,060,480' "$SID" inspect tests/data/clip/sd15-text_encoder-config.json

@@ -2,7 +2,7 @@
 // checkpoints, all assembled in temp folders from the tiny components under tests/data (unet/,
 // clip/, vae/), must load into exactly the weights those components hold; the VAE's LDM rename
 // table is checked against every key of the real SD VAE (tests/data/checkpoint/sd-vae-keys.tsv.gz,
-// a copy of sd-architecture.md's sd-vae-keys.tsv); broken folders and files fail with one line
+// the VAE key table in tests/data/checkpoint); broken folders and files fail with one line
 // naming the file.
 #include <dirent.h>
 #include <math.h>

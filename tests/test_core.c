@@ -179,7 +179,7 @@ static void test_nan_to_num_and_ema(void) {
     float x[5] = {1, NAN, INFINITY, -INFINITY, -2};
     EXPECT(sid_nan_to_num(x, 5, 1e5f, -1e5f) == 3, "count");
     EXPECT(x[0] == 1 && x[1] == 0 && x[2] == 1e5f && x[3] == -1e5f && x[4] == -2, "values %g %g %g %g %g", x[0], x[1], x[2], x[3], x[4]);
-    // sid-lsg-spec 5.7: halflife 50k images, ramp-up 0.05, batch 512
+    // docs/sid.md: halflife 50k images, ramp-up 0.05, batch 512
     EXPECT(sid_ema_beta(512, 50000, 0.05, 0) == 0, "nimg 0 must copy");
     EXPECT(fabs(sid_ema_beta(512, 50000, 0.05, 100000) - 0.93148) < 5e-5, "beta at 100k %f", sid_ema_beta(512, 50000, 0.05, 100000));
     EXPECT(fabs(sid_ema_beta(512, 50000, 0.05, 2e6) - 0.992927) < 5e-6, "steady beta %f", sid_ema_beta(512, 50000, 0.05, 2e6));

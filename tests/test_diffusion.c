@@ -103,7 +103,7 @@ static void test_schedule_sd_values(void) {
     // float32 end points of the betas (linspace's ends are exact, then squared in float32)
     EXPECT(fabs(s.betas[0] - 0.00085) < 1e-9 && fabs(s.betas[999] - 0.012) < 1e-9, "betas ends %.9g %.9g",
            s.betas[0], s.betas[999]);
-    // sid-lsg-spec.md 2.1: t_init = 625 is where the EDM-equivalent sigma is 2.5
+    // docs/sid.md: t_init = 625 is where the EDM-equivalent sigma is 2.5
     EXPECT(fabs(sid_schedule_sigma(&s, 625) - 2.50171) < 1e-4, "sigma(625) = %.6f", sid_schedule_sigma(&s, 625));
     EXPECT(fabs(sid_schedule_sqrt_ab(&s, 625) - 0.3711724) < 1e-6, "a_625 = %.8f", sid_schedule_sqrt_ab(&s, 625));
     EXPECT(fabs(sid_schedule_sqrt_1m_ab(&s, 625) - 0.9285640) < 1e-6, "s_625 = %.8f",

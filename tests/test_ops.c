@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "core/threads.h"
 #include "harness.h"
 #include "io/safetensors.h"
 #include "core/rng.h"
 #include "core/error.h"
 #include "op_check.h"
+#include "ops/guard/guard.h"
 
 #define I(k) (p->i[k])
 #define F(k) (p->f[k])
@@ -412,6 +414,7 @@ static void run_all_cases(void) {
             printf("\n  SKIP backend %s: not usable on this machine", be->name);
             continue;
         }
+        const double t0 = sid_now();
         for (int i = 0; i < N_CASES; i++) {
             op_report r;
             uint64_t seed = test_seed * 1000003u + (uint64_t)i;
@@ -423,6 +426,7 @@ static void run_all_cases(void) {
                 test_fail(__FILE__, __LINE__, "%s/%s: %s (fwd %.2g, grad %.2g, frozen %.2g)", be->name,
                           cases[i].name, r.where, r.fwd_err, r.grad_err, r.frozen_err);
         }
+        if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %d cases in %.3f s", be->name, (int)N_CASES, sid_now() - t0);
     }
 }
 
@@ -495,7 +499,8 @@ static op_case big_cases[] = {
 
 static double max_rel_diff(const float *a, const float *b, size_t n);
 
-static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed) {
+// exact: the outputs must be bit-identical (the guard device runs the CPU kernels).
+static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed, int exact) {
     sid_rng rng = sid_rng_new(seed);
     float *h[MAX_IO] = {0}, *dout[MAX_IO] = {0};
     const sid_backend *bs[2] = {&sid_backend_cpu, be};
@@ -541,12 +546,13 @@ static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed) 
     }
     double e = max_rel_diff(res[1][0], res[0][0], c->out_size[0]);
     if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %-36s vs cpu: fwd %.1e", be->name, c->name, e);
-    EXPECT(e <= 2e-5, "%s/%s: forward differs from the CPU by %.3g", be->name, c->name, e);
+    EXPECT(e <= (exact ? 0 : 2e-5), "%s/%s: forward differs from the CPU by %.3g", be->name, c->name, e);
     for (int k = 0; k < c->n_in; k++) {
         if (!res[0][1 + k]) continue;
         e = max_rel_diff(res[1][1 + k], res[0][1 + k], c->in_size[k]);
         if (getenv("SID_TEST_VERBOSE")) printf(" grad%d %.1e", k, e);
-        EXPECT(e <= 1e-4, "%s/%s: gradient of input %d differs from the CPU by %.3g", be->name, c->name, k, e);
+        EXPECT(e <= (exact ? 0 : 1e-4), "%s/%s: gradient of input %d differs from the CPU by %.3g", be->name, c->name,
+               k, e);
     }
     for (int k = 0; k < MAX_IO; k++) free(h[k]), free(dout[k]);
     for (int b = 0; b < 2; b++)
@@ -558,10 +564,26 @@ static void test_backends_agree_at_scale(void) {
     for (int b = 1; sid_backend_at(b); b++) {
         const sid_backend *be = sid_backend_at(b);
         if (!be->available()) continue;
-        others++;
-        for (size_t i = 0; i < sizeof big_cases / sizeof big_cases[0]; i++) cross_check(be, &big_cases[i], test_seed + i);
+        others += be != &sid_backend_guard;
+        for (size_t i = 0; i < sizeof big_cases / sizeof big_cases[0]; i++)
+            cross_check(be, &big_cases[i], test_seed + i, be == &sid_backend_guard);
     }
-    if (!others) printf("\n  SKIP no backend besides the CPU is usable here (no GPU): nothing to compare");
+    if (!others) printf("\n  SKIP no backend besides the CPU and the guard device is usable here (no GPU)");
+}
+
+// The guard device runs the CPU kernels: every small case bit-identical to the CPU, through real
+// (counted) transfers, and every guard buffer the checks allocate is freed again.
+static void test_guard_matches_cpu_bitwise(void) {
+    size_t live0, bytes0, live1, bytes1, ups, downs;
+    sid_guard_live(&live0, &bytes0);
+    sid_guard_stats_reset();
+    for (int i = 0; i < N_CASES; i++) cross_check(&sid_backend_guard, &cases[i], test_seed * 7919u + (uint64_t)i, 1);
+    sid_guard_stats(&ups, NULL, &downs, NULL);
+    sid_guard_live(&live1, &bytes1);
+    EXPECT(ups >= N_CASES && downs >= N_CASES, "%zu uploads and %zu downloads counted for %d cases", ups, downs,
+           (int)N_CASES);
+    EXPECT(live1 == live0 && bytes1 == bytes0, "guard buffers leaked: %zu (%zu bytes) live before, %zu (%zu bytes) after",
+           live0, bytes0, live1, bytes1);
 }
 
 // ---------------------------------------------------------------- against PyTorch
@@ -676,6 +698,6 @@ static void test_flop_counter(void) {
     free(x), free(w), free(b), free(y), free(dx), free(dw);
 }
 
-TEST_LIST(T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+TEST_LIST(T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread))
 TEST_MAIN("ops")

@@ -183,7 +183,7 @@ static void test_batch_split_matches_whole_batch(void) {
     free_unet(&m);
 }
 
-// SD1.5's unet/config.json as shipped (sd-architecture.md 1.1), and SD2.1-base's differences.
+// SD1.5's unet/config.json as shipped (docs/models.md), and SD2.1-base's differences.
 static const char *sd15_config =
     "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.6.0\", \"act_fn\": \"silu\","
     " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
@@ -304,7 +304,7 @@ static void test_save_round_trip(void) {
 }
 
 // Every parameter's single-file (LDM) name and shape against the key lists of the real
-// checkpoints (sd-architecture.md's sd15-unet-keys.tsv and sd21base-unet-keys.tsv).
+// checkpoints (the sd15-unet-keys.tsv and sd21base-unet-keys.tsv key tables kept in tests/data/unet).
 static void check_ldm_names(const char *config_json, const char *tsv) {
     char path[512], line[512];
     snprintf(path, sizeof path, "%s/unet/%s", test_data_dir(), tsv);

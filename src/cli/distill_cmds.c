@@ -9,6 +9,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/prompts.h"
+#include "dist/dist.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "io/png.h"
@@ -102,7 +103,9 @@ int cmd_distill(int argc, char **argv) {
     for (int i = 0; i < 4; i++) c.kappa[i] = (float)(kappa >= 0 ? kappa : k[i]);
     c.alpha = (float)alpha, c.t_init = (int)t_init, c.tmin = (int)tmin, c.tmax = (int)tmax, c.lr = (float)lr;
     c.glr = (float)glr, c.beta1 = (float)b1, c.beta2 = (float)b2, c.adam_eps = (float)aeps, c.batch = (int)batch;
-    c.micro = micro > 0 ? (int)micro : (int)batch, c.ema_halflife_img = ema * 1000, c.ema_rampup = rampup;
+    // --micro is per rank and round; its default: the batch split over the ranks in one round
+    const int ranks = sid_dist_size();
+    c.micro = micro > 0 ? (int)micro : (int)batch % ranks ? (int)batch : (int)batch / ranks, c.ema_halflife_img = ema * 1000, c.ema_rampup = rampup;
     c.duration_img = kimg * 1000, c.tick_img = tick * 1000, c.snapshot_ticks = (int)snap, c.seed = (uint64_t)seed;
     c.gen_steps = (int)gsteps, c.metrics_n = (int)mn, c.stop_after_img = (int64_t)(stop * 1000);
     cJSON *saved_json = NULL;
@@ -130,11 +133,13 @@ int cmd_distill(int argc, char **argv) {
         for (int i = 0; i < nf; i++)
             if (given[i]) distill_flag_take(flags[i].name, &r, &c);
         r.stop_after_img = c.stop_after_img, r.out_dir = resume_dir, r.resume = 1;
+        if (!micro && r.batch % (r.micro * ranks) && r.batch % ranks == 0)
+            r.micro = r.batch / ranks;  // resumed with another number of ranks: the same global batch
         c = r;
     }
     if (sid_distill_validate(&c) || sid_distill_run(&c)) sid_die("%s", sid_error());
     cJSON_Delete(saved_json);
-    printf("distill: wrote %s (generator in %s/generator)\n", c.out_dir, c.out_dir);
+    if (sid_dist_rank() == 0) printf("distill: wrote %s (generator in %s/generator)\n", c.out_dir, c.out_dir);
     return 0;
 }
 

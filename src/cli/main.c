@@ -7,13 +7,25 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "dist/dist.h"
 #include "ops/backend.h"
+#ifdef SID_HAVE_NCCL
+#include "dist/nccl.h"
+#endif
 
 static int cmd_info(void) {
     printf("sid engine: backends:");
     for (int i = 0; sid_backend_at(i); i++)
         printf(" %s%s", sid_backend_at(i)->name, sid_backend_at(i)->available() ? "" : " (unavailable)");
-    printf("; threads: %d\n", sid_threads_get());
+    printf("; threads: %d; mpi: %s", sid_threads_get(), sid_dist_compiled() ? "built" : "off");
+    if (sid_dist_size() > 1) printf(" (rank %d of %d)", sid_dist_rank(), sid_dist_size());
+#ifdef SID_HAVE_NCCL
+    const char *nv = sid_dist_nccl_version();
+    printf("; nccl: %s", nv ? nv : "not loadable");
+#else
+    printf("; nccl: off");
+#endif
+    printf("\n");
     return 0;
 }
 
@@ -51,14 +63,21 @@ int main(int argc, char **argv) {
         else sid_die("unknown option '%s' (see sid --help)", argv[a]);
     }
     if (a >= argc) return usage(stderr), 2;
-    if (strcmp(argv[a], "info") == 0) return cmd_info();
+    // the commands that run data-parallel under an MPI launcher (mpirun -np N sid distill ...)
+    // A rank that fails exits without MPI_Finalize (sid_die), which makes the launcher end the others.
+    if (strcmp(argv[a], "distill") == 0 || strcmp(argv[a], "train-teacher") == 0 || strcmp(argv[a], "info") == 0) {
+        if (sid_dist_init(&argc, &argv)) sid_die("%s", sid_error());
+        const int rc = strcmp(argv[a], "info") == 0      ? cmd_info()
+                       : strcmp(argv[a], "distill") == 0 ? cmd_distill(argc - a - 1, argv + a + 1)
+                                                         : cmd_train_teacher(argc - a - 1, argv + a + 1);
+        sid_dist_finalize();
+        return rc;
+    }
     if (strcmp(argv[a], "train-classifier") == 0) return cmd_train_classifier(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval-model") == 0) return cmd_eval_model(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval") == 0) return cmd_eval(argc - a - 1, argv + a + 1);
-    if (strcmp(argv[a], "distill") == 0) return cmd_distill(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "generate") == 0) return cmd_generate(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "sample") == 0) return cmd_sample(argc - a - 1, argv + a + 1);
-    if (strcmp(argv[a], "train-teacher") == 0) return cmd_train_teacher(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "convert-unet") == 0) return cmd_convert_unet(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "inspect") == 0) return cmd_inspect(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "selftest") == 0) return cmd_selftest(argc - a - 1, argv + a + 1);

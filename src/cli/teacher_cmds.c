@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "dist/dist.h"
 #include "teacher/teacher.h"
 
 int cmd_train_teacher(int argc, char **argv) {
@@ -36,6 +37,6 @@ int cmd_train_teacher(int argc, char **argv) {
     c.snapshot_every = (int)snap, c.seed = (uint64_t)seed, c.lr = (float)lr, c.lr_final = (float)lr_final;
     c.p_uncond = (float)p, c.ema_halflife_img = ema_kimg * 1000;
     if (sid_teacher_train(&c)) sid_die("%s", sid_error());
-    printf("train-teacher: wrote %s\n", c.out_dir);
+    if (sid_dist_rank() == 0) printf("train-teacher: wrote %s\n", c.out_dir);
     return 0;
 }

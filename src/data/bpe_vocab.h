@@ -3,7 +3,7 @@
 // every word of the prompts is one token.
 //
 // The output folder is what a diffusers `tokenizer/` folder holds, in the layout of openai/CLIP's
-// SimpleTokenizer (sd-architecture.md 3.2), so that sid_tokenizer_load (src/io/tokenizer.h) and
+// SimpleTokenizer (docs/models.md), so that sid_tokenizer_load (src/io/tokenizer.h) and
 // transformers' CLIPTokenizer.from_pretrained give the same ids:
 //   vocab.json               the 256 byte symbols in bytes_to_unicode order, the same with "</w>",
 //                            the merged tokens in merge order, "<|startoftext|>", "<|endoftext|>"

@@ -7,7 +7,7 @@
 // (tested): the teacher's text encoder only ever learns the embeddings of tokens in its
 // training prompts, so an unseen word would be noise to it, not a held-out phrasing.
 //
-// "" is the unconditional prompt (classifier-free guidance's c_empty, sid-lsg-spec.md 2.4). A
+// "" is the unconditional prompt (classifier-free guidance's c_empty, docs/sid.md). A
 // prompt file can hold it as a line consisting of exactly "" (two double quotes), since empty
 // lines are skipped.
 #ifndef SID_DATA_PROMPTS_H

@@ -93,7 +93,7 @@ int sid_ddim_sample(const sid_schedule *s, const sid_ddim_config *c, int n_steps
 
 // Classifier-free guidance as diffusers' pipelines write it: eps = u + scale * (c - u), in
 // float32. eps may alias either input. With scale 1 this is c only up to rounding: callers that
-// want scale 1 should skip the unconditional pass (SiD-LSG does, sid-lsg-spec.md 2.5).
+// want scale 1 should skip the unconditional pass (SiD-LSG does, docs/sid.md).
 void sid_cfg_combine(float *eps, const float *eps_uncond, const float *eps_cond, float scale, size_t n);
 
 #ifdef __cplusplus

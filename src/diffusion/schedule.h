@@ -1,5 +1,5 @@
-// The discrete VP/DDPM noise schedule of Stable Diffusion (sid-lsg-spec.md 2.1-2.3, 2.9;
-// sd-architecture.md 6): "scaled_linear" betas, alphas_cumprod, forward noising and the
+// The discrete VP/DDPM noise schedule of Stable Diffusion (docs/sid.md;
+// docs/models.md): "scaled_linear" betas, alphas_cumprod, forward noising and the
 // conversions between x0, eps and v that diffusers' DDPMScheduler / DDIMScheduler use.
 //
 // Everything is float32 as in diffusers, checked against tests/data/diffusion/golden.safetensors
@@ -76,7 +76,7 @@ void sid_eps_from_v(const sid_schedule *s, float *eps, const float *x_t, const f
 // clip_sample (diffusers' DDPMScheduler / DDIMScheduler step(), when the scheduler config has
 // clip_sample true, the classes' default): x0 <- clamp(x0, -range, range) in place, range > 0
 // (clip_sample_range, default 1). As torch.clamp: a NaN stays NaN. SD's own configs say
-// clip_sample false, and SiD-LSG relies on that (sid-lsg-spec.md 2.3); this is for models whose
+// clip_sample false, and SiD-LSG relies on that (docs/sid.md); this is for models whose
 // configs ask for it.
 void sid_clip_x0(float *x0, size_t n, float range);
 // Its backward, in place over dx (the gradient with respect to the clipped x0): dx[k] is kept

@@ -13,7 +13,7 @@
 enum { PATH_CAP = 1024 };
 
 // ---------------------------------------------------------------- built-in configs
-// Hub unet/config.json of SD1.5 (sd-architecture.md 1.1) and SD2.1-base's differences (2).
+// Hub unet/config.json of SD1.5 (docs/models.md) and SD2.1-base's differences (2).
 static const char *const unet_sd15_json =
     "{\"_class_name\": \"UNet2DConditionModel\", \"act_fn\": \"silu\", \"attention_head_dim\": 8,"
     " \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false, \"cross_attention_dim\": 768,"
@@ -31,7 +31,7 @@ static const char *const unet_sd21base_json =
     " \"out_channels\": 4, \"sample_size\": 64, \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\","
     " \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"], \"use_linear_projection\": true}";
 
-// SD1.5's and SD2.1-base's scheduler_config.json (sd-architecture.md 6): both epsilon-prediction,
+// SD1.5's and SD2.1-base's scheduler_config.json (docs/models.md): both epsilon-prediction,
 // PNDMScheduler with steps_offset 1, set_alpha_to_one false, clip_sample false and no
 // timestep_spacing (so DDIM's "leading"): sid_ddim_sd().
 static void schedule_defaults(sid_sd_model *m) {

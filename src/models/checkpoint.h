@@ -1,6 +1,6 @@
 // A whole Stable Diffusion 1.x / 2.x model: UNet, CLIP text encoder and VAE with their configs,
 // the tokenizer folder and the training noise schedule, loaded from either form the models ship
-// in (sd-architecture.md 5.2-5.6, 6):
+// in (docs/models.md):
 //
 //   * a diffusers folder: model_index.json (StableDiffusionPipeline) and unet/, text_encoder/, vae/,
 //     tokenizer/, scheduler/, each weights file named diffusion_pytorch_model.safetensors /
@@ -84,7 +84,7 @@ void sid_sd_free(sid_sd_model *m);
 // any pointer may be NULL. -1 for another version.
 int sid_sd_default_configs(int sd_version, sid_unet_config *unet, sid_clip_config *clip, sid_vae_config *vae);
 
-// SD1 or SD2 from a single file's keys (sd-architecture.md 5.3): the open_clip token embedding
+// SD1 or SD2 from a single file's keys (docs/models.md): the open_clip token embedding
 // "cond_stage_model.model.token_embedding.weight" means 2, the transformers one under
 // "cond_stage_model.transformer." 1; without a text encoder, the UNet's first proj_in tells (a
 // Linear [C, C] is SD2, a 1x1 conv [C, C, 1, 1] SD1). -1 with an error when neither is there.

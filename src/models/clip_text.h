@@ -69,7 +69,7 @@ int sid_clip_load(sid_params *ps, const char *path, const char *prefix);
 // Loads an SD2.x single-file text encoder in open_clip's naming (prefix "cond_stage_model.model."),
 // strictly: token_embedding.weight, positional_embedding, transformer.resblocks.{i}.{ln_1,
 // attn.in_proj_weight / in_proj_bias (q, k, v stacked by rows: split into q_proj, k_proj, v_proj),
-// attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}, ln_final (sd-architecture.md 5.6). Only the declared
+// attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}, ln_final (docs/models.md). Only the declared
 // layers are read; the one block after them (OpenCLIP-H's 24th, which SD2's penultimate-layer
 // conditioning skips), text_projection, logit_scale and attn_mask are ignored. Anything else under
 // the prefix, a missing tensor or a shape that does not fit is a one-line error naming the tensor.

@@ -42,7 +42,7 @@ void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c);
 
 // The single-file (LDM / CompVis) name of one of our diffusers parameter names, without the
 // "model.diffusion_model." prefix; ctx is the sid_unet_config. 0, or -1 for an unknown name.
-// The one rename table for UNet checkpoints (sd-architecture.md 5.4, generalised to any
+// The one rename table for UNet checkpoints (docs/models.md, generalised to any
 // layers_per_block).
 int sid_unet_ldm_name(const void *cfg, const char *ours, char *buf, size_t cap);
 void sid_unet_free(sid_unet *u);

@@ -80,7 +80,7 @@ int sid_vae_load(sid_params *ps, const char *path, const char *prefix);
 
 // The single-file (LDM / CompVis AutoencoderKL) name of one of our diffusers parameter names, without
 // the "first_stage_model." prefix; cfg is the sid_vae_config (only n_blocks is read). 0, or -1 for an
-// unknown name. sd-architecture.md 5.5 for any number of blocks and layers: down_blocks.i.resnets.j
+// unknown name. For any number of blocks and layers (docs/models.md): down_blocks.i.resnets.j
 // -> down.i.block.j, downsamplers.0 -> downsample, decoder up_blocks.i -> up.{n_blocks-1-i} (reversed)
 // with upsamplers.0 -> upsample, mid_block.resnets.{0,1} -> mid.block_{1,2}, mid_block.attentions.0.
 // {group_norm,to_q,to_k,to_v,to_out.0} -> mid.attn_1.{norm,q,k,v,proj_out} (LDM stores those

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "ops/guard/guard.h"
 
 // Atomic: the UNet runs ops on several threads side by side (unet.c, the batch split).
 static double ops_flops;
@@ -35,11 +36,12 @@ const sid_backend sid_backend_cpu = {
 };
 #undef OP
 
+// The guard device (ops/guard) is always compiled: the CPU kernels behind GPU-like memory rules.
 #ifdef SID_HAVE_CUDA
 extern const sid_backend sid_backend_cuda;
-static const sid_backend *const backends[] = {&sid_backend_cpu, &sid_backend_cuda};
+static const sid_backend *const backends[] = {&sid_backend_cpu, &sid_backend_guard, &sid_backend_cuda};
 #else
-static const sid_backend *const backends[] = {&sid_backend_cpu};
+static const sid_backend *const backends[] = {&sid_backend_cpu, &sid_backend_guard};
 #endif
 
 const sid_backend *sid_backend_at(int i) {

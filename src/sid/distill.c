@@ -1,4 +1,4 @@
-// SiD-LSG's two phases and the EMA (sid-lsg-spec.md 5): the fake-score round and update, the
+// SiD-LSG's two phases and the EMA (docs/sid.md): the fake-score round and update, the
 // generator round and update. The run loop around them is run.c.
 #define _GNU_SOURCE
 #include "sid/distill.h"
@@ -98,7 +98,7 @@ float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *
         if (truncated) *truncated += cut;
     }
     float *out = sid_malloc((size_t)n * T * Wt * sizeof(float));
-    // in chunks: the text embeddings are constants, computed once (sid-lsg-spec.md 9.27)
+    // in chunks: the text embeddings are constants, computed once (docs/sid.md)
     for (int i0 = 0; i0 < n; i0 += 64) {
         const int b = n - i0 < 64 ? n - i0 : 64;
         sid_arena_reset(&d->act, 0);
@@ -279,7 +279,7 @@ void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter
     for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
     guided_saved g = guided_f(d, &d->fake, xt, tf, d->cfg.kappa[0], m, eps_hat);
     // A dropped sample's NaN activations would turn every weight gradient NaN in the backward (0 x NaN),
-    // so the round is run again without them: the other samples still train (sid-lsg-spec.md 5.4).
+    // so the round is run again without them: the other samples still train (docs/sid.md).
     unsigned char *keep = sid_malloc((size_t)m);
     int nkeep = 0;
     for (int i = 0; i < m; i++) nkeep += keep[i] = !sample_has_nan(eps_hat + i * d->D, d->D);

@@ -1,5 +1,5 @@
 // The one-step (or few-step) SiD generator: a UNet of the teacher's architecture that maps noise at
-// the generator timestep t_init to x0 in one evaluation (sid-lsg-spec.md 2.6):
+// the generator timestep t_init to x0 in one evaluation (docs/sid.md):
 //   x_in = s_t z (+ a_t x_prev for later steps), eps = G(x_in, t, c), x = (x_in - s_t eps) / a_t,
 // with x clamped to [-clip_range, clip_range] when the teacher's scheduler says clip_sample (the
 // official loop takes the scheduler's pred_original_sample, which clamps then). Used by the

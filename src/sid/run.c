@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/threads.h"
+#include "dist/dist.h"
 #include "eval/classifier.h"
 #include "eval/eval.h"
 #include "io/file.h"
@@ -43,37 +44,62 @@ static int stream_next(prompt_stream *p, sid_rng *rng) {
 }
 
 // One round's buffers, sized for --micro.
+// One round's buffers: prompts, u and t for the global round (M = micro x ranks images), noise for
+// this rank's micro images, and scratch for a global noise draw that cannot skip.
 typedef struct {
     int *prompt;
-    float *z, *z_extra, *eps, *u;
+    float *z, *z_extra, *eps, *u, *scratch;
     int32_t *t;
 } round_buffers;
 
-static void round_buffers_alloc(round_buffers *b, int m, size_t D, int gen_steps) {
-    b->prompt = sid_malloc((size_t)m * sizeof(int)), b->t = sid_malloc((size_t)m * sizeof(int32_t));
-    b->u = sid_malloc((size_t)m * sizeof(float));
+static void round_buffers_alloc(round_buffers *b, int m, int ranks, size_t D, int gen_steps) {
+    const size_t M = (size_t)m * ranks;
+    b->prompt = sid_malloc(M * sizeof(int)), b->t = sid_malloc(M * sizeof(int32_t)), b->u = sid_malloc(M * sizeof(float));
     b->z = sid_malloc((size_t)m * D * sizeof(float)), b->eps = sid_malloc((size_t)m * D * sizeof(float));
     b->z_extra = gen_steps > 1 ? sid_malloc((size_t)(gen_steps - 1) * m * D * sizeof(float)) : NULL;
+    b->scratch = ranks > 1 ? sid_malloc(M * D * sizeof(float)) : NULL;
 }
 
 static void round_buffers_free(round_buffers *b) {
-    free(b->prompt), free(b->t), free(b->u), free(b->z), free(b->eps), free(b->z_extra);
+    free(b->prompt), free(b->t), free(b->u), free(b->z), free(b->eps), free(b->z_extra), free(b->scratch);
 }
 
-// Draws one round's inputs from the run's RNG; dropout marks prompts as the empty prompt.
+// Normal draws [lo, lo + n) of a stream of `total`, advancing it by the whole draw: a rank takes its
+// slice of the global round without drawing the rest (two values per counter, so the skip works
+// from an even start; otherwise the whole draw is made).
+static void normal_slice(sid_rng *r, float *out, size_t total, size_t lo, size_t n, float *scratch) {
+    if (lo == 0 && n == total) {
+        sid_rng_normal(r, out, n);
+        return;
+    }
+    if (lo % 2 == 0) {
+        sid_rng s = {r->seed, r->offset + lo / 2};
+        sid_rng_normal(&s, out, n);
+        r->offset += (total + 1) / 2;
+    } else {
+        sid_rng_normal(r, scratch, total);
+        memcpy(out, scratch + lo, n * sizeof(float));
+    }
+}
+
+// Draws one round's inputs from the run's RNG: the whole global round of micro x ranks images (the
+// same numbers on every rank, and the same as one process drawing the round whole), of which this
+// rank takes its micro images. dropout marks prompts as the empty prompt.
 static void draw_round(sid_distill *d, prompt_stream *ps, int dropout, round_buffers *b, sid_round_inputs *in) {
-    const int m = d->cfg.micro;
-    for (int i = 0; i < m; i++) b->prompt[i] = stream_next(ps, &d->rng);
+    const int m = d->cfg.micro, R = sid_dist_size(), M = m * R, lo = m * sid_dist_rank();
+    const size_t D = d->D;
+    for (int i = 0; i < M; i++) b->prompt[i] = stream_next(ps, &d->rng);
     if (dropout) {
-        sid_rng_uniform(&d->rng, b->u, (size_t)m);
-        for (int i = 0; i < m; i++)
+        sid_rng_uniform(&d->rng, b->u, (size_t)M);
+        for (int i = 0; i < M; i++)
             if (b->u[i] < 0.1f) b->prompt[i] = -1;
     }
-    sid_rng_normal(&d->rng, b->z, (size_t)m * d->D);
-    if (d->cfg.gen_steps > 1) sid_rng_normal(&d->rng, b->z_extra, (size_t)(d->cfg.gen_steps - 1) * m * d->D);
-    sid_rng_normal(&d->rng, b->eps, (size_t)m * d->D);
-    sid_sample_timesteps(&d->rng, b->t, (size_t)m, d->cfg.tmin, d->cfg.tmax);
-    *in = (sid_round_inputs){m, b->prompt, b->z, b->eps, d->cfg.gen_steps > 1 ? b->z_extra : NULL, b->t};
+    normal_slice(&d->rng, b->z, (size_t)M * D, (size_t)lo * D, (size_t)m * D, b->scratch);
+    for (int k = 0; k < d->cfg.gen_steps - 1; k++)
+        normal_slice(&d->rng, b->z_extra + (size_t)k * m * D, (size_t)M * D, (size_t)lo * D, (size_t)m * D, b->scratch);
+    normal_slice(&d->rng, b->eps, (size_t)M * D, (size_t)lo * D, (size_t)m * D, b->scratch);
+    sid_sample_timesteps(&d->rng, b->t, (size_t)M, d->cfg.tmin, d->cfg.tmax);
+    *in = (sid_round_inputs){m, b->prompt + lo, b->z, b->eps, d->cfg.gen_steps > 1 ? b->z_extra : NULL, b->t + lo};
 }
 
 // ---------------------------------------------------------------- memory
@@ -414,8 +440,17 @@ const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st) 
     return NULL;
 }
 
+// Data parallelism (src/dist/dist.h): every rank draws the same global rounds and trains on its
+// slice; gradients and the tick's stats are summed over the ranks before each update, so every
+// rank takes the same Adam steps and holds the same weights (checked at every state dump); rank 0
+// alone writes the run folder.
 int sid_distill_run(const sid_distill_cfg *cfg) {
     if (sid_distill_validate(cfg)) return -1;
+    const int R = sid_dist_size(), r0 = sid_dist_rank() == 0;
+    if (cfg->batch % (cfg->micro * R)) {
+        sid_set_error("distill: --batch %d must be a multiple of --micro %d x %d ranks", cfg->batch, cfg->micro, R);
+        return -1;
+    }
     char path[1200], state_path[1200];
     if (sid_mkdir_p(cfg->out_dir)) return -1;
     snprintf(state_path, sizeof state_path, "%s/training-state.safetensors", cfg->out_dir);
@@ -423,7 +458,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         sid_set_error("%s: nothing to resume (no training-state.safetensors)", cfg->out_dir);
         return -1;
     }
-    const int partial = sid_remove_partial_files(cfg->out_dir, 2);
+    const int partial = r0 ? sid_remove_partial_files(cfg->out_dir, 2) : 0;
     if (partial) fprintf(stderr, "distill: removed %d partial file%s left by an interrupted write in %s\n", partial,
                          partial > 1 ? "s" : "", cfg->out_dir);
     sid_prompts evalp = {0};
@@ -451,15 +486,15 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         sid_set_error("%s: --metrics needs the built-in Fashion-MNIST teacher (1x32x32 samples)", cfg->teacher_dir);
         goto done;
     }
-    if (d->truncated_prompts)  // as diffusers warns: the cut part of a prompt does not condition anything
+    if (d->truncated_prompts && r0)  // as diffusers warns: the cut part of a prompt does not condition anything
         fprintf(stderr, "distill: warning: %d of %d prompts in %s are longer than %d tokens and were truncated\n",
                 d->truncated_prompts, d->prompts.n, cfg->prompts_file, d->T);
     if (check_round_memory(d)) goto done;
     snprintf(path, sizeof path, "%s/config.json", cfg->out_dir);
-    if (sid_distill_config_save(cfg, path)) goto done;
+    if (r0 && sid_distill_config_save(cfg, path)) goto done;
     if (cfg->resume) {
         if (load_state(d, &ps, state_path)) goto done;
-        fprintf(stderr, "distill: resuming %s at %lld images\n", state_path, (long long)d->nimg);
+        if (r0) fprintf(stderr, "distill: resuming %s at %lld images\n", state_path, (long long)d->nimg);
     } else {
         stream_shuffle(&ps, &d->rng);
     }
@@ -496,12 +531,12 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
     }
     if (nm && sid_eval_reference(&cls, NULL, &ref)) goto done;
 
-    const int A = cfg->batch / cfg->micro;
-    round_buffers_alloc(&rb, cfg->micro, d->D, cfg->gen_steps);
+    const int A = cfg->batch / (cfg->micro * R);
+    round_buffers_alloc(&rb, cfg->micro, R, d->D, cfg->gen_steps);
     const int dropout = cfg->kappa[0] != 1.0f || cfg->kappa[1] != 1.0f;
     snprintf(path, sizeof path, "%s/stats.jsonl", cfg->out_dir);
-    stats = fopen(path, cfg->resume ? "a" : "w");
-    if (!stats) {
+    stats = r0 ? fopen(path, cfg->resume ? "a" : "w") : NULL;
+    if (r0 && !stats) {
         sid_set_error("%s: cannot open for writing", path);
         goto done;
     }
@@ -512,14 +547,14 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
     sid_iter_stats acc = {0};
     int iters = 0;
     double t_tick = sid_now(), t_start = sid_now();
-    if (!cfg->resume) {
+    if (!cfg->resume && r0) {
         ema_samples(d, grid_ctx, ng, 2024, grid);
         snprintf(path, sizeof path, "%s/fakes_init.png", cfg->out_dir);
         if (write_grid(d, path, grid, ng)) goto done;
     }
     rc = 0;
-    sid_progress bar;
-    sid_progress_start(&bar, "distill", end);
+    sid_progress bar = {0};
+    if (r0) sid_progress_start(&bar, "distill", end);
     double train_s = 0, train_flops = 0;  // this tick's iterations only (no snapshot work)
     while (d->nimg < end) {
         const double it_t0 = sid_now(), it_f0 = sid_ops_flops();
@@ -529,13 +564,20 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             draw_round(d, &ps, dropout, &rb, &in);
             sid_distill_fake_round(d, &in, &st);
         }
+        sid_dist_sum_f32(d->fake.grad, d->fake.total, "fake-net gradients");
         sid_distill_fake_update(d, &st);
         for (int r = 0; r < A; r++) {
             draw_round(d, &ps, 0, &rb, &in);
             sid_distill_gen_round(d, &in, &st);
         }
+        sid_dist_sum_f32(d->gen.grad, d->gen.total, "generator gradients");
         sid_distill_gen_update(d, &st);
         sid_distill_ema(d);
+        if (R > 1) {  // the iteration's losses and drops over all ranks (the sanitised counts already are)
+            double v[4] = {st.loss_fake, st.loss_gen, st.dropped_fake, st.dropped_gen};
+            sid_dist_sum_f64(v, 4, "iteration stats");
+            st.loss_fake = v[0], st.loss_gen = v[1], st.dropped_fake = (int)v[2], st.dropped_gen = (int)v[3];
+        }
         train_s += sid_now() - it_t0, train_flops += sid_ops_flops() - it_f0;
         const char *bad = sid_distill_verdict(d, &st);
         if (bad) {
@@ -549,7 +591,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         acc.loss_fake += st.loss_fake, acc.loss_gen += st.loss_gen, acc.dropped_fake += st.dropped_fake;
         acc.dropped_gen += st.dropped_gen, acc.nonfinite_fake += st.nonfinite_fake, acc.nonfinite_gen += st.nonfinite_gen;
         iters++;
-        sid_progress_update(&bar, d->nimg);
+        if (r0) sid_progress_update(&bar, d->nimg);
         if (d->nimg >= next_tick || d->nimg >= end) {
             tick++;
             next_tick += (int64_t)cfg->tick_img;
@@ -557,21 +599,33 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             const int snap = tick % cfg->snapshot_ticks == 0 || d->nimg >= end;
             double fid = NAN, align = NAN;
             if (snap) {
-                ema_samples(d, grid_ctx, ng, 2024, grid);
-                snprintf(path, sizeof path, "%s/fakes_%06lld.png", cfg->out_dir, (long long)d->nimg);
-                char gen_dir[1200];
-                snprintf(gen_dir, sizeof gen_dir, "%s/generator", cfg->out_dir);
-                if (write_grid(d, path, grid, ng) || export_generator(d, gen_dir) || save_state(d, &ps, state_path)) {
+                int wrc = 0;
+                if (r0) {
+                    ema_samples(d, grid_ctx, ng, 2024, grid);
+                    snprintf(path, sizeof path, "%s/fakes_%06lld.png", cfg->out_dir, (long long)d->nimg);
+                    char gen_dir[1200];
+                    snprintf(gen_dir, sizeof gen_dir, "%s/generator", cfg->out_dir);
+                    wrc = write_grid(d, path, grid, ng) || export_generator(d, gen_dir) || save_state(d, &ps, state_path);
+                }
+                if (R > 1) {  // every rank stops with rank 0's failure, and all must hold the same weights
+                    sid_dist_bcast(&wrc, sizeof wrc, 0, "snapshot");
+                    if (wrc && !r0) sid_set_error("distill: rank 0 could not write the snapshot at %lld images", (long long)d->nimg);
+                    uint64_t h = sid_dist_hash(d->gen.data, d->gen.total * sizeof(float), 0);
+                    h = sid_dist_hash(d->fake.data, d->fake.total * sizeof(float), h);
+                    h = sid_dist_hash(d->ema.data, d->ema.total * sizeof(float), h);
+                    if (!wrc && sid_dist_same_u64(h, "distill: the weights")) wrc = -1;
+                }
+                if (wrc) {
                     rc = -1;
                     break;
                 }
-                if (nm) {
+                if (nm && r0) {
                     ema_samples(d, metric_ctx, nm, 7, mimg);
                     sid_eval_result er;
                     if (sid_eval_images(&cls, &ref, mimg, mcls, nm, &er) == 0) fid = er.fid, align = er.alignment;
                 }
             }
-            fprintf(stats,
+            if (stats) fprintf(stats,
                     "{\"tick\": %d, \"kimg\": %.3f, \"loss_fake\": %.6g, \"loss_gen\": %.6g, \"sec_per_iter\": %.4f, "
                     "\"img_per_s\": %.2f, \"sec_per_kimg\": %.2f, \"peak_activation_mb\": %.1f, \"dropped_nan\": %d, "
                     "\"sanitized_grads\": %zu, \"gflop_per_iter\": %.3f, \"gflop_per_s\": %.2f",
@@ -579,15 +633,14 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
                     iters * cfg->batch / dt, dt / (iters * cfg->batch / 1000.0), d->act.peak / 1e6,
                     acc.dropped_fake + acc.dropped_gen, acc.nonfinite_fake + acc.nonfinite_gen,
                     train_flops * 1e-9 / iters, train_s > 0 ? train_flops * 1e-9 / train_s : 0.0);
-            if (!isnan(fid)) fprintf(stats, ", \"fid\": %.3f, \"alignment\": %.4f", fid, align);
-            fprintf(stats, ", \"elapsed_s\": %.1f}\n", now - t_start);
-            fflush(stats);
+            if (stats && !isnan(fid)) fprintf(stats, ", \"fid\": %.3f, \"alignment\": %.4f", fid, align);
+            if (stats) fprintf(stats, ", \"elapsed_s\": %.1f, \"ranks\": %d}\n", now - t_start, R), fflush(stats);
             memset(&acc, 0, sizeof acc);
             iters = 0, train_s = 0, train_flops = 0;
             t_tick = sid_now();
         }
     }
-    sid_progress_finish(&bar);
+    if (r0) sid_progress_finish(&bar);
 done:
     if (stats) fclose(stats);
     round_buffers_free(&rb);

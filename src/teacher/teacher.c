@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "dist/dist.h"
 #include "data/bpe_vocab.h"
 #include "data/fmnist.h"
 #include "data/prompts.h"
@@ -213,14 +214,26 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         sid_set_error("train-teacher: batch, steps and lr must be positive and p_uncond in [0, 1]");
         return -1;
     }
+    // Data parallelism (src/dist/dist.h): every rank draws the whole batch and trains on its slice;
+    // gradients and the loss are summed before the step; rank 0 alone writes the folder.
+    const int R = sid_dist_size(), r0 = sid_dist_rank() == 0;
+    if (cfg->batch % R) {
+        sid_set_error("train-teacher: --batch %d must be a multiple of the %d ranks", cfg->batch, R);
+        return -1;
+    }
     if (sid_mkdir_p(cfg->out_dir)) return -1;
-    const int partial = sid_remove_partial_files(cfg->out_dir, 2);
+    const int partial = r0 ? sid_remove_partial_files(cfg->out_dir, 2) : 0;
     if (partial) fprintf(stderr, "train-teacher: removed %d partial file%s left by an interrupted write in %s\n", partial,
                          partial > 1 ? "s" : "", cfg->out_dir);
     snprintf(tokdir, sizeof tokdir, "%s/tokenizer", cfg->out_dir);
     snprintf(state_path, sizeof state_path, "%s/train_state.safetensors", cfg->out_dir);
     const int resume = cfg->resume && sid_file_exists(state_path);
-    if (!resume && build_tokenizer(cfg, tokdir)) return -1;
+    int built = resume || !r0 ? 0 : build_tokenizer(cfg, tokdir);
+    sid_dist_bcast(&built, sizeof built, 0, "the tokenizer");  // the other ranks read what rank 0 wrote
+    if (built) {
+        if (!r0) sid_set_error("train-teacher: rank 0 could not write %s", tokdir);
+        return -1;
+    }
     sid_tokenizer *tok = sid_tokenizer_load(tokdir);
     if (!tok) return -1;
 
@@ -288,11 +301,11 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
     sid_arena_init(&act, "teacher activations", (size_t)B * 24 << 20);
     const sid_adam_cfg adam = {.lr = cfg->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     snprintf(path, sizeof path, "%s/log.jsonl", cfg->out_dir);
-    FILE *log = fopen(path, resume ? "a" : "w");
-    if (!log) sid_die("%s: cannot open for writing", path);
-    sid_progress bar;
-    sid_progress_start(&bar, "train-teacher", cfg->steps);
-    sid_progress_update(&bar, step);
+    FILE *log = r0 ? fopen(path, resume ? "a" : "w") : NULL;
+    if (r0 && !log) sid_die("%s: cannot open for writing", path);
+    sid_progress bar = {0};
+    if (r0) sid_progress_start(&bar, "train-teacher", cfg->steps), sid_progress_update(&bar, step);
+    const int b = B / R, lo = b * sid_dist_rank();  // this rank's slice of the batch
     double loss_acc = 0, t_last = sid_now();
     int loss_n = 0;
     size_t nonfinite = 0;
@@ -322,15 +335,20 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         memset(dctx, 0, (size_t)B * MAX_LEN * W * sizeof(float));
         memset(dpred, 0, (size_t)B * D * sizeof(float));
         sid_ctx cu = {&ups, &act}, ccx = {&cps, &act};
-        sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, ctx, bid, B, MAX_LEN, cc.layers);
+        const int32_t *sb = bid + (size_t)lo * MAX_LEN;
+        const float *sx = xt + (size_t)lo * D, *st_ = tf + lo, *se = eps + (size_t)lo * D;
+        sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, ctx, sb, b, MAX_LEN, cc.layers);
         if (!cs) sid_die("%s", sid_error());
-        sid_unet_saved *us = sid_unet_forward(&cu, &unet, pred, xt, tf, ctx, B, 32, 32, MAX_LEN);
-        sid_mse_fwd(loss, pred, eps, B, D);
+        sid_unet_saved *us = sid_unet_forward(&cu, &unet, pred, sx, st_, ctx, b, 32, 32, MAX_LEN);
+        sid_mse_fwd(loss, pred, se, b, D);
         double l = 0;
-        for (int i = 0; i < B; i++) l += loss[i], dloss[i] = 1.0f / B;
-        sid_mse_bwd(dpred, NULL, dloss, pred, eps, B, D);
+        for (int i = 0; i < b; i++) l += loss[i], dloss[i] = 1.0f / B;
+        sid_mse_bwd(dpred, NULL, dloss, pred, se, b, D);
         sid_unet_backward(&cu, &unet, NULL, dctx, dpred, us);
-        sid_clip_backward(&ccx, &clip, NULL, dctx, bid, cs, B, MAX_LEN);
+        sid_clip_backward(&ccx, &clip, NULL, dctx, sb, cs, b, MAX_LEN);
+        sid_dist_sum_f32(ups.grad, ups.total, "UNet gradients");
+        sid_dist_sum_f32(cps.grad, cps.total, "text encoder gradients");
+        sid_dist_sum_f64(&l, 1, "the loss");
 
         nonfinite += sid_nan_to_num(ups.grad, ups.total, 1e5f, -1e5f) + sid_nan_to_num(cps.grad, cps.total, 1e5f, -1e5f);
         if (!isfinite(l)) {
@@ -349,9 +367,9 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         sid_ema_update(ema_c.data, cps.data, cps.total, beta);
         step++;
         loss_acc += l / B, loss_n++;
-        sid_progress_update(&bar, step);
+        if (r0) sid_progress_update(&bar, step);
 
-        if (step % cfg->log_every == 0 || step == end) {
+        if (r0 && (step % cfg->log_every == 0 || step == end)) {
             const double now = sid_now(), dt = (now - t_last) / loss_n;
             fprintf(log,
                     "{\"step\": %lld, \"kimg\": %.3f, \"loss\": %.6f, \"lr\": %.3g, \"sec_per_step\": %.4f, "
@@ -361,10 +379,17 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
             loss_acc = 0, loss_n = 0, t_last = now;
         }
         if (step % cfg->snapshot_every == 0 || step == end) {
-            if (save_state(state_path, &st, step, &rng) ||
-                export_folder(cfg->out_dir, &uc, &ema_u, &cc, &ema_c, tok))
+            if (r0 && (save_state(state_path, &st, step, &rng) ||
+                       export_folder(cfg->out_dir, &uc, &ema_u, &cc, &ema_c, tok)))
                 rc = -1;
-            if (!rc && cfg->keep_snapshots) {
+            if (R > 1) {  // every rank stops with rank 0's failure; all must hold the same weights
+                sid_dist_bcast(&rc, sizeof rc, 0, "snapshot");
+                if (rc && !r0) sid_set_error("train-teacher: rank 0 could not write the snapshot at step %lld", (long long)step);
+                const uint64_t h = sid_dist_hash(cps.data, cps.total * sizeof(float),
+                                                 sid_dist_hash(ups.data, ups.total * sizeof(float), 0));
+                if (!rc && sid_dist_same_u64(h, "train-teacher: the weights")) rc = -1;
+            }
+            if (!rc && r0 && cfg->keep_snapshots) {
                 char snap[1100];
                 snprintf(snap, sizeof snap, "%s/snapshots/kimg-%06lld", cfg->out_dir, (long long)(step * B / 1000));
                 if (sid_mkdir_p(snap) || export_folder(snap, &uc, &ema_u, &cc, &ema_c, tok)) rc = -1;
@@ -373,8 +398,7 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
             }
         }
     }
-    sid_progress_finish(&bar);
-    fclose(log);
+    if (r0) sid_progress_finish(&bar), fclose(log);
     sid_arena_free(&act);
     free(x0), free(eps), free(xt), free(pred), free(dpred), free(tf), free(ctx), free(dctx), free(loss), free(dloss);
     free(u), free(t), free(bid), free(ids);

@@ -3,8 +3,8 @@
 Writes tests/data/sid/golden.safetensors: for each case (kappa in {1, 2} x alpha in {1, 1.2}) the
 inputs of one fake-score round and one generator round (prompt indices, z, eps, t), the losses,
 a sample of the fake net's and the generator's gradients (fixed random indices) with their norms,
-and the same sample of the weights after each Adam step. Follows sid-lsg-spec.md 2.5, 2.6, 4.2,
-4.4, 5.2 and Appendix B: psi first (kappa1, epsilon MSE / b), then theta (kappa2 on psi, kappa4 on
+and the same sample of the weights after each Adam step. Follows the reference loop as docs/sid.md
+describes it: psi first (kappa1, epsilon MSE / b), then theta (kappa2 on psi, kappa4 on
 the teacher, gradients through both frozen nets' inputs, w_n stop-gradient), Adam betas (0, 0.999).
 
 With --clip-sample it writes tests/data/sid/golden_clip.safetensors instead: one case (kappa 2,

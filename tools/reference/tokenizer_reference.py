@@ -268,7 +268,7 @@ def write_data():
         toks[name] = CLIPTokenizer.from_pretrained(tmp)
     shutil.rmtree(tmp)
 
-    # The documented test vectors (docs/sd-architecture.md 3.2) and pad conventions.
+    # The documented test vectors (docs/models.md) and pad conventions.
     t15, t2 = toks["sd15"], toks["sd2"]
     assert t15.pad_token_id == 49407 and t2.pad_token_id == 0 and t15.model_max_length == 77
     assert t15("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
