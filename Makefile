@@ -2,7 +2,7 @@
 CC       ?= cc
 OPT      ?= -O3 -march=native
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp \
             -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson
 LDLIBS   += -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
 BUILD    ?= build

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) t[i] = (float)((i * 397) % 1000);
     sid_arena act;
     sid_arena_init(&act, "bench activations", (size_t)16 << 30);
-    sid_ctx c = {&ps, &act};
+    sid_ctx c = {&ps, &act, NULL};
     double best_f = 1e30, best_fb = 1e30;
     for (int rep = 0; rep < 3; rep++) {
         sid_arena_reset(&act, 0);

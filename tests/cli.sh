@@ -107,6 +107,16 @@ for p in sd15_tiny sd2_tiny; do
     check "$p-sample" 0 'sample: 2 images' "$SID" sample --model "tests/data/pipelines/$p" --prompt 'a bag' --n 2 --steps 2 \
         --out "$d/s.png"
     check "$p-eval-model" 0 '"converted": true' "$SID" eval-model --model "$d/generator" --n 20
+    # the generator, text encoder and VAE with every buffer on the guard device: the same pixels
+    check "$p-generate-guard" 0 'generate: 4 images .*guard' "$SID" generate --model "$d/generator" \
+        --prompt 'a photo of a sneaker' --n 4 --out "$d/g-guard.png" --device guard
+    cmp -s "$d/g.png" "$d/g-guard.png" && { echo "cli/$p-guard-same-pixels ... ok"; pass=$((pass + 1)); } \
+        || { echo "cli/$p-guard-same-pixels FAILED: the guard device's images differ from the CPU's"; fail=$((fail + 1)); }
 done
+check generate-guard-env 0 'guard' env SID_DEVICE=guard "$SID" generate --model "$tmp/dr/generator" --prompt 'a bag' --n 2 \
+    --out "$tmp/genv.png"
+check distill-device-cuda nonzero '^sid: distill: --device cuda: ' "$SID" distill --device cuda
+check distill-device-guard nonzero 'runs on the CPU only so far' "$SID" distill --device guard
+check sample-device-bad nonzero "^sid: sample: --device tpu: backend 'tpu': not compiled" "$SID" sample --prompt x --device tpu
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

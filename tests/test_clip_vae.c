@@ -19,6 +19,8 @@
 #include "io/safetensors.h"
 #include "models/clip_text.h"
 #include "models/vae.h"
+#include "ops/backend.h"
+#include "ops/guard/guard.h"
 
 // ---------------------------------------------------------------- helpers
 
@@ -116,9 +118,61 @@ static void write_edited(const sid_params *ps, const char *path, const char *pre
     free(e);
 }
 
-static void ctx_init(sid_ctx *c, sid_params *ps, sid_arena *a, size_t bytes) {
-    sid_arena_init(a, "test activations", bytes);
-    c->ps = ps, c->act = a;
+// Every golden run goes through one of these backends: the CPU, then the guard device (CPU kernels
+// behind GPU-like memory rules, ops/guard/guard.h), whose results must equal the CPU's bit for bit.
+static const sid_backend *const run_backends[] = {&sid_backend_cpu, &sid_backend_guard};
+enum { N_RUN_BACKENDS = 2 };
+
+// The loaded parameters moved to be (nothing for the CPU), an activation arena in its memory and a
+// host arena for the saved-state records (sid_ctx_host); ctx_free releases both arenas.
+typedef struct {
+    sid_ctx c;
+    sid_arena act, meta;
+} test_ctx;
+
+static void ctx_init(test_ctx *t, const sid_backend *be, sid_params *ps, size_t bytes) {
+    sid_params_to_backend(ps, be);
+    sid_backend_arena_init(&t->act, be, "test activations", bytes);
+    sid_arena_init(&t->meta, "test saved state", 1u << 20);
+    t->c = (sid_ctx){.ps = ps, .act = &t->act, .be = be, .meta = &t->meta};
+    if (be == &sid_backend_guard)  // the run below really is on the device
+        EXPECT(sid_guard_owns(ps->data) && (!ps->grad || sid_guard_owns(ps->grad)) && sid_guard_owns(t->act.base),
+               "guard: parameters or arena are not in guard memory");
+}
+
+static void ctx_free(test_ctx *t) {
+    sid_arena_free(&t->act);
+    sid_arena_free(&t->meta);
+}
+
+// A device copy of host bytes (freed with be->free).
+static void *dev_put(const sid_backend *be, const void *host, size_t bytes) {
+    void *d = be->alloc(bytes ? bytes : 4);
+    if (bytes) be->upload(d, host, bytes);
+    return d;
+}
+static float *dev_zeros(const sid_backend *be, size_t n) { return be->alloc(n ? n * sizeof(float) : 4); }
+// A malloc'd host copy of n floats of device memory.
+static float *host_get(const sid_backend *be, const float *d, size_t n) {
+    float *h = sid_malloc(n * sizeof(float) + 4);
+    if (n) be->download(h, d, n * sizeof(float));
+    return h;
+}
+
+// The guard run equals the CPU run bit for bit (NaN payloads included).
+static void expect_same_bits(const char *what, const char *be_name, const float *mine, const float *cpu, size_t n) {
+    size_t diff = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&mine[i], &cpu[i], sizeof(float)) != 0 && !diff++) first = i;
+    EXPECT(diff == 0, "%s on %s: %zu of %zu values differ from the CPU run's bits (first at %zu: %.9g vs %.9g)",
+           what, be_name, diff, n, first, diff ? mine[first] : 0.0, diff ? cpu[first] : 0.0);
+}
+
+// Guard buffers live before a run, to check that the run leaves none behind.
+static size_t guard_live_buffers(void) {
+    size_t n = 0;
+    sid_guard_live(&n, NULL);
+    return n;
 }
 
 // ---------------------------------------------------------------- CLIP: configs and counts
@@ -225,134 +279,204 @@ static void clip_close(clip_fixture *f) {
 // Golden gradients are keyed by transformers 5 names, which drop "text_model.".
 static const char *golden_param_name(const char *ours) { return ours + strlen("text_model."); }
 
-static void clip_matches_transformers(const char *name) {
-    clip_fixture f;
-    if (clip_open(&f, name)) return clip_close(&f);
-    const int B = f.B, T = f.T, C = f.cfg.hidden;
+// Everything a golden CLIP case produces, in host memory.
+typedef struct {
+    float *out_skip, *out, *dembed, *grad, *dembed_frozen, *grad2;
+} clip_results;
+
+static void clip_results_free(clip_results *r) {
+    free(r->out_skip), free(r->out), free(r->dembed), free(r->grad), free(r->dembed_frozen), free(r->grad2);
+    memset(r, 0, sizeof *r);
+}
+
+// One golden CLIP case on be, from the loaded fixture (its parameters move to be): clip-skip forward,
+// full forward, backward, a frozen backward and a second (accumulating) backward; ids and dout are
+// uploaded, every result downloaded.
+static void clip_run(clip_fixture *f, const sid_backend *be, const float *dout, clip_results *r) {
+    const int B = f->B, T = f->T;
+    const size_t n = (size_t)B * T * f->cfg.hidden, total = f->ps.total;
+    test_ctx t;
+    ctx_init(&t, be, &f->ps, 64u << 20);
+    const sid_ctx *c = &t.c;
+    int32_t *ids = dev_put(be, f->ids, (size_t)B * T * sizeof *ids);
+    float *ddout = dev_put(be, dout, n * sizeof(float));
+    float *out = dev_zeros(be, n), *dembed = dev_zeros(be, n), *dembed2 = dev_zeros(be, n);
+    // clip skip: all layers but the last, still through final_layer_norm = LN(hidden_states[-2])
+    sid_clip_saved *s = sid_clip_forward(c, &f->m, out, ids, B, T, f->cfg.layers - 1);
+    EXPECT(s != NULL, "%s", sid_error());
+    r->out_skip = host_get(be, out, n);
+    sid_arena_reset(&t.act, 0), sid_arena_reset(&t.meta, 0);
+
+    s = sid_clip_forward(c, &f->m, out, ids, B, T, f->cfg.layers);
+    EXPECT(s != NULL, "%s", sid_error());
+    r->out = host_get(be, out, n);
+    sid_clip_backward(c, &f->m, dembed, ddout, ids, s, B, T);
+    r->dembed = host_get(be, dembed, n);
+    r->grad = host_get(be, f->ps.grad, total);
+    // A frozen encoder (no gradient block) still gives the input gradient, and only that.
+    float *grad = f->ps.grad;
+    f->ps.grad = NULL;
+    sid_clip_backward(c, &f->m, dembed2, ddout, ids, s, B, T);
+    f->ps.grad = grad;
+    r->dembed_frozen = host_get(be, dembed2, n);
+    // Backward accumulates: a second pass doubles every gradient.
+    sid_clip_backward(c, &f->m, NULL, ddout, ids, s, B, T);
+    r->grad2 = host_get(be, f->ps.grad, total);
+    be->free(ids), be->free(ddout), be->free(out), be->free(dembed), be->free(dembed2);
+    ctx_free(&t);
+}
+
+// A run's results against the transformers reference.
+static void clip_check_golden(const clip_fixture *f, const clip_results *r, const char *name, const char *be_name) {
+    const int B = f->B, T = f->T, C = f->cfg.hidden;
     const size_t n = (size_t)B * T * C;
-    sid_arena act;
-    sid_ctx c;
-    ctx_init(&c, &f.ps, &act, 64u << 20);
-    float *want = golden(&f.gold, "out", n), *want_skip = golden(&f.gold, "out_skip", n);
-    float *dout = golden(&f.gold, "dout", n);
-    float *out = sid_calloc(n * sizeof(float)), *dembed = sid_calloc(n * sizeof(float));
     const double tol = 1e-4;  // relative to the largest reference magnitude, every check below
-    if (want && want_skip && dout) {
-        // clip skip: all layers but the last, still through final_layer_norm = LN(hidden_states[-2])
-        sid_clip_forward(&c, &f.m, out, f.ids, B, T, f.cfg.layers - 1);
-        double e = rel_err(out, want_skip, n);
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  clip/%s clip-skip forward %.1e", name, e);
-        EXPECT(e <= tol, "clip/%s: clip-skip output differs from final_layer_norm(hidden_states[-2]) by %.3g", name,
-               e);
-        sid_arena_reset(&act, 0);
-
-        sid_clip_saved *s = sid_clip_forward(&c, &f.m, out, f.ids, B, T, f.cfg.layers);
-        e = rel_err(out, want, n);
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  clip/%s forward %.1e", name, e);
-        EXPECT(e <= tol, "clip/%s: last_hidden_state differs from transformers by %.3g", name, e);
-
-        sid_clip_backward(&c, &f.m, dembed, dout, f.ids, s, B, T);
-        double worst = 0;
-        int checked_full = 0, checked_sample = 0, checked_zero = 0;
-        for (int i = 0; i < f.ps.n; i++) {
-            const sid_param *p = &f.ps.items[i];
-            const float *g = sid_g(&f.ps, i);
-            char key[300];
-            const char *kb = strstr(p->name, "k_proj.bias");
-            if (kb) {
-                // Exactly zero: a key bias adds q.b to every score of a query, which softmax ignores, so
-                // PyTorch's value is rounding noise too. Held to 1e-4 of the value-bias gradient instead.
-                snprintf(key, sizeof key, "%.*sv_proj.bias", (int)(kb - p->name), p->name);
-                const int vi = sid_params_find(&f.ps, key);
-                double mine = 0, scale = 0;
-                for (size_t k = 0; k < p->numel; k++) mine = fmax(mine, fabs(g[k]));
-                for (size_t k = 0; vi >= 0 && k < p->numel; k++) scale = fmax(scale, fabs(sid_g(&f.ps, vi)[k]));
-                EXPECT(vi >= 0 && mine <= 1e-4 * scale, "clip/%s: gradient of %s is %.3g, not ~0 (v bias: %.3g)",
-                       name, p->name, mine, scale);
-                checked_zero++;
-                continue;
-            }
-            snprintf(key, sizeof key, "grad.%s", golden_param_name(p->name));
-            if (sid_st_find(&f.gold, key)) {
-                float *w = golden(&f.gold, key, p->numel);
-                if (!w) continue;
-                e = rel_err(g, w, p->numel);
-                EXPECT(e <= tol, "clip/%s: gradient of %s differs from PyTorch by %.3g", name, p->name, e);
-                worst = fmax(worst, e), checked_full++;
-                free(w);
-                continue;
-            }
-            // elements 0, s, 2s, ... (s = max(1, numel / 64)) and the L2 norm of the whole gradient
-            const size_t step = p->numel / 64 ? p->numel / 64 : 1, ns = (p->numel + step - 1) / step;
-            snprintf(key, sizeof key, "grad_sample.%s", golden_param_name(p->name));
-            float *w = golden(&f.gold, key, ns);
-            snprintf(key, sizeof key, "grad_norm.%s", golden_param_name(p->name));
-            float *norm = golden(&f.gold, key, 1);
-            if (w && norm) {
-                float *mine = sid_malloc(ns * sizeof(float));
-                double sq = 0;
-                for (size_t k = 0; k < ns; k++) mine[k] = g[k * step];
-                for (size_t k = 0; k < p->numel; k++) sq += (double)g[k] * g[k];
-                e = fmax(rel_err(mine, w, ns), fabs(sqrt(sq) - norm[0]) / norm[0]);
-                EXPECT(e <= tol, "clip/%s: gradient of %s (sample and norm) differs from PyTorch by %.3g", name,
-                       p->name, e);
-                worst = fmax(worst, e), checked_sample++;
-                free(mine);
-            }
-            free(w), free(norm);
-        }
-        if (getenv("SID_TEST_VERBOSE"))
-            printf("\n  clip/%s gradients: %d in full, %d sampled, %d ~0, worst %.1e", name, checked_full,
-                   checked_sample, checked_zero, worst);
-        EXPECT(checked_full + checked_sample + checked_zero == f.ps.n, "clip/%s: %d of %d gradients checked", name,
-               checked_full + checked_sample + checked_zero, f.ps.n);
-
-        // The embedding gradients are the input gradient scattered by id and by position.
-        float *dtok = sid_calloc((size_t)f.cfg.vocab_size * C * sizeof(float));
-        for (int bt = 0; bt < B * T; bt++)
-            for (int k = 0; k < C; k++) dtok[(size_t)f.ids[bt] * C + k] += dembed[(size_t)bt * C + k];
-        e = rel_err(dtok, sid_g(&f.ps, f.m.tok), (size_t)f.cfg.vocab_size * C);
-        EXPECT(e <= 1e-6, "clip/%s: dembed scattered by id differs from the token-embedding gradient by %.3g", name, e);
-        free(dtok);
-
-        // A frozen encoder (no gradient block) still gives the input gradient, and only that.
-        float *grad = f.ps.grad, *dembed2 = sid_calloc(n * sizeof(float));
-        f.ps.grad = NULL;
-        sid_clip_backward(&c, &f.m, dembed2, dout, f.ids, s, B, T);
-        f.ps.grad = grad;
-        EXPECT(rel_err(dembed2, dembed, n) == 0, "clip/%s: frozen backward gives another input gradient", name);
-
-        // Backward accumulates: a second pass doubles every gradient.
-        float *first = sid_malloc(f.ps.total * sizeof(float));
-        memcpy(first, f.ps.grad, f.ps.total * sizeof(float));
-        for (size_t k = 0; k < f.ps.total; k++) first[k] *= 2;
-        sid_clip_backward(&c, &f.m, NULL, dout, f.ids, s, B, T);
-        EXPECT(rel_err(f.ps.grad, first, f.ps.total) <= 1e-6, "clip/%s: a second backward does not accumulate", name);
-        free(first), free(dembed2);
+    const int verbose = getenv("SID_TEST_VERBOSE") != NULL;
+    float *want = golden(&f->gold, "out", n), *want_skip = golden(&f->gold, "out_skip", n);
+    if (want && want_skip) {
+        double e = rel_err(r->out_skip, want_skip, n);
+        if (verbose) printf("\n  clip/%s %s clip-skip forward %.1e", name, be_name, e);
+        EXPECT(e <= tol, "clip/%s on %s: clip-skip output differs from final_layer_norm(hidden_states[-2]) by %.3g",
+               name, be_name, e);
+        e = rel_err(r->out, want, n);
+        if (verbose) printf("\n  clip/%s %s forward %.1e", name, be_name, e);
+        EXPECT(e <= tol, "clip/%s on %s: last_hidden_state differs from transformers by %.3g", name, be_name, e);
     }
-    free(want), free(want_skip), free(dout), free(out), free(dembed);
-    sid_arena_free(&act);
-    clip_close(&f);
+    free(want), free(want_skip);
+
+    double worst = 0;
+    int checked_full = 0, checked_sample = 0, checked_zero = 0;
+    for (int i = 0; i < f->ps.n; i++) {
+        const sid_param *p = &f->ps.items[i];
+        const float *g = r->grad + p->offset;
+        char key[300];
+        const char *kb = strstr(p->name, "k_proj.bias");
+        if (kb) {
+            // Exactly zero: a key bias adds q.b to every score of a query, which softmax ignores, so
+            // PyTorch's value is rounding noise too. Held to 1e-4 of the value-bias gradient instead.
+            snprintf(key, sizeof key, "%.*sv_proj.bias", (int)(kb - p->name), p->name);
+            const int vi = sid_params_find(&f->ps, key);
+            double mine = 0, scale = 0;
+            for (size_t k = 0; k < p->numel; k++) mine = fmax(mine, fabs(g[k]));
+            for (size_t k = 0; vi >= 0 && k < p->numel; k++)
+                scale = fmax(scale, fabs(r->grad[f->ps.items[vi].offset + k]));
+            EXPECT(vi >= 0 && mine <= 1e-4 * scale, "clip/%s on %s: gradient of %s is %.3g, not ~0 (v bias: %.3g)",
+                   name, be_name, p->name, mine, scale);
+            checked_zero++;
+            continue;
+        }
+        snprintf(key, sizeof key, "grad.%s", golden_param_name(p->name));
+        if (sid_st_find(&f->gold, key)) {
+            float *w = golden(&f->gold, key, p->numel);
+            if (!w) continue;
+            const double e = rel_err(g, w, p->numel);
+            EXPECT(e <= tol, "clip/%s on %s: gradient of %s differs from PyTorch by %.3g", name, be_name, p->name, e);
+            worst = fmax(worst, e), checked_full++;
+            free(w);
+            continue;
+        }
+        // elements 0, s, 2s, ... (s = max(1, numel / 64)) and the L2 norm of the whole gradient
+        const size_t step = p->numel / 64 ? p->numel / 64 : 1, ns = (p->numel + step - 1) / step;
+        snprintf(key, sizeof key, "grad_sample.%s", golden_param_name(p->name));
+        float *w = golden(&f->gold, key, ns);
+        snprintf(key, sizeof key, "grad_norm.%s", golden_param_name(p->name));
+        float *norm = golden(&f->gold, key, 1);
+        if (w && norm) {
+            float *mine = sid_malloc(ns * sizeof(float));
+            double sq = 0;
+            for (size_t k = 0; k < ns; k++) mine[k] = g[k * step];
+            for (size_t k = 0; k < p->numel; k++) sq += (double)g[k] * g[k];
+            const double e = fmax(rel_err(mine, w, ns), fabs(sqrt(sq) - norm[0]) / norm[0]);
+            EXPECT(e <= tol, "clip/%s on %s: gradient of %s (sample and norm) differs from PyTorch by %.3g", name,
+                   be_name, p->name, e);
+            worst = fmax(worst, e), checked_sample++;
+            free(mine);
+        }
+        free(w), free(norm);
+    }
+    if (verbose)
+        printf("\n  clip/%s %s gradients: %d in full, %d sampled, %d ~0, worst %.1e", name, be_name, checked_full,
+               checked_sample, checked_zero, worst);
+    EXPECT(checked_full + checked_sample + checked_zero == f->ps.n, "clip/%s on %s: %d of %d gradients checked", name,
+           be_name, checked_full + checked_sample + checked_zero, f->ps.n);
+
+    // The embedding gradients are the input gradient scattered by id and by position.
+    float *dtok = sid_calloc((size_t)f->cfg.vocab_size * C * sizeof(float));
+    for (int bt = 0; bt < B * T; bt++)
+        for (int k = 0; k < C; k++) dtok[(size_t)f->ids[bt] * C + k] += r->dembed[(size_t)bt * C + k];
+    const double e = rel_err(dtok, r->grad + f->ps.items[f->m.tok].offset, (size_t)f->cfg.vocab_size * C);
+    EXPECT(e <= 1e-6, "clip/%s on %s: dembed scattered by id differs from the token-embedding gradient by %.3g", name,
+           be_name, e);
+    free(dtok);
+
+    EXPECT(rel_err(r->dembed_frozen, r->dembed, n) == 0, "clip/%s on %s: frozen backward gives another input gradient",
+           name, be_name);
+    float *twice = sid_malloc(f->ps.total * sizeof(float) + 4);
+    for (size_t k = 0; k < f->ps.total; k++) twice[k] = 2 * r->grad[k];
+    EXPECT(rel_err(r->grad2, twice, f->ps.total) <= 1e-6, "clip/%s on %s: a second backward does not accumulate", name,
+           be_name);
+    free(twice);
+}
+
+static void clip_matches_transformers(const char *name) {
+    clip_results res[N_RUN_BACKENDS];
+    memset(res, 0, sizeof res);
+    for (int k = 0; k < N_RUN_BACKENDS; k++) {
+        const sid_backend *be = run_backends[k];
+        const size_t live = guard_live_buffers();
+        clip_fixture f;
+        if (clip_open(&f, name)) {
+            clip_close(&f);
+            break;
+        }
+        const size_t n = (size_t)f.B * f.T * f.cfg.hidden;
+        float *dout = golden(&f.gold, "dout", n);
+        if (dout) {
+            clip_run(&f, be, dout, &res[k]);
+            clip_check_golden(&f, &res[k], name, be->name);
+            if (k > 0) {
+                const size_t total = f.ps.total;
+                expect_same_bits("clip-skip output", be->name, res[k].out_skip, res[0].out_skip, n);
+                expect_same_bits("output", be->name, res[k].out, res[0].out, n);
+                expect_same_bits("dembed", be->name, res[k].dembed, res[0].dembed, n);
+                expect_same_bits("parameter gradients", be->name, res[k].grad, res[0].grad, total);
+                expect_same_bits("frozen dembed", be->name, res[k].dembed_frozen, res[0].dembed_frozen, n);
+                expect_same_bits("accumulated gradients", be->name, res[k].grad2, res[0].grad2, total);
+            }
+        }
+        free(dout);
+        clip_close(&f);
+        EXPECT(guard_live_buffers() == live, "clip/%s on %s: %zu guard buffers left live", name, be->name,
+               guard_live_buffers() - live);
+    }
+    for (int k = 0; k < N_RUN_BACKENDS; k++) clip_results_free(&res[k]);
 }
 
 static void test_clip_quick_gelu_matches_transformers(void) { clip_matches_transformers("quick"); }
 static void test_clip_gelu_matches_transformers(void) { clip_matches_transformers("gelu"); }
 
 static void test_clip_rejects_bad_ids(void) {
-    clip_fixture f;
-    if (clip_open(&f, "quick")) return clip_close(&f);
-    sid_arena act;
-    sid_ctx c;
-    ctx_init(&c, &f.ps, &act, 16u << 20);
-    float *out = sid_calloc((size_t)f.B * f.T * f.cfg.hidden * sizeof(float));
-    f.ids[f.T + 2] = f.cfg.vocab_size;  // sequence 1, position 2
-    EXPECT(sid_clip_forward(&c, &f.m, out, f.ids, f.B, f.T, f.cfg.layers) == NULL, "an id past the vocabulary ran");
-    expect_one_line("bad id", "position 2");
-    f.ids[f.T + 2] = -1;
-    EXPECT(sid_clip_forward(&c, &f.m, out, f.ids, f.B, f.T, f.cfg.layers) == NULL, "a negative id ran");
-    free(out);
-    sid_arena_free(&act);
-    clip_close(&f);
+    for (int k = 0; k < N_RUN_BACKENDS; k++) {
+        const sid_backend *be = run_backends[k];
+        clip_fixture f;
+        if (clip_open(&f, "quick")) return clip_close(&f);
+        test_ctx t;
+        ctx_init(&t, be, &f.ps, 16u << 20);
+        const size_t nids = (size_t)f.B * f.T * sizeof *f.ids;
+        float *out = dev_zeros(be, (size_t)f.B * f.T * f.cfg.hidden);
+        f.ids[f.T + 2] = f.cfg.vocab_size;  // sequence 1, position 2
+        int32_t *ids = dev_put(be, f.ids, nids);
+        EXPECT(sid_clip_forward(&t.c, &f.m, out, ids, f.B, f.T, f.cfg.layers) == NULL,
+               "%s: an id past the vocabulary ran", be->name);
+        expect_one_line("bad id", "position 2");
+        f.ids[f.T + 2] = -1;
+        be->upload(ids, f.ids, nids);
+        EXPECT(sid_clip_forward(&t.c, &f.m, out, ids, f.B, f.T, f.cfg.layers) == NULL, "%s: a negative id ran",
+               be->name);
+        be->free(ids), be->free(out);
+        ctx_free(&t);
+        clip_close(&f);
+    }
 }
 
 static void test_clip_load_namings_and_rejections(void) {
@@ -537,47 +661,116 @@ static void vae_close(vae_fixture *f) {
     sid_params_free(&f->ps);
 }
 
-static void test_vae_matches_diffusers(void) {
-    vae_fixture f;
-    if (vae_open(&f)) return vae_close(&f);
-    const int B = 2, h = 3, w = 5, L = f.cfg.latent_channels;
-    int H, W, h2, w2;
-    sid_vae_image_size(&f.cfg, h, w, &H, &W);
-    sid_vae_latent_size(&f.cfg, H, W, &h2, &w2);
-    EXPECT(H == 6 && W == 10 && h2 == h && w2 == w, "sizes: image %dx%d, latent back %dx%d", H, W, h2, w2);
-    const size_t nz = (size_t)B * L * h * w, nx = (size_t)B * 3 * H * W;
-    float *latents = golden(&f.gold, "latents", nz), *want = golden(&f.gold, "image", nx);
-    float *pixels = golden(&f.gold, "pixels", nx), *want_mean = golden(&f.gold, "mean", nz);
-    float *want_logvar = golden(&f.gold, "logvar", nz);
-    sid_arena act;
-    sid_ctx c;
-    ctx_init(&c, &f.ps, &act, 16u << 20);
-    const double tol = 1e-4;  // relative to the largest reference magnitude
-    if (latents && want && pixels && want_mean && want_logvar) {
-        float *image = sid_calloc(nx * sizeof(float));
-        act.used = 64, act.peak = 64;  // something below, which decode must leave alone
-        sid_vae_decode(&c, &f.v, image, latents, B, h, w);
-        double e = rel_err(image, want, nx);
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  vae decode %.1e", e);
-        EXPECT(e <= tol, "decoded image differs from diffusers by %.3g", e);
-        EXPECT(act.used == 64, "decode left %zu arena bytes in use", act.used - 64);
-        const size_t ws = sid_vae_decode_workspace(&f.cfg, h, w);
-        EXPECT(act.peak - 64 <= ws, "decode used %zu arena bytes, the workspace bound says %zu", act.peak - 64, ws);
+typedef struct {
+    float *image, *mean, *logvar;
+} vae_results;
 
-        float *mean = sid_calloc(nz * sizeof(float)), *logvar = sid_calloc(nz * sizeof(float));
-        act.peak = act.used;
-        sid_vae_encode(&c, &f.v, mean, logvar, pixels, B, H, W);
-        double em = rel_err(mean, want_mean, nz), el = rel_err(logvar, want_logvar, nz);
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  vae encode mean %.1e logvar %.1e", em, el);
-        EXPECT(em <= tol && el <= tol, "encoder mean / logvar differ from diffusers by %.3g / %.3g", em, el);
-        const size_t wse = sid_vae_encode_workspace(&f.cfg, H, W);
-        EXPECT(act.peak - 64 <= wse, "encode used %zu arena bytes, the workspace bound says %zu", act.peak - 64, wse);
-        EXPECT(act.used == 64, "encode left %zu arena bytes in use", act.used - 64);
-        free(image), free(mean), free(logvar);
+// Decode the golden latents and encode the golden pixels on be (the fixture's parameters move to be);
+// the arena checks (nothing left in use, the workspace bounds) hold on every backend.
+static void vae_run(vae_fixture *f, const sid_backend *be, const float *latents, const float *pixels, int B, int h,
+                    int w, vae_results *r) {
+    const int L = f->cfg.latent_channels;
+    int H, W;
+    sid_vae_image_size(&f->cfg, h, w, &H, &W);
+    const size_t nz = (size_t)B * L * h * w, nx = (size_t)B * 3 * H * W;
+    test_ctx t;
+    ctx_init(&t, be, &f->ps, 16u << 20);
+    sid_arena *act = &t.act;
+    float *dz = dev_put(be, latents, nz * sizeof(float)), *dx = dev_put(be, pixels, nx * sizeof(float));
+    float *image = dev_zeros(be, nx), *mean = dev_zeros(be, nz), *logvar = dev_zeros(be, nz);
+    act->used = 64, act->peak = 64;  // something below, which decode must leave alone
+    sid_vae_decode(&t.c, &f->v, image, dz, B, h, w);
+    EXPECT(act->used == 64, "%s: decode left %zu arena bytes in use", be->name, act->used - 64);
+    const size_t ws = sid_vae_decode_workspace(&f->cfg, h, w);
+    EXPECT(act->peak - 64 <= ws, "%s: decode used %zu arena bytes, the workspace bound says %zu", be->name,
+           act->peak - 64, ws);
+    act->peak = act->used;
+    sid_vae_encode(&t.c, &f->v, mean, logvar, dx, B, H, W);
+    const size_t wse = sid_vae_encode_workspace(&f->cfg, H, W);
+    EXPECT(act->peak - 64 <= wse, "%s: encode used %zu arena bytes, the workspace bound says %zu", be->name,
+           act->peak - 64, wse);
+    EXPECT(act->used == 64, "%s: encode left %zu arena bytes in use", be->name, act->used - 64);
+    r->image = host_get(be, image, nx), r->mean = host_get(be, mean, nz), r->logvar = host_get(be, logvar, nz);
+    be->free(dz), be->free(dx), be->free(image), be->free(mean), be->free(logvar);
+    ctx_free(&t);
+}
+
+static void test_vae_matches_diffusers(void) {
+    vae_results res[N_RUN_BACKENDS];
+    memset(res, 0, sizeof res);
+    const double tol = 1e-4;  // relative to the largest reference magnitude
+    for (int k = 0; k < N_RUN_BACKENDS; k++) {
+        const sid_backend *be = run_backends[k];
+        const size_t live = guard_live_buffers();
+        vae_fixture f;
+        if (vae_open(&f)) {
+            vae_close(&f);
+            break;
+        }
+        const int B = 2, h = 3, w = 5, L = f.cfg.latent_channels;
+        int H, W, h2, w2;
+        sid_vae_image_size(&f.cfg, h, w, &H, &W);
+        sid_vae_latent_size(&f.cfg, H, W, &h2, &w2);
+        EXPECT(H == 6 && W == 10 && h2 == h && w2 == w, "sizes: image %dx%d, latent back %dx%d", H, W, h2, w2);
+        const size_t nz = (size_t)B * L * h * w, nx = (size_t)B * 3 * H * W;
+        float *latents = golden(&f.gold, "latents", nz), *want = golden(&f.gold, "image", nx);
+        float *pixels = golden(&f.gold, "pixels", nx), *want_mean = golden(&f.gold, "mean", nz);
+        float *want_logvar = golden(&f.gold, "logvar", nz);
+        if (latents && want && pixels && want_mean && want_logvar) {
+            vae_run(&f, be, latents, pixels, B, h, w, &res[k]);
+            const double e = rel_err(res[k].image, want, nx);
+            const double em = rel_err(res[k].mean, want_mean, nz), el = rel_err(res[k].logvar, want_logvar, nz);
+            if (getenv("SID_TEST_VERBOSE"))
+                printf("\n  vae %s decode %.1e, encode mean %.1e logvar %.1e", be->name, e, em, el);
+            EXPECT(e <= tol, "%s: decoded image differs from diffusers by %.3g", be->name, e);
+            EXPECT(em <= tol && el <= tol, "%s: encoder mean / logvar differ from diffusers by %.3g / %.3g", be->name,
+                   em, el);
+            if (k > 0) {
+                expect_same_bits("decoded image", be->name, res[k].image, res[0].image, nx);
+                expect_same_bits("encoder mean", be->name, res[k].mean, res[0].mean, nz);
+                expect_same_bits("encoder logvar", be->name, res[k].logvar, res[0].logvar, nz);
+            }
+        }
+        free(latents), free(want), free(pixels), free(want_mean), free(want_logvar);
+        vae_close(&f);
+        EXPECT(guard_live_buffers() == live, "vae on %s: %zu guard buffers left live", be->name,
+               guard_live_buffers() - live);
     }
-    free(latents), free(want), free(pixels), free(want_mean), free(want_logvar);
-    sid_arena_free(&act);
-    vae_close(&f);
+    for (int k = 0; k < N_RUN_BACKENDS; k++) free(res[k].image), free(res[k].mean), free(res[k].logvar);
+}
+
+// diffusers clamps logvar to [-30, 20]: with the logvar half of quant_conv's bias pushed to +-1000,
+// channels 0-1 of logvar are exactly 20 and channels 2-3 exactly -30, on every backend.
+static void test_vae_logvar_is_clamped(void) {
+    for (int k = 0; k < N_RUN_BACKENDS; k++) {
+        const sid_backend *be = run_backends[k];
+        vae_fixture f;
+        if (vae_open(&f)) return vae_close(&f);
+        const int B = 2, L = f.cfg.latent_channels, H = 6, W = 10;
+        int h, w;
+        sid_vae_latent_size(&f.cfg, H, W, &h, &w);
+        const int bi = sid_params_find(&f.ps, "quant_conv.bias");
+        EXPECT(bi >= 0 && L == 4, "quant_conv.bias missing or latent_channels %d", L);
+        if (bi < 0 || L != 4) return vae_close(&f);
+        for (int ch = 0; ch < L; ch++) sid_p(&f.ps, bi)[L + ch] = ch < 2 ? 1000.0f : -1000.0f;
+        const size_t nx = (size_t)B * 3 * H * W, nz = (size_t)B * L * h * w;
+        float *pixels = golden(&f.gold, "pixels", nx);
+        if (pixels) {
+            test_ctx t;
+            ctx_init(&t, be, &f.ps, 16u << 20);
+            float *dx = dev_put(be, pixels, nx * sizeof(float)), *mean = dev_zeros(be, nz), *lv = dev_zeros(be, nz);
+            sid_vae_encode(&t.c, &f.v, mean, lv, dx, B, H, W);
+            float *got = host_get(be, lv, nz);
+            size_t bad = 0;
+            for (size_t i = 0; i < nz; i++) bad += got[i] != ((i / ((size_t)h * w)) % L < 2 ? 20.0f : -30.0f);
+            EXPECT(bad == 0, "%s: %zu of %zu logvar values not clamped to exactly 20 / -30", be->name, bad, nz);
+            free(got);
+            be->free(dx), be->free(mean), be->free(lv);
+            ctx_free(&t);
+        }
+        free(pixels);
+        vae_close(&f);
+    }
 }
 
 static int old_names(const char *ours, char *buf, size_t cap) {
@@ -648,6 +841,6 @@ static void test_vae_load_namings_and_rejections(void) {
 
 TEST_LIST(T(test_clip_config_counts), T(test_clip_config_errors), T(test_clip_quick_gelu_matches_transformers),
           T(test_clip_gelu_matches_transformers), T(test_clip_rejects_bad_ids), T(test_clip_load_namings_and_rejections),
-          T(test_vae_config_counts), T(test_vae_config_errors), T(test_vae_matches_diffusers),
+          T(test_vae_config_counts), T(test_vae_config_errors), T(test_vae_matches_diffusers), T(test_vae_logvar_is_clamped),
           T(test_vae_load_namings_and_rejections))
 TEST_MAIN("clip_vae")

@@ -676,6 +676,21 @@ static void test_ops_match_pytorch(void) {
     sid_st_close(&st);
 }
 
+// fill (no gradient, so not an op case): every backend writes exactly the n values it is given.
+static void test_fill(void) {
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        float *d = be->alloc(37 * sizeof(float)), h[37];
+        be->fill(d, -2.5f, 36);
+        be->download(h, d, sizeof h);
+        int ok = h[36] == 0.0f;
+        for (int i = 0; i < 36; i++) ok &= h[i] == -2.5f;
+        EXPECT(ok, "backend %s: fill wrote other values", be->name);
+        be->free(d);
+    }
+}
+
 // The work counter behind the benchmarks' "fraction of the GEMM peak": exact products counted.
 static void test_flop_counter(void) {
     const sid_conv2d_shape s = {2, 3, 5, 6, 4, 3, 1, 1};  // 2 samples, 3->4 channels, 5x6, 3x3 pad 1
@@ -698,6 +713,6 @@ static void test_flop_counter(void) {
     free(x), free(w), free(b), free(y), free(dx), free(dw);
 }
 
-TEST_LIST(T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+TEST_LIST(T(test_fill), T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread))
 TEST_MAIN("ops")

@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "models/checkpoint.h"
+#include "ops/guard/guard.h"
 #include "sid/generator.h"
 
 static float *golden(const sid_safetensors *st, const char *name, size_t *n) {
@@ -64,7 +65,7 @@ static void check_pipeline(const char *name) {
 
     sid_arena act;
     sid_arena_init(&act, "pipeline test", (size_t)1 << 30);
-    sid_ctx c = {&m.clip_ps, &act};
+    sid_ctx c = {&m.clip_ps, &act, NULL};
     float *text = sid_malloc((size_t)2 * T * Wt * sizeof(float)), *want = golden(&st, "text", &n);
     sid_clip_forward(&c, &m.clip, text, ids, 2, T, m.clip_skip_layers);
     double e = max_rel(text, want, n);
@@ -75,7 +76,7 @@ static void check_pipeline(const char *name) {
     float *x = golden(&st, "x", &n), *tt = golden(&st, "t", &nt), *eps = sid_malloc(n * sizeof(float));
     want = golden(&st, "eps", &n);
     sid_arena_reset(&act, 0);
-    c = (sid_ctx){&m.unet_ps, &act};
+    c = (sid_ctx){&m.unet_ps, &act, NULL};
     sid_unet_forward(&c, &m.unet, eps, x, tt, text, 1, S, S, T);
     e = max_rel(eps, want, n);
     EXPECT(e < 1e-5, "%s: UNet eps differs from diffusers by %.3g", name, e);
@@ -86,7 +87,7 @@ static void check_pipeline(const char *name) {
     float *z = golden(&st, "z", &n), *img = sid_malloc((size_t)3 * H * W * sizeof(float));
     want = golden(&st, "image", &n);
     sid_arena_reset(&act, 0);
-    c = (sid_ctx){&m.vae_ps, &act};
+    c = (sid_ctx){&m.vae_ps, &act, NULL};
     sid_vae_decode(&c, &m.vae, img, z, 1, S, S);
     e = max_rel(img, want, n);
     EXPECT(n == (size_t)3 * H * W && e < 1e-5, "%s: VAE decode differs from diffusers by %.3g", name, e);
@@ -104,7 +105,7 @@ static void check_pipeline(const char *name) {
     EXPECT(e < 1e-5, "%s: generator latent differs from diffusers by %.3g", name, e);
     free(want);
     sid_arena_reset(&act, 0);
-    c = (sid_ctx){&m.vae_ps, &act};
+    c = (sid_ctx){&m.vae_ps, &act, NULL};
     sid_vae_decode(&c, &m.vae, img, xg, 1, S, S);
     want = golden(&st, "gen_image", &n);
     e = max_rel(img, want, n);
@@ -119,8 +120,93 @@ static void check_pipeline(const char *name) {
     sid_sd_free(&m);
 }
 
+// ---------------------------------------------------------------- the same stages on a device
+// A host array in be's memory (a copy; the host array itself for the CPU).
+static void *on_device(const sid_backend *be, const void *host, size_t bytes) {
+    if (!be) return (void *)host;
+    void *d = be->alloc(bytes);
+    be->upload(d, host, bytes);
+    return d;
+}
+
+static void *device_out(const sid_backend *be, size_t bytes) { return be ? be->alloc(bytes) : sid_calloc(bytes); }
+
+static float *to_host(const sid_backend *be, const float *d, size_t n) {
+    float *h = sid_malloc(n * sizeof(float));
+    if (be) be->download(h, d, n * sizeof(float));
+    else memcpy(h, d, n * sizeof(float));
+    return h;
+}
+
+typedef struct {
+    float *text, *eps, *image;  // host copies
+    size_t nt, ne, ni;
+} stage_outputs;
+
+// Text encoder, UNet and VAE decode of the golden inputs with every buffer (weights, activations,
+// inputs, outputs) in be's memory (NULL: the CPU as the other tests run it).
+static int run_stages(const char *name, const sid_backend *be, stage_outputs *o) {
+    char dir[512], gpath[512];
+    snprintf(dir, sizeof dir, "%s/pipelines/%s", test_data_dir(), name);
+    snprintf(gpath, sizeof gpath, "%s/pipelines/%s_golden.safetensors", test_data_dir(), name);
+    sid_sd_model m = {0};
+    sid_safetensors st;
+    if (sid_sd_load(&m, dir, SID_SD_ALL, 0)) return -1;
+    if (sid_st_open(&st, gpath)) return sid_sd_free(&m), -1;
+    if (be) sid_params_to_backend(&m.unet_ps, be), sid_params_to_backend(&m.clip_ps, be), sid_params_to_backend(&m.vae_ps, be);
+    const int T = 77, Wt = m.clip_cfg.hidden, S = m.unet_cfg.sample_size;
+    size_t n;
+    float *fids = golden(&st, "ids", &n), *x = golden(&st, "x", &n), *t = golden(&st, "t", &n), *z = golden(&st, "z", &n);
+    int32_t ids[2 * 77];
+    for (int i = 0; i < 2 * T; i++) ids[i] = (int32_t)fids[i];
+    sid_arena act, meta;
+    sid_backend_arena_init(&act, be, "pipeline stages", (size_t)256 << 20);
+    sid_arena_init(&meta, "pipeline stage state", (size_t)16 << 20);
+    int H, W;
+    sid_vae_image_size(&m.vae_cfg, S, S, &H, &W);
+    o->nt = (size_t)2 * T * Wt, o->ne = (size_t)4 * S * S, o->ni = (size_t)3 * H * W;
+    int32_t *d_ids = on_device(be, ids, sizeof ids);
+    float *d_x = on_device(be, x, o->ne * 4), *d_t = on_device(be, t, 4), *d_z = on_device(be, z, o->ne * 4);
+    float *d_text = device_out(be, o->nt * 4), *d_eps = device_out(be, o->ne * 4), *d_img = device_out(be, o->ni * 4);
+    sid_ctx c = {&m.clip_ps, &act, be, &meta};
+    sid_clip_forward(&c, &m.clip, d_text, d_ids, 2, T, m.clip_skip_layers);
+    sid_arena_reset(&act, 0), sid_arena_reset(&meta, 0);
+    c.ps = &m.unet_ps;
+    sid_unet_forward(&c, &m.unet, d_eps, d_x, d_t, d_text, 1, S, S, T);
+    sid_arena_reset(&act, 0), sid_arena_reset(&meta, 0);
+    c.ps = &m.vae_ps;
+    sid_vae_decode(&c, &m.vae, d_img, d_z, 1, S, S);
+    o->text = to_host(be, d_text, o->nt), o->eps = to_host(be, d_eps, o->ne), o->image = to_host(be, d_img, o->ni);
+    void *bufs[] = {d_ids, d_x, d_t, d_z, d_text, d_eps, d_img};
+    for (int i = 0; i < 7; i++)
+        if (be) be->free(bufs[i]);
+        else if (i >= 4) free(bufs[i]);
+    free(fids), free(x), free(t), free(z);
+    sid_arena_free(&act), sid_arena_free(&meta);
+    sid_st_close(&st);
+    sid_sd_free(&m);
+    return 0;
+}
+
+static void check_on_guard(const char *name) {
+    stage_outputs cpu = {0}, dev = {0};
+    if (run_stages(name, NULL, &cpu) || run_stages(name, &sid_backend_guard, &dev)) {
+        test_fail(__FILE__, __LINE__, "%s: %s", name, sid_error());
+        return;
+    }
+    EXPECT(memcmp(cpu.text, dev.text, cpu.nt * 4) == 0, "%s: text embeddings on the guard device differ from the CPU", name);
+    EXPECT(memcmp(cpu.eps, dev.eps, cpu.ne * 4) == 0, "%s: UNet eps on the guard device differs from the CPU", name);
+    EXPECT(memcmp(cpu.image, dev.image, cpu.ni * 4) == 0, "%s: VAE decode on the guard device differs from the CPU", name);
+    free(cpu.text), free(cpu.eps), free(cpu.image), free(dev.text), free(dev.eps), free(dev.image);
+}
+
 static void test_sd15_tiny_matches_diffusers(void) { check_pipeline("sd15_tiny"); }
 static void test_sd2_tiny_matches_diffusers(void) { check_pipeline("sd2_tiny"); }
+// Every stage with its weights, activations and inputs in the guard device's memory, which the
+// host cannot read between ops: bit for bit the CPU's results.
+static void test_sd15_tiny_on_guard(void) { check_on_guard("sd15_tiny"); }
+static void test_sd2_tiny_on_guard(void) { check_on_guard("sd2_tiny"); }
 
-TEST_LIST(T(test_sd15_tiny_matches_diffusers), T(test_sd2_tiny_matches_diffusers))
+TEST_LIST(T(test_sd15_tiny_matches_diffusers), T(test_sd2_tiny_matches_diffusers), T(test_sd15_tiny_on_guard),
+          T(test_sd2_tiny_on_guard))
 TEST_MAIN("pipelines")

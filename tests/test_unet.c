@@ -14,7 +14,9 @@
 #include "core/rng.h"
 #include "harness.h"
 #include "io/safetensors.h"
+#include "core/threads.h"
 #include "models/unet.h"
+#include "ops/guard/guard.h"
 
 
 static float *golden(const sid_safetensors *st, const char *name, size_t *n) {
@@ -68,6 +70,133 @@ static int load_test_unet(loaded_unet *m, const char *name, int with_grad) {
     return -1;
 }
 
+// One forward and backward of a UNet, inputs and results in host memory.
+typedef struct {
+    const float *x, *t, *ctx, *dout;
+    size_t nx, nc, no;
+    int N, S, M;
+} unet_io;
+
+typedef struct {
+    float *out, *dx, *dctx;  // dctx NULL for a frozen set (not asked for)
+    float *grad;             // a copy of the parameter gradient block; NULL for a frozen set
+    size_t peak;             // activation arena peak, bytes
+} unet_result;
+
+static void result_free(unet_result *r) { free(r->out), free(r->dx), free(r->dctx), free(r->grad); }
+
+static float *dev_copy(const sid_backend *be, const float *host, size_t n) {
+    float *d = be->alloc(n * sizeof(float));
+    be->upload(d, host, n * sizeof(float));
+    return d;
+}
+
+static float *host_copy(const sid_backend *be, const float *dev, size_t n) {
+    float *h = sid_malloc(n * sizeof(float) + 4);
+    be->download(h, dev, n * sizeof(float));
+    return h;
+}
+
+// Runs m (its parameters already on be: sid_params_to_backend) on be with an arena and every input
+// and output in be's memory, the way a device runs it: the inputs are uploaded, the results
+// downloaded. The gradient block is zeroed first; dctx is asked for only when m has gradients.
+static unet_result run_unet(loaded_unet *m, const sid_backend *be, const unet_io *io) {
+    const int full = m->ps.grad != NULL;
+    sid_arena act, meta;
+    sid_backend_arena_init(&act, be, "unet test activations", (size_t)256 << 20);
+    sid_arena_init(&meta, "unet test saved state", (size_t)16 << 20);  // host memory
+    sid_ctx c = {&m->ps, &act, be, be == &sid_backend_cpu ? NULL : &meta};
+    if (full) be->fill(m->ps.grad, 0, m->ps.total);
+    float *x = dev_copy(be, io->x, io->nx), *t = dev_copy(be, io->t, (size_t)io->N), *ctx = dev_copy(be, io->ctx, io->nc);
+    float *dout = dev_copy(be, io->dout, io->no), *out = be->alloc(io->no * sizeof(float));
+    float *dx = be->alloc(io->nx * sizeof(float)), *dctx = full ? be->alloc(io->nc * sizeof(float)) : NULL;
+    sid_unet_saved *s = sid_unet_forward(&c, &m->u, out, x, t, ctx, io->N, io->S, io->S, io->M);
+    sid_unet_backward(&c, &m->u, dx, dctx, dout, s);
+    unet_result r = {host_copy(be, out, io->no), host_copy(be, dx, io->nx), full ? host_copy(be, dctx, io->nc) : NULL,
+                     full ? host_copy(be, m->ps.grad, m->ps.total) : NULL, act.peak};
+    be->free(x), be->free(t), be->free(ctx), be->free(dout), be->free(out), be->free(dx);
+    if (dctx) be->free(dctx);
+    sid_arena_free(&act);
+    sid_arena_free(&meta);
+    return r;
+}
+
+// The same on the guard device: a second copy of the model moved there, run, then freed; no guard
+// buffer may be left live.
+static unet_result run_unet_on_guard(const char *dir, int with_grad, const unet_io *io) {
+    loaded_unet g;
+    if (load_unet(&g, dir, with_grad)) sid_die("%s", sid_error());
+    size_t live0, up, down;
+    sid_guard_live(&live0, NULL);
+    sid_params_to_backend(&g.ps, &sid_backend_guard);
+    sid_guard_stats_reset();
+    unet_result r = run_unet(&g, &sid_backend_guard, io);
+    // the network itself moves nothing between host and device: only the test's inputs (x, t,
+    // ctx, dout) go up and its results (out, dx, and with gradients dctx and the gradient block) down
+    sid_guard_stats(&up, NULL, &down, NULL);
+    EXPECT(up == 4 && down == (with_grad ? 4u : 2u), "%s: %zu uploads and %zu downloads", dir, up, down);
+    free_unet(&g);
+    size_t live;
+    sid_guard_live(&live, NULL);
+    EXPECT(live == live0, "%s: %zu guard buffers left live (%zu before)", dir, live, live0);
+    return r;
+}
+
+// Bit for bit.
+static void expect_same(const char *what, const char *name, const float *a, const float *b, size_t n) {
+    if (!a || !b) {
+        EXPECT(a == b, "%s: %s: one of the two is missing", name, what);
+        return;
+    }
+    size_t diff = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) && !diff++) first = i;
+    EXPECT(!diff, "%s: %s: %zu of %zu values differ between guard and cpu (first [%zu]: %.9g vs %.9g)", name, what,
+           diff, n, first, diff ? a[first] : 0.0, diff ? b[first] : 0.0);
+}
+
+static void expect_same_result(const char *name, const unet_result *g, const unet_result *c, const unet_io *io,
+                               size_t np) {
+    expect_same("output", name, g->out, c->out, io->no);
+    expect_same("input gradient", name, g->dx, c->dx, io->nx);
+    expect_same("context gradient", name, g->dctx, c->dctx, io->nc);
+    expect_same("parameter gradients", name, g->grad, c->grad, np);
+}
+
+// The golden comparisons of one run (dev names the backend in the messages).
+static void expect_golden(const char *name, const char *dev, const sid_safetensors *st, const sid_params *ps,
+                          const unet_result *r, const unet_io *io, int verbose) {
+    size_t n;
+    float *want = golden(st, "out", &n), *want_dx = golden(st, "dx", &n), *want_dctx = golden(st, "dctx", &n);
+    double e = rel_err(r->out, want, io->no), worst_w = 0;
+    EXPECT(e < 1e-4, "%s on %s: forward differs from diffusers by %.3g (relative to the largest output)", name, dev, e);
+    const double e_fwd = e;
+    const double e_dx = e = rel_err(r->dx, want_dx, io->nx);
+    EXPECT(e < 1e-4, "%s on %s: input gradient differs from diffusers by %.3g", name, dev, e);
+    const double e_dctx = e = rel_err(r->dctx, want_dctx, io->nc);
+    EXPECT(e < 1e-4, "%s on %s: context gradient differs from diffusers by %.3g", name, dev, e);
+    int checked = 0;
+    for (int i = 0; i < st->n; i++) {
+        const char *gname = st->tensors[i].name;
+        if (strncmp(gname, "grad.", 5)) continue;
+        int k = sid_params_find(ps, gname + 5);
+        float *g = golden(st, gname, &n);
+        EXPECT(k >= 0 && ps->items[k].numel == n, "%s: no parameter %s of %zu values", name, gname + 5, n);
+        if (k >= 0 && ps->items[k].numel == n) {
+            e = rel_err(r->grad + ps->items[k].offset, g, n);
+            EXPECT(e < 1e-4, "%s on %s: gradient of %s differs from diffusers by %.3g", name, dev, gname + 5, e);
+            worst_w = fmax(worst_w, e);
+            checked++;
+        }
+        free(g);
+    }
+    EXPECT(checked >= 10, "%s: only %d weight gradients compared", name, checked);
+    if (verbose && getenv("SID_TEST_VERBOSE"))
+        printf("\n  %s vs diffusers (%s): out %.1e, dx %.1e, dctx %.1e, %d weight gradients worst %.1e; activations %.1f MB",
+               name, dev, e_fwd, e_dx, e_dctx, checked, worst_w, r->peak / 1e6);
+    free(want), free(want_dx), free(want_dctx);
+}
+
 static void check_against_diffusers(const char *name) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/unet/%s", test_data_dir(), name);
@@ -82,56 +211,37 @@ static void check_against_diffusers(const char *name) {
         test_fail(__FILE__, __LINE__, "%s", sid_error());
         return;
     }
-    size_t nx, nt, nc, no, nd, ndx, ndc;
+    size_t nx, nt, nc, no;
     float *x = golden(&st, "x", &nx), *t = golden(&st, "t", &nt), *ctx = golden(&st, "ctx", &nc);
-    float *want = golden(&st, "out", &no), *dout = golden(&st, "dout", &nd);
-    float *want_dx = golden(&st, "dx", &ndx), *want_dctx = golden(&st, "dctx", &ndc);
-    const int N = (int)nt, S = m.cfg.sample_size, M = (int)(nc / (size_t)N / (size_t)m.cfg.cross_attention_dim);
-    sid_arena act;
-    sid_arena_init(&act, "unet test activations", (size_t)256 << 20);
-    sid_ctx c = {&m.ps, &act};
-    float *out = sid_calloc(no * sizeof(float)), *dx = sid_calloc(nx * sizeof(float)), *dctx = sid_calloc(nc * sizeof(float));
-    sid_unet_saved *s = sid_unet_forward(&c, &m.u, out, x, t, ctx, N, S, S, M);
-    double e = rel_err(out, want, no), worst_w = 0;
-    EXPECT(e < 1e-4, "%s: forward differs from diffusers by %.3g (relative to the largest output)", name, e);
-    const double e_fwd = e;
-    sid_unet_backward(&c, &m.u, dx, dctx, dout, s);
-    const double e_dx = e = rel_err(dx, want_dx, nx);
-    EXPECT(e < 1e-4, "%s: input gradient differs from diffusers by %.3g", name, e);
-    const double e_dctx = e = rel_err(dctx, want_dctx, nc);
-    EXPECT(e < 1e-4, "%s: context gradient differs from diffusers by %.3g", name, e);
-    int checked = 0;
-    for (int i = 0; i < st.n; i++) {
-        const char *gname = st.tensors[i].name;
-        if (strncmp(gname, "grad.", 5)) continue;
-        int k = sid_params_find(&m.ps, gname + 5);
-        size_t n;
-        float *g = golden(&st, gname, &n);
-        EXPECT(k >= 0 && m.ps.items[k].numel == n, "%s: no parameter %s of %zu values", name, gname + 5, n);
-        if (k >= 0 && m.ps.items[k].numel == n) {
-            e = rel_err(sid_g(&m.ps, k), g, n);
-            EXPECT(e < 1e-4, "%s: gradient of %s differs from diffusers by %.3g", name, gname + 5, e);
-            worst_w = fmax(worst_w, e);
-            checked++;
-        }
-        free(g);
-    }
-    EXPECT(checked >= 10, "%s: only %d weight gradients compared", name, checked);
-    if (getenv("SID_TEST_VERBOSE"))
-        printf("\n  %s vs diffusers: out %.1e, dx %.1e, dctx %.1e, %d weight gradients worst %.1e; activations %.1f MB",
-               name, e_fwd, e_dx, e_dctx, checked, worst_w, act.peak / 1e6);
+    float *dout = golden(&st, "dout", &no);
+    const unet_io io = {x, t, ctx, dout, nx, nc, no, (int)nt, m.cfg.sample_size,
+                        (int)(nc / nt / (size_t)m.cfg.cross_attention_dim)};
+    const sid_backend *cpu = &sid_backend_cpu;
 
+    // the CPU as it runs by default (all threads: the batch may be split over them)
+    unet_result r = run_unet(&m, cpu, &io);
+    expect_golden(name, "cpu", &st, &m.ps, &r, &io, 1);
     // a frozen copy (no gradient block) gives the same input gradient: the teacher's path in SiD
-    sid_arena_reset(&act, 0);
-    sid_ctx fc = {&frozen.ps, &act};
-    float *dx2 = sid_calloc(nx * sizeof(float));
-    s = sid_unet_forward(&fc, &frozen.u, out, x, t, ctx, N, S, S, M);
-    sid_unet_backward(&fc, &frozen.u, dx2, NULL, dout, s);
-    e = rel_err(dx2, dx, nx);
+    unet_result rf = run_unet(&frozen, cpu, &io);
+    double e = rel_err(rf.dx, r.dx, nx);
     EXPECT(e < 1e-6, "%s: frozen input gradient differs from the full one by %.3g", name, e);
 
-    free(x), free(t), free(ctx), free(want), free(dout), free(want_dx), free(want_dctx), free(out), free(dx), free(dctx), free(dx2);
-    sid_arena_free(&act);
+    // The guard device runs the whole batch as one with the CPU kernels, so with one thread on both
+    // (the CPU then does not split, and the kernels' weight-gradient sums depend on the thread
+    // count) it must equal the CPU bit for bit; with all threads, diffusers as closely as the CPU.
+    const int threads = omp_get_max_threads();
+    sid_threads_set(1);
+    unet_result r1 = run_unet(&m, cpu, &io), rf1 = run_unet(&frozen, cpu, &io);
+    unet_result g1 = run_unet_on_guard(dir, 1, &io), gf1 = run_unet_on_guard(dir, 0, &io);
+    sid_threads_set(threads);
+    expect_same_result(name, &g1, &r1, &io, m.ps.total);
+    expect_same_result(name, &gf1, &rf1, &io, 0);
+    unet_result g = run_unet_on_guard(dir, 1, &io);
+    expect_golden(name, "guard", &st, &m.ps, &g, &io, 1);
+
+    result_free(&r), result_free(&rf), result_free(&r1), result_free(&rf1), result_free(&g1), result_free(&gf1);
+    result_free(&g);
+    free(x), free(t), free(ctx), free(dout);
     sid_st_close(&st);
     free_unet(&m);
     free_unet(&frozen);
@@ -155,7 +265,7 @@ static void test_batch_split_matches_whole_batch(void) {
     float *out[4], *dx[4], *dctx[4], *grad[4];
     sid_arena act;
     sid_arena_init(&act, "unet split test", (size_t)256 << 20);
-    sid_ctx c = {&m.ps, &act};
+    sid_ctx c = {&m.ps, &act, NULL, NULL};
     for (int r = 0; r < 4; r++) {  // 1 thread, then 2 threads three times (the first sizes the slices)
         omp_set_num_threads(r == 0 ? 1 : 2);
         out[r] = sid_calloc(no * 4), dx[r] = sid_calloc(nx * 4), dctx[r] = sid_calloc(nc * 4);
@@ -177,6 +287,16 @@ static void test_batch_split_matches_whole_batch(void) {
     }
     // the split runs are deterministic: the sizing call and the later calls agree bit for bit
     EXPECT(!memcmp(out[1], out[2], no * 4) && !memcmp(grad[1], grad[3], np * 4), "split calls differ from each other");
+    // the guard device never splits (a CPU policy): on one thread it equals the one-thread run bit for bit
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
+    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
+    omp_set_num_threads(1);
+    unet_result g = run_unet_on_guard(dir, 1, &io);
+    omp_set_num_threads(threads);
+    const unet_result one = {out[0], dx[0], dctx[0], grad[0], 0};
+    expect_same_result("sd15_tiny, batch 5", &g, &one, &io, np);
+    result_free(&g);
     for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
     free(x), free(ctx), free(dout);
     sid_arena_free(&act);

@@ -13,6 +13,7 @@
 #include "io/file.h"
 #include "io/json.h"
 #include "io/png.h"
+#include "ops/backend.h"
 #include "pipeline/text2img.h"
 #include "sid/distill.h"
 
@@ -62,7 +63,7 @@ int cmd_distill(int argc, char **argv) {
     double batch = c.batch, micro = 0, ema = c.ema_halflife_img / 1000, rampup = c.ema_rampup;
     double kimg = c.duration_img / 1000, tick = c.tick_img / 1000, snap = c.snapshot_ticks, seed = (double)c.seed;
     double gsteps = c.gen_steps, mn = c.metrics_n, stop = 0;
-    const char *resume_dir = NULL;
+    const char *resume_dir = NULL, *device = NULL;
     const sid_flag flags[] = {
         {"--teacher", SID_FLAG_STR, &c.teacher_dir, 0, 0, "teacher model folder (default models/teacher)"},
         {"--prompts", SID_FLAG_STR, &c.prompts_file, 0, 0, "training prompts, one per line"},
@@ -96,10 +97,12 @@ int cmd_distill(int argc, char **argv) {
         {"--metrics-n", SID_FLAG_INT, &mn, 10, 1e6, "images for the metrics"},
         {"--classifier", SID_FLAG_STR, &c.classifier_dir, 0, 0, "evaluation classifier folder"},
         {"--stop-after", SID_FLAG_NUM, &stop, 0, 1e9, "end this invocation after this many kimg (resume later)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (the only one so far; env SID_DEVICE)"},
     };
     const int nf = (int)(sizeof flags / sizeof flags[0]);
     int given[sizeof flags / sizeof flags[0]];
     if (sid_flags_parse_given("distill", flags, nf, argc, argv, NULL, given)) sid_die("%s", sid_error());
+    sid_cli_device("distill", device, 1);
     for (int i = 0; i < 4; i++) c.kappa[i] = (float)(kappa >= 0 ? kappa : k[i]);
     c.alpha = (float)alpha, c.t_init = (int)t_init, c.tmin = (int)tmin, c.tmax = (int)tmax, c.lr = (float)lr;
     c.glr = (float)glr, c.beta1 = (float)b1, c.beta2 = (float)b2, c.adam_eps = (float)aeps, c.batch = (int)batch;
@@ -118,8 +121,9 @@ int cmd_distill(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/config.json", resume_dir);
         sid_distill_cfg saved;
         if (!(saved_json = sid_distill_config_load(path, &saved))) sid_die("%s (cannot resume %s)", sid_error(), resume_dir);
-        static const char *const may_change[] = {"--kimg", "--stop-after", "--tick", "--snap", "--metrics", "--metrics-n",
-                                                 "--classifier", "--eval-prompts", "--micro", "--resume", "--out"};
+        static const char *const may_change[] = {"--kimg",       "--stop-after",   "--tick",  "--snap",
+                                                 "--metrics",    "--metrics-n",    "--micro", "--resume",
+                                                 "--classifier", "--eval-prompts", "--out",   "--device"};
         for (int i = 0; i < nf; i++) {
             if (!given[i]) continue;
             int ok = 0;
@@ -145,6 +149,7 @@ int cmd_distill(int argc, char **argv) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = "out/distill/generator", *prompt = NULL, *prompts_file = NULL, *out = "out/generated.png";
+    const char *device = NULL;
     double n = 8, seed = 0, steps = -1, cols = 0;
     int singles = 0;
     const sid_flag flags[] = {
@@ -157,9 +162,11 @@ int cmd_generate(int argc, char **argv) {
         {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
     };
     if (sid_flags_parse("generate", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!prompt && !prompts_file) sid_die("generate: give --prompt TEXT or --prompts FILE");
+    const sid_backend *be = sid_cli_device("generate", device, 0);
     char path[1200];
     snprintf(path, sizeof path, "%s/sid_generator.json", model);
     cJSON *gj = sid_json_load(path);
@@ -177,7 +184,7 @@ int cmd_generate(int argc, char **argv) {
     const int grid_only = len > 4 && strcmp(out + len - 4, ".png") == 0;
     if (!grid_only && sid_mkdir_p(out)) sid_die("%s", sid_error());
     sid_text2img p;
-    if (sid_text2img_open(&p, model)) sid_die("%s", sid_error());
+    if (sid_text2img_open_on(&p, model, be)) sid_die("%s", sid_error());
     int C, H, W;
     sid_text2img_image_shape(&p, &C, &H, &W);
     const size_t D = (size_t)C * H * W;
@@ -194,8 +201,8 @@ int cmd_generate(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/%05d.png", out, i);
             if (sid_png_write_grid(path, x + (size_t)i * D, 1, C, H, W, 1, 0)) sid_die("%s", sid_error());
         }
-    printf("generate: %d images in %.2f s (%.0f images/s, %d step%s) -> %s\n", total, dt, total / dt, (int)steps,
-           steps > 1 ? "s" : "", out);
+    printf("generate: %d images in %.2f s (%.0f images/s, %d step%s, %s) -> %s\n", total, dt, total / dt, (int)steps,
+           steps > 1 ? "s" : "", be->name, out);
     free(x), free(list);
     sid_prompts_free(&pf);
     if (p.truncated)

@@ -13,11 +13,12 @@
 #include "eval/classifier.h"
 #include "eval/eval.h"
 #include "io/png.h"
+#include "ops/backend.h"
 #include "pipeline/text2img.h"
 
 int cmd_eval_model(int argc, char **argv) {
     const char *model = "models/teacher", *prompts_file = "data/prompts/fmnist_eval.txt", *cls_dir = SID_CLS_DEFAULT_DIR;
-    const char *grid = NULL;
+    const char *grid = NULL, *device = NULL;
     double n = 5000, seed = 1, steps = 25, cfg = 3, chunk = 250;
     const sid_flag flags[] = {
         {"--model", SID_FLAG_STR, &model, 0, 0, "model folder (default models/teacher)"},
@@ -29,6 +30,7 @@ int cmd_eval_model(int argc, char **argv) {
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance scale (default 3)"},
         {"--chunk", SID_FLAG_INT, &chunk, 1, 4096, "images per network batch"},
         {"--grid", SID_FLAG_STR, &grid, 0, 0, "also write the first 100 images as a PNG grid"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), or guard/cuda for a distilled generator (env SID_DEVICE)"},
     };
     if (sid_flags_parse("eval-model", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     sid_prompts pf = {0};
@@ -49,8 +51,12 @@ int cmd_eval_model(int argc, char **argv) {
     }
     sid_classifier c;
     if (sid_classifier_load(&c, cls_dir)) sid_die("%s", sid_error());
+    int t_init = 0, gsteps = 0;
+    const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
+    if (is_gen < 0) sid_die("%s", sid_error());
+    const sid_backend *be = sid_cli_device("eval-model", device, !is_gen);  // DDIM: the CPU only so far
     sid_text2img p;
-    if (sid_text2img_open(&p, model)) sid_die("%s", sid_error());
+    if (sid_text2img_open_on(&p, model, be)) sid_die("%s", sid_error());
     int C, H, W;
     sid_text2img_image_shape(&p, &C, &H, &W);
     if (C != 1 && C != 3) sid_die("%s: eval-model needs grey or RGB images, the model makes %d channels", model, C);
@@ -58,9 +64,6 @@ int cmd_eval_model(int argc, char **argv) {
     if (convert)  // the classifier sees 1x32x32 Fashion-MNIST images; other models are judged on those
         fprintf(stderr, "eval-model: %s makes %dx%dx%d images: scored as their luminance resized to 1x32x32\n", model, C, H, W);
     float *img = sid_malloc((size_t)N * C * H * W * sizeof(float));
-    int t_init = 0, gsteps = 0;
-    const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
-    if (is_gen < 0) sid_die("%s", sid_error());
     const double t0 = sid_now();
     if (is_gen ? sid_text2img_generate(&p, list, N, (uint64_t)seed, t_init, gsteps, img)
                : sid_text2img_sample(&p, list, N, (uint64_t)seed, (int)steps, (float)cfg, (int)chunk, img))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "ops/backend.h"
 
 static void usage(const char *cmd, const sid_flag *flags, int n) {
     printf("usage: sid %s [flags]\n", cmd);
@@ -73,4 +74,13 @@ int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int arg
         *(double *)f->dst = x;
     }
     return 0;
+}
+
+const sid_backend *sid_cli_device(const char *cmd, const char *device, int cpu_only) {
+    const char *name = device ? device : getenv("SID_DEVICE") ? getenv("SID_DEVICE") : "cpu";
+    const sid_backend *be = sid_backend_by_name(name);
+    if (!be) sid_die("%s: --device %s: %s", cmd, name, sid_error());
+    if (cpu_only && be != &sid_backend_cpu)
+        sid_die("%s: --device %s: this command runs on the CPU only so far (generate runs on any device)", cmd, name);
+    return be;
 }

@@ -23,4 +23,10 @@ int sid_flags_parse(const char *cmd, const sid_flag *flags, int n, int argc, cha
 int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int argc, char **argv, const char **positional,
                           int *given);
 
+// The backend a command runs on: --device NAME, else $SID_DEVICE, else the CPU; one line naming
+// the device when it is not compiled in or not usable here ("cuda" without a GPU). A command that
+// cannot run on a device yet passes cpu_only, and then anything but "cpu" is refused in one line.
+struct sid_backend;
+const struct sid_backend *sid_cli_device(const char *cmd, const char *device, int cpu_only);
+
 #endif

@@ -10,10 +10,12 @@
 #include "data/prompts.h"
 #include "io/file.h"
 #include "io/png.h"
+#include "ops/backend.h"
 #include "pipeline/text2img.h"
 
 int cmd_sample(int argc, char **argv) {
     const char *model = "models/teacher", *prompt = NULL, *prompts_file = NULL, *out = "out/samples.png";
+    const char *device = NULL;
     double n = 8, seed = 0, steps = 25, cfg = 3, chunk = 64, cols = 0;
     int singles = 0;
     const sid_flag flags[] = {
@@ -28,9 +30,11 @@ int cmd_sample(int argc, char **argv) {
         {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns (default: images per prompt)"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (the only one for DDIM so far; env SID_DEVICE)"},
     };
     if (sid_flags_parse("sample", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!prompt && !prompts_file) sid_die("sample: give --prompt TEXT or --prompts FILE");
+    sid_cli_device("sample", device, 1);
     sid_prompts pf = {0};
     if (prompts_file && sid_prompts_load(prompts_file, &pf)) sid_die("%s", sid_error());
     const int np = prompt ? 1 : pf.n, per = (int)n;

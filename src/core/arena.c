@@ -6,20 +6,27 @@
 #include "error.h"
 
 void sid_arena_init(sid_arena *a, const char *name, size_t cap) {
+    memset(a, 0, sizeof *a);
     a->base = sid_aligned_alloc(cap);
     a->cap = (cap + 63) / 64 * 64;
-    a->used = a->peak = 0;
     a->name = name;
 }
 
+void sid_arena_init_with(sid_arena *a, const char *name, void *base, size_t cap, void *owner,
+                         void (*zero)(void *owner, void *p, size_t bytes), void (*release)(void *owner, void *p)) {
+    *a = (sid_arena){.base = base, .cap = cap / 64 * 64, .name = name, .owner = owner, .zero = zero, .release = release};
+}
+
 void sid_arena_free(sid_arena *a) {
-    free(a->base);
+    if (a->release) a->release(a->owner, a->base);
+    else free(a->base);
     memset(a, 0, sizeof *a);
 }
 
 void *sid_arena_alloc(sid_arena *a, size_t bytes) {
     void *p = sid_arena_alloc_uninit(a, bytes);
-    memset(p, 0, (bytes + 63) / 64 * 64);
+    if (a->zero) a->zero(a->owner, p, (bytes + 63) / 64 * 64);
+    else memset(p, 0, (bytes + 63) / 64 * 64);
     return p;
 }
 

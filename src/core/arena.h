@@ -8,13 +8,21 @@
 extern "C" {
 #endif
 
-typedef struct {
+typedef struct sid_arena {
     char *base;
     size_t cap, used, peak;
     const char *name;  // for the out-of-memory message
+    // An arena in a device's memory (sid_backend_arena_init): the host never touches its bytes, so
+    // zero-filling and releasing go through the device. NULL for host memory.
+    void *owner;
+    void (*zero)(void *owner, void *p, size_t bytes);
+    void (*release)(void *owner, void *p);
 } sid_arena;
 
 void sid_arena_init(sid_arena *a, const char *name, size_t cap_bytes);
+// An arena over memory that owner provides (base, cap bytes, 64-byte aligned offsets from base).
+void sid_arena_init_with(sid_arena *a, const char *name, void *base, size_t cap_bytes, void *owner,
+                         void (*zero)(void *owner, void *p, size_t bytes), void (*release)(void *owner, void *p));
 void sid_arena_free(sid_arena *a);
 // 64-byte aligned, zero-filled; dies with a one-line message when the arena is full.
 void *sid_arena_alloc(sid_arena *a, size_t bytes);

@@ -21,7 +21,7 @@ enum { LAST = SID_CLS_STAGES - 1, FLAT = 128 * 4 * 4, RUN_BATCH = 64 };
 static int st_hout(int i) { return (st_hin[i] + 2 - 3) / st_stride[i] + 1; }
 static size_t st_numel(int i) { return (size_t)st_cout[i] * st_hout(i) * st_hout(i); }  // per image
 
-static sid_ctx ctx_of(const sid_classifier *c, sid_arena *act) { return (sid_ctx){(sid_params *)&c->ps, act}; }
+static sid_ctx ctx_of(const sid_classifier *c, sid_arena *act) { return (sid_ctx){(sid_params *)&c->ps, act, NULL}; }
 
 void sid_classifier_init(sid_classifier *c, int with_grad) {
     memset(c, 0, sizeof *c);

@@ -302,39 +302,57 @@ struct sid_clip_saved {
 // x [B*T, C] -> out [B*T, C]
 static void layer_f(const sid_ctx *c, const sid_clip *m, const sid_clip_layer *l, clip_layer_saved *s, float *out,
                     const float *x, int B, int T) {
+    const sid_backend *be = sid_be(c);
     const int M = B * T, C = m->cfg.hidden, I = m->cfg.intermediate;
     const size_t mc = (size_t)M * C, mi = (size_t)M * I;
     s->in = (float *)x;
     s->n1 = sid_ctx_floats(c, mc), s->t1 = sid_ctx_floats(c, mc), s->n2 = sid_ctx_floats(c, mc);
     s->f1 = sid_ctx_floats(c, mi), s->g = sid_ctx_floats(c, mi);
     s->s1 = sid_layernorm_f(c, &l->ln1, s->n1, x, M);
-    s->a = sid_attn_f(c, &l->attn, s->t1, s->n1, NULL, B, T, T, 1);
-    sid_add_fwd(s->t1, s->t1, x, mc);
+    s->a = sid_attn_f(c, &l->attn, s->t1, s->n1, NULL, B, T, T, 1);  // causal
+    be->add_fwd(s->t1, s->t1, x, mc);
     s->s2 = sid_layernorm_f(c, &l->ln2, s->n2, s->t1, M);
     sid_linear_f(c, &l->fc1, s->f1, s->n2, M);
-    sid_act_fwd(m->cfg.act, s->g, s->f1, mi);
+    be->act_fwd(m->cfg.act, s->g, s->f1, mi);
     sid_linear_f(c, &l->fc2, out, s->g, M);
-    sid_add_fwd(out, out, s->t1, mc);
+    be->add_fwd(out, out, s->t1, mc);
 }
 
 // accumulates into dx (never NULL here: the embeddings below always want it)
 static void layer_b(const sid_ctx *c, const sid_clip *m, const sid_clip_layer *l, const clip_layer_saved *s, float *dx,
                     const float *dout, int B, int T) {
+    const sid_backend *be = sid_be(c);
     const int M = B * T, C = m->cfg.hidden, I = m->cfg.intermediate;
     const size_t mc = (size_t)M * C, mi = (size_t)M * I;
     const size_t mark = sid_arena_mark(c->act);
     float *dt1 = sid_ctx_floats(c, mc), *dn = sid_ctx_floats(c, mc);
     float *dg = sid_ctx_floats(c, mi), *df1 = sid_ctx_floats(c, mi);
-    sid_add_bwd(dt1, NULL, dout, mc);  // residual around the MLP
+    be->add_bwd(dt1, NULL, dout, mc);  // residual around the MLP
     sid_linear_b(c, &l->fc2, dg, dout, s->g, M);
-    sid_act_bwd(m->cfg.act, df1, dg, s->f1, mi);
+    be->act_bwd(m->cfg.act, df1, dg, s->f1, mi);
     sid_linear_b(c, &l->fc1, dn, df1, s->n2, M);
     sid_layernorm_b(c, &l->ln2, dt1, dn, s->t1, s->s2, M);
-    sid_add_bwd(dx, NULL, dt1, mc);  // residual around the attention
-    memset(dn, 0, mc * sizeof(float));
+    be->add_bwd(dx, NULL, dt1, mc);  // residual around the attention
+    be->fill(dn, 0.0f, mc);
     sid_attn_b(c, &l->attn, dn, NULL, dt1, s->n1, NULL, s->a, B, T, T, 1);
     sid_layernorm_b(c, &l->ln1, dx, dn, s->in, s->s1, M);
     sid_arena_reset(c->act, mark);
+}
+
+// The ids live in the backend's memory: a host copy for the range check (B*T int32, one transfer).
+static int check_ids(const sid_ctx *c, const sid_clip_config *cfg, const int32_t *ids, int B, int T) {
+    const size_t n = (size_t)B * T;
+    int32_t *h = sid_malloc(n * sizeof *h + 4);
+    sid_be(c)->download(h, ids, n * sizeof *h);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (h[i] < 0 || h[i] >= cfg->vocab_size) {
+            sid_set_error("clip: token id %d (sequence %d, position %d) is outside the vocabulary of %d", h[i],
+                          (int)(i / T), (int)(i % T), cfg->vocab_size);
+            rc = -1;
+        }
+    free(h);
+    return rc;
 }
 
 sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T,
@@ -342,18 +360,14 @@ sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out
     const sid_clip_config *cfg = &m->cfg;
     if (T < 1 || T > cfg->max_positions) sid_die("clip: %d tokens, the model has %d positions", T, cfg->max_positions);
     if (n_layers < 0 || n_layers > cfg->layers) sid_die("clip: %d layers requested of %d", n_layers, cfg->layers);
-    for (int i = 0; i < B * T; i++)
-        if (ids[i] < 0 || ids[i] >= cfg->vocab_size) {
-            sid_set_error("clip: token id %d (sequence %d, position %d) is outside the vocabulary of %d", ids[i],
-                          i / T, i % T, cfg->vocab_size);
-            return NULL;
-        }
+    if (check_ids(c, cfg, ids, B, T)) return NULL;
     const size_t mc = (size_t)B * T * cfg->hidden;
-    sid_clip_saved *s = sid_arena_alloc(c->act, sizeof *s);
+    // Host metadata (pointers and norm statistics' addresses), beside the activations (sid_ctx_host).
+    sid_clip_saved *s = sid_ctx_host(c, sizeof *s);
     s->n_layers = n_layers;
-    s->layers = sid_arena_alloc(c->act, (size_t)(n_layers ? n_layers : 1) * sizeof *s->layers);
+    s->layers = sid_ctx_host(c, (size_t)(n_layers ? n_layers : 1) * sizeof *s->layers);
     float *h = sid_ctx_floats(c, mc);
-    sid_embedding_fwd(h, ids, sid_p(c->ps, m->tok), sid_p(c->ps, m->pos), B, T, cfg->hidden);
+    sid_be(c)->embedding_fwd(h, ids, sid_p(c->ps, m->tok), sid_p(c->ps, m->pos), B, T, cfg->hidden);
     for (int i = 0; i < n_layers; i++) {
         float *o = sid_ctx_floats(c, mc);
         layer_f(c, m, &m->layers[i], &s->layers[i], o, h, B, T);
@@ -367,6 +381,7 @@ sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out
 void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const float *dout, const int32_t *ids,
                        sid_clip_saved *s, int B, int T) {
     if (!dembed && !c->ps->grad) return;  // frozen and nobody wants the input gradient
+    const sid_backend *be = sid_be(c);
     const size_t mc = (size_t)B * T * m->cfg.hidden;
     const size_t mark = sid_arena_mark(c->act);
     float *dh = sid_ctx_floats(c, mc);
@@ -376,8 +391,8 @@ void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const
         layer_b(c, m, &m->layers[i], &s->layers[i], dx, dh, B, T);
         dh = dx;
     }
-    sid_embedding_bwd(sid_g(c->ps, m->tok), sid_g(c->ps, m->pos), dh, ids, B, T, m->cfg.hidden);
-    if (dembed) sid_add_bwd(dembed, NULL, dh, mc);
+    if (c->ps->grad) be->embedding_bwd(sid_g(c->ps, m->tok), sid_g(c->ps, m->pos), dh, ids, B, T, m->cfg.hidden);
+    if (dembed) be->add_bwd(dembed, NULL, dh, mc);
     sid_arena_reset(c->act, mark);
 }
 

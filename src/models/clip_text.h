@@ -79,13 +79,16 @@ typedef struct sid_clip_saved sid_clip_saved;
 
 // ids [B, T] (T <= max_positions, each in [0, vocab_size)) -> out [B, T, hidden]: the hidden states of
 // the first n_layers layers passed through final_layer_norm (n_layers = cfg.layers is
-// last_hidden_state; layers - k is diffusers' clip_skip = k). Saves what backward needs in c->act and
-// returns it; NULL with a one-line error when an id is out of range.
+// last_hidden_state; layers - k is diffusers' clip_skip = k). Runs on c's backend: ids (int32), out
+// and the parameters are in its memory (the ids are downloaded once for the range check). Saves
+// what backward needs in c->act and returns the record of it, host memory from sid_ctx_host (c->meta
+// when c->act is device memory); NULL with a one-line error when an id is out of range.
 sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T,
                                  int n_layers);
 // Accumulates every parameter gradient (into c->ps->grad; nothing when it has none) of
-// sum(out * dout). dembed [B, T, hidden], when not NULL, accumulates the gradient with respect to the
-// summed token + position embeddings (what textual inversion needs).
+// sum(out * dout) (dout, dembed and ids in c's backend memory). dembed [B, T, hidden], when not NULL,
+// accumulates the gradient with respect to the summed token + position embeddings (what textual
+// inversion needs).
 void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const float *dout, const int32_t *ids,
                        sid_clip_saved *s, int B, int T);
 

@@ -8,6 +8,12 @@
 
 #define NAME(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
 
+void *sid_ctx_host(const sid_ctx *c, size_t bytes) {
+    sid_arena *h = c->meta ? c->meta : c->act->owner == NULL ? c->act : NULL;
+    if (!h) sid_die("%s: a device arena needs a host meta arena for saved state (sid_ctx.meta)", c->act->name);
+    return sid_arena_alloc(h, bytes);
+}
+
 // Whether a backward pass must produce anything that flows back through this layer's input.
 static inline int frozen(const sid_ctx *c) { return c->ps->grad == NULL; }
 
@@ -19,13 +25,13 @@ void sid_linear_decl(sid_linear *l, sid_params *ps, int in, int out, int bias, c
 }
 
 void sid_linear_f(const sid_ctx *c, const sid_linear *l, float *out, const float *in, int M) {
-    sid_linear_fwd(out, in, sid_p(c->ps, l->w), l->b >= 0 ? sid_p(c->ps, l->b) : NULL, M, l->in, l->out);
+    sid_be(c)->linear_fwd(out, in, sid_p(c->ps, l->w), l->b >= 0 ? sid_p(c->ps, l->b) : NULL, M, l->in, l->out);
 }
 
 void sid_linear_b(const sid_ctx *c, const sid_linear *l, float *din, const float *dout, const float *in, int M) {
     float *dw = sid_g(c->ps, l->w), *db = l->b >= 0 ? sid_g(c->ps, l->b) : NULL;
     if (!din && !dw) return;
-    sid_linear_bwd(din, dw, db, dout, in, sid_p(c->ps, l->w), M, l->in, l->out);
+    sid_be(c)->linear_bwd(din, dw, db, dout, in, sid_p(c->ps, l->w), M, l->in, l->out);
 }
 
 // ---------------------------------------------------------------- conv
@@ -41,14 +47,14 @@ static sid_conv2d_shape conv_shape(const sid_conv *l, int N, int H, int W) {
 
 void sid_conv_f(const sid_ctx *c, const sid_conv *l, float *out, const float *in, int N, int H, int W) {
     sid_conv2d_shape s = conv_shape(l, N, H, W);
-    sid_conv2d_fwd(out, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), &s);
+    sid_be(c)->conv2d_fwd(out, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), &s);
 }
 
 void sid_conv_b(const sid_ctx *c, const sid_conv *l, float *din, const float *dout, const float *in, int N, int H,
                 int W) {
     if (!din && frozen(c)) return;
     sid_conv2d_shape s = conv_shape(l, N, H, W);
-    sid_conv2d_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), &s);
+    sid_be(c)->conv2d_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), &s);
 }
 
 // ---------------------------------------------------------------- norms
@@ -64,7 +70,7 @@ static sid_norm_saved norm_saved_alloc(const sid_ctx *c, size_t rows) {
 
 static void groupnorm_into(const sid_ctx *c, const sid_norm *l, sid_norm_saved s, float *out, const float *in, int N,
                            int HW) {
-    sid_groupnorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), N, l->C, HW, l->groups, l->eps);
+    sid_be(c)->groupnorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), N, l->C, HW, l->groups, l->eps);
 }
 
 sid_norm_saved sid_groupnorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int N, int HW) {
@@ -76,20 +82,20 @@ sid_norm_saved sid_groupnorm_f(const sid_ctx *c, const sid_norm *l, float *out, 
 void sid_groupnorm_b(const sid_ctx *c, const sid_norm *l, float *din, const float *dout, const float *in,
                      sid_norm_saved s, int N, int HW) {
     if (!din && frozen(c)) return;
-    sid_groupnorm_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), s.mean, s.rstd, N,
+    sid_be(c)->groupnorm_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), s.mean, s.rstd, N,
                       l->C, HW, l->groups);
 }
 
 sid_norm_saved sid_layernorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int M) {
     sid_norm_saved s = {sid_ctx_out(c, (size_t)M), sid_ctx_out(c, (size_t)M)};
-    sid_layernorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), M, l->C, l->eps);
+    sid_be(c)->layernorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), M, l->C, l->eps);
     return s;
 }
 
 void sid_layernorm_b(const sid_ctx *c, const sid_norm *l, float *din, const float *dout, const float *in,
                      sid_norm_saved s, int M) {
     if (!din && frozen(c)) return;
-    sid_layernorm_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), s.mean, s.rstd, M,
+    sid_be(c)->layernorm_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w), s.mean, s.rstd, M,
                       l->C);
 }
 
@@ -118,7 +124,7 @@ sid_attn_saved sid_attn_f(const sid_ctx *c, const sid_attn *a, float *out, const
     sid_linear_f(c, &a->q, s.q, x, B * N);
     sid_linear_f(c, &a->k, s.k, kv, B * Mk);
     sid_linear_f(c, &a->v, s.v, kv, B * Mk);
-    sid_attention_fwd(s.o, s.lse, s.q, s.k, s.v, B, N, Mk, a->heads, a->dim / a->heads, causal);
+    sid_be(c)->attention_fwd(s.o, s.lse, s.q, s.k, s.v, B, N, Mk, a->heads, a->dim / a->heads, causal);
     sid_linear_f(c, &a->out, out, s.o, B * N);
     return s;
 }
@@ -133,7 +139,7 @@ void sid_attn_b(const sid_ctx *c, const sid_attn *a, float *dx, float *dctx, con
     float *dO = sid_ctx_floats(c, (size_t)B * N * a->dim), *dq = sid_ctx_floats(c, (size_t)B * N * a->dim);
     float *dk = sid_ctx_floats(c, (size_t)B * Mk * a->dim), *dv = sid_ctx_floats(c, (size_t)B * Mk * a->dim);
     sid_linear_b(c, &a->out, dO, dout, s.o, B * N);
-    sid_attention_bwd(dq, dk, dv, dO, s.q, s.k, s.v, s.o, s.lse, B, N, Mk, a->heads, a->dim / a->heads, causal);
+    sid_be(c)->attention_bwd(dq, dk, dv, dO, s.q, s.k, s.v, s.o, s.lse, B, N, Mk, a->heads, a->dim / a->heads, causal);
     sid_linear_b(c, &a->q, dx, dq, x, B * N);
     sid_linear_b(c, &a->k, dkv, dk, kv, B * Mk);
     sid_linear_b(c, &a->v, dkv, dv, kv, B * Mk);
@@ -172,22 +178,22 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
     const size_t mark = sid_arena_mark(c->act);
     groupnorm_into(c, &r->norm1, s.s1, s.n1, x, N, HW);
     float *a = sid_ctx_out(c, nin > nout ? nin : nout);
-    sid_act_fwd(SID_ACT_SILU, a, s.n1, nin);
+    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n1, nin);
     sid_conv_f(c, &r->conv1, s.c1, a, N, H, W);
     if (r->has_temb) {
-        sid_act_fwd(SID_ACT_SILU, s.ts, temb, (size_t)N * r->temb.in);
+        sid_be(c)->act_fwd(SID_ACT_SILU, s.ts, temb, (size_t)N * r->temb.in);
         sid_linear_f(c, &r->temb, s.tp, s.ts, N);
-        sid_add_channel_bias_fwd(s.c1, s.c1, s.tp, N, r->cout, HW);
+        sid_be(c)->add_channel_bias_fwd(s.c1, s.c1, s.tp, N, r->cout, HW);
     }
     groupnorm_into(c, &r->norm2, s.s2, s.n2, s.c1, N, HW);
-    sid_act_fwd(SID_ACT_SILU, a, s.n2, nout);
+    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n2, nout);
     sid_conv_f(c, &r->conv2, out, a, N, H, W);
     if (r->has_shortcut) {
         float *sc = sid_ctx_out(c, nout);
         sid_conv_f(c, &r->shortcut, sc, x, N, H, W);
-        sid_add_fwd(out, out, sc, nout);
+        sid_be(c)->add_fwd(out, out, sc, nout);
     } else {
-        sid_add_fwd(out, out, x, nout);
+        sid_be(c)->add_fwd(out, out, x, nout);
     }
     sid_arena_reset(c->act, mark);
     return s;
@@ -200,26 +206,26 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
     const size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;
     const size_t mark = sid_arena_mark(c->act);
     if (r->has_shortcut) sid_conv_b(c, &r->shortcut, dx, dout, x, N, H, W);
-    else if (dx) sid_add_bwd(dx, NULL, dout, nout);
+    else if (dx) sid_be(c)->add_bwd(dx, NULL, dout, nout);
     float *a = sid_ctx_out(c, nin > nout ? nin : nout);  // written whole by the SiLU recomputations
     float *da = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dn = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dc1 = sid_ctx_floats(c, nout);
-    sid_act_fwd(SID_ACT_SILU, a, s.n2, nout);  // recomputed: cheaper than saving it
+    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n2, nout);  // recomputed: cheaper than saving it
     sid_conv_b(c, &r->conv2, da, dout, a, N, H, W);
-    sid_act_bwd(SID_ACT_SILU, dn, da, s.n2, nout);
+    sid_be(c)->act_bwd(SID_ACT_SILU, dn, da, s.n2, nout);
     sid_groupnorm_b(c, &r->norm2, dc1, dn, s.c1, s.s2, N, HW);
     if (r->has_temb) {
         float *dtp = sid_ctx_floats(c, (size_t)N * r->cout), *dts = sid_ctx_floats(c, (size_t)N * r->temb.in);
-        sid_add_channel_bias_bwd(NULL, dtp, dc1, N, r->cout, HW);
+        sid_be(c)->add_channel_bias_bwd(NULL, dtp, dc1, N, r->cout, HW);
         sid_linear_b(c, &r->temb, dtemb ? dts : NULL, dtp, s.ts, N);
-        if (dtemb) sid_act_bwd(SID_ACT_SILU, dtemb, dts, temb, (size_t)N * r->temb.in);
+        if (dtemb) sid_be(c)->act_bwd(SID_ACT_SILU, dtemb, dts, temb, (size_t)N * r->temb.in);
     }
-    memset(da, 0, nin * sizeof(float));
-    memset(dn, 0, nin * sizeof(float));
-    sid_act_fwd(SID_ACT_SILU, a, s.n1, nin);
+    sid_be(c)->fill(da, 0, nin);
+    sid_be(c)->fill(dn, 0, nin);
+    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n1, nin);
     sid_conv_b(c, &r->conv1, da, dc1, a, N, H, W);
-    sid_act_bwd(SID_ACT_SILU, dn, da, s.n1, nin);
+    sid_be(c)->act_bwd(SID_ACT_SILU, dn, da, s.n1, nin);
     sid_groupnorm_b(c, &r->norm1, dx, dn, x, s.s1, N, HW);
     sid_arena_reset(c->act, mark);
 }
@@ -281,15 +287,15 @@ static void tblock_f(const sid_ctx *c, const sid_tblock *b, tblock_saved *s, flo
     s->f1 = sid_ctx_out(c, tc * 8), s->g = sid_ctx_out(c, tc * 4);
     s->s1 = sid_layernorm_f(c, &b->norm1, s->n1, x, T);
     s->a1 = sid_attn_f(c, &b->attn1, s->t1, s->n1, NULL, N, L, L, 0);
-    sid_add_fwd(s->t1, s->t1, x, tc);
+    sid_be(c)->add_fwd(s->t1, s->t1, x, tc);
     s->s2 = sid_layernorm_f(c, &b->norm2, s->n2, s->t1, T);
     s->a2 = sid_attn_f(c, &b->attn2, s->t2, s->n2, ctx, N, L, M, 0);
-    sid_add_fwd(s->t2, s->t2, s->t1, tc);
+    sid_be(c)->add_fwd(s->t2, s->t2, s->t1, tc);
     s->s3 = sid_layernorm_f(c, &b->norm3, s->n3, s->t2, T);
     sid_linear_f(c, &b->ff_in, s->f1, s->n3, T);
-    sid_geglu_fwd(s->g, s->f1, T, 4 * C);
+    sid_be(c)->geglu_fwd(s->g, s->f1, T, 4 * C);
     sid_linear_f(c, &b->ff_out, out, s->g, T);
-    sid_add_fwd(out, out, s->t2, tc);
+    sid_be(c)->add_fwd(out, out, s->t2, tc);
 }
 
 static void tblock_b(const sid_ctx *c, const sid_tblock *b, const tblock_saved *s, float *dx, float *dctx,
@@ -299,17 +305,17 @@ static void tblock_b(const sid_ctx *c, const sid_tblock *b, const tblock_saved *
     const size_t mark = sid_arena_mark(c->act);
     float *dt2 = sid_ctx_floats(c, tc), *dt1 = sid_ctx_floats(c, tc), *dn = sid_ctx_floats(c, tc);
     float *dg = sid_ctx_floats(c, tc * 4), *df1 = sid_ctx_floats(c, tc * 8);
-    sid_add_bwd(dt2, NULL, dout, tc);
+    sid_be(c)->add_bwd(dt2, NULL, dout, tc);
     sid_linear_b(c, &b->ff_out, dg, dout, s->g, T);
-    sid_geglu_bwd(df1, dg, s->f1, T, 4 * C);
+    sid_be(c)->geglu_bwd(df1, dg, s->f1, T, 4 * C);
     sid_linear_b(c, &b->ff_in, dn, df1, s->n3, T);
     sid_layernorm_b(c, &b->norm3, dt2, dn, s->t2, s->s3, T);
-    sid_add_bwd(dt1, NULL, dt2, tc);
-    memset(dn, 0, tc * sizeof(float));
+    sid_be(c)->add_bwd(dt1, NULL, dt2, tc);
+    sid_be(c)->fill(dn, 0, tc);
     sid_attn_b(c, &b->attn2, dn, dctx, dt2, s->n2, ctx, s->a2, N, L, M, 0);
     sid_layernorm_b(c, &b->norm2, dt1, dn, s->t1, s->s2, T);
-    sid_add_bwd(dx, NULL, dt1, tc);
-    memset(dn, 0, tc * sizeof(float));
+    sid_be(c)->add_bwd(dx, NULL, dt1, tc);
+    sid_be(c)->fill(dn, 0, tc);
     sid_attn_b(c, &b->attn1, dn, NULL, dt1, s->n1, NULL, s->a1, N, L, L, 0);
     sid_layernorm_b(c, &b->norm1, dx, dn, s->in, s->s1, T);
     sid_arena_reset(c->act, mark);
@@ -319,19 +325,19 @@ sid_transformer_saved *sid_transformer_f(const sid_ctx *c, const sid_transformer
                                          const float *ctx, int N, int H, int W, int M) {
     const int L = H * W, C = t->C, T = N * L;
     const size_t n = (size_t)N * C * L;
-    sid_transformer_saved *s = sid_arena_alloc(c->act, sizeof *s);
-    s->blocks = sid_arena_alloc(c->act, (size_t)t->n_blocks * sizeof *s->blocks);
+    sid_transformer_saved *s = sid_ctx_host(c, sizeof *s);
+    s->blocks = sid_ctx_host(c, (size_t)t->n_blocks * sizeof *s->blocks);
     s->gn = sid_ctx_out(c, n);
     s->gs = sid_groupnorm_f(c, &t->norm, s->gn, x, N, L);
     s->tok = sid_ctx_out(c, n);
     if (t->linear_proj) {
         s->pin = sid_ctx_out(c, n);  // GN output as tokens: the input of proj_in
-        sid_transpose_fwd(s->pin, s->gn, N, C, L);
+        sid_be(c)->transpose_fwd(s->pin, s->gn, N, C, L);
         sid_linear_f(c, &t->proj_in_lin, s->tok, s->pin, T);
     } else {
         s->pin = sid_ctx_out(c, n);  // proj_in output, NCHW
         sid_conv_f(c, &t->proj_in_conv, s->pin, s->gn, N, H, W);
-        sid_transpose_fwd(s->tok, s->pin, N, C, L);
+        sid_be(c)->transpose_fwd(s->tok, s->pin, N, C, L);
     }
     const float *h = s->tok;
     for (int i = 0; i < t->n_blocks; i++) {
@@ -343,13 +349,13 @@ sid_transformer_saved *sid_transformer_f(const sid_ctx *c, const sid_transformer
     if (t->linear_proj) {
         float *p = sid_ctx_out(c, n);
         sid_linear_f(c, &t->proj_out_lin, p, h, T);
-        sid_transpose_fwd(out, p, N, L, C);
+        sid_be(c)->transpose_fwd(out, p, N, L, C);
     } else {
         float *p = sid_ctx_out(c, n);
-        sid_transpose_fwd(p, h, N, L, C);
+        sid_be(c)->transpose_fwd(p, h, N, L, C);
         sid_conv_f(c, &t->proj_out_conv, out, p, N, H, W);
     }
-    sid_add_fwd(out, out, x, n);
+    sid_be(c)->add_fwd(out, out, x, n);
     return s;
 }
 
@@ -359,16 +365,16 @@ void sid_transformer_b(const sid_ctx *c, const sid_transformer *t, float *dx, fl
     const int L = H * W, C = t->C, T = N * L;
     const size_t n = (size_t)N * C * L;
     const size_t mark = sid_arena_mark(c->act);
-    if (dx) sid_add_bwd(dx, NULL, dout, n);  // residual
+    if (dx) sid_be(c)->add_bwd(dx, NULL, dout, n);  // residual
     float *dh = sid_ctx_floats(c, n), *tmp = sid_ctx_floats(c, n);
     if (t->linear_proj) {
-        sid_transpose_bwd(tmp, dout, N, L, C);  // d(proj_out output) as tokens
+        sid_be(c)->transpose_bwd(tmp, dout, N, L, C);  // d(proj_out output) as tokens
         sid_linear_b(c, &t->proj_out_lin, dh, tmp, s->tend, T);
     } else {
         float *p = sid_ctx_floats(c, n);
-        sid_transpose_fwd(p, s->tend, N, L, C);
+        sid_be(c)->transpose_fwd(p, s->tend, N, L, C);
         sid_conv_b(c, &t->proj_out_conv, tmp, dout, p, N, H, W);
-        sid_transpose_bwd(dh, tmp, N, L, C);
+        sid_be(c)->transpose_bwd(dh, tmp, N, L, C);
     }
     for (int i = t->n_blocks - 1; i >= 0; i--) {
         float *din = sid_ctx_floats(c, n);
@@ -379,10 +385,10 @@ void sid_transformer_b(const sid_ctx *c, const sid_transformer *t, float *dx, fl
     if (t->linear_proj) {
         float *dp = sid_ctx_floats(c, n);
         sid_linear_b(c, &t->proj_in_lin, dp, dh, s->pin, T);
-        sid_transpose_bwd(dgn, dp, N, C, L);
+        sid_be(c)->transpose_bwd(dgn, dp, N, C, L);
     } else {
         float *dp = sid_ctx_floats(c, n);
-        sid_transpose_bwd(dp, dh, N, C, L);
+        sid_be(c)->transpose_bwd(dp, dh, N, C, L);
         sid_conv_b(c, &t->proj_in_conv, dgn, dp, s->gn, N, H, W);
     }
     sid_groupnorm_b(c, &t->norm, dx, dgn, x, s->gs, N, L);

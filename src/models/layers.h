@@ -7,12 +7,25 @@
 #define SID_LAYERS_H
 #include "core/arena.h"
 #include "models/params.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 
+// Every op of a layer runs on the context's backend, on buffers in its memory: the parameters
+// (sid_params_to_backend), the arena (sid_backend_arena_init) and the inputs. be NULL: the CPU.
 typedef struct {
     sid_params *ps;
     sid_arena *act;  // saved activations and backward temporaries
+    const sid_backend *be;
+    sid_arena *meta;  // host memory for saved-state structs when act is device memory (else NULL)
 } sid_ctx;
+
+static inline const sid_backend *sid_be(const sid_ctx *c) { return sid_backend_or_cpu(c->be); }
+
+// Host memory (zero-filled) for what a forward saves for its backward besides activations: structs
+// of pointers and shapes, which the host reads. They live as long as the activations: from the
+// meta arena (reset with the activation arena), or from the activation arena itself when that is
+// host memory (the CPU).
+void *sid_ctx_host(const sid_ctx *c, size_t bytes);
 
 // Zero-filled: gradient buffers (backward accumulates into them).
 static inline float *sid_ctx_floats(const sid_ctx *c, size_t n) { return sid_arena_floats(c->act, n); }

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "ops/backend.h"
 
 int sid_params_add(sid_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
     char name[256];
@@ -48,9 +49,24 @@ void sid_params_alloc(sid_params *ps, int with_grad) {
 void sid_params_free(sid_params *ps) {
     for (int i = 0; i < ps->n; i++) free(ps->items[i].name);
     free(ps->items);
-    free(ps->data);
-    free(ps->grad);
+    if (ps->be) {
+        if (ps->data) ps->be->free(ps->data);
+        if (ps->grad) ps->be->free(ps->grad);
+    } else {
+        free(ps->data);
+        free(ps->grad);
+    }
     memset(ps, 0, sizeof *ps);
+}
+
+void sid_params_to_backend(sid_params *ps, const sid_backend *be) {
+    if (!be || be == &sid_backend_cpu || ps->be == be || !ps->data) return;
+    const size_t bytes = ps->total * sizeof(float) + 64;
+    float *d = be->alloc(bytes), *g = ps->grad ? be->alloc(bytes) : NULL;  // alloc is zero-filled
+    if (!d || (ps->grad && !g)) sid_die("parameters: cannot allocate %zu bytes on the %s device", bytes, be->name);
+    be->upload(d, ps->data, ps->total * sizeof(float));
+    free(ps->data), free(ps->grad);
+    ps->data = d, ps->grad = g, ps->be = be;
 }
 
 int sid_params_find(const sid_params *ps, const char *name) {

@@ -20,11 +20,15 @@ typedef struct {
     size_t offset, numel;  // in floats, within the block
 } sid_param;
 
+struct sid_backend;
 typedef struct {
     sid_param *items;
     int n, cap;
     size_t total;       // floats in the block
     float *data, *grad; // NULL until sid_params_alloc
+    // Where data and grad live: NULL for host memory (loading, saving, the CPU trainers), else the
+    // device they were moved to with sid_params_to_backend.
+    const struct sid_backend *be;
 } sid_params;
 
 // Declares a parameter; returns its index. A duplicate name is a programming error (dies).
@@ -33,6 +37,9 @@ int sid_params_add(sid_params *ps, int ndim, const int64_t *shape, const char *f
 // Allocates the block (zero-filled) and, if with_grad, the gradient block.
 void sid_params_alloc(sid_params *ps, int with_grad);
 void sid_params_free(sid_params *ps);
+// Moves the blocks into be's memory (uploaded; the gradient block zero-filled there) and frees the
+// host copies. For the CPU backend or NULL it does nothing.
+void sid_params_to_backend(sid_params *ps, const struct sid_backend *be);
 int sid_params_find(const sid_params *ps, const char *name);  // -1 if absent
 size_t sid_params_count(const sid_params *ps);                  // number of scalars (no padding)
 

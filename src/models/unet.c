@@ -426,7 +426,9 @@ int sid_unet_ldm_name(const void *ctx, const char *n, char *buf, size_t cap) {
 // ---------------------------------------------------------------- the tape
 // Forward records each layer application over numbered tensors; backward replays the
 // tape in reverse with one lazily zeroed gradient per tensor, so skip connections and
-// concatenations need no special cases.
+// concatenations need no special cases. The tape is host metadata (sid_ctx_host: the meta
+// arena, or the activation arena on the CPU); the tensors it names live in the activation arena,
+// in the backend's memory.
 typedef enum { OP_CONV, OP_RESNET, OP_TRANSFORMER, OP_UPSAMPLE, OP_CONCAT, OP_GROUPNORM, OP_SILU } op_kind;
 
 typedef struct {
@@ -438,8 +440,9 @@ typedef struct {
     op_kind kind;
     const void *layer;
     int in, in2, out;
-    void *saved;
-    sid_norm_saved ns;
+    sid_transformer_saved *ts;  // OP_TRANSFORMER
+    sid_resnet_saved rs;        // OP_RESNET
+    sid_norm_saved ns;          // OP_GROUPNORM
 } tape_op;
 
 enum { MAX_TENSORS = 512 };
@@ -459,87 +462,87 @@ static int new_tensor(const sid_ctx *c, unet_tape *s, int C, int H, int W) {
     return s->nt++;
 }
 
-static void record(unet_tape *s, op_kind k, const void *layer, int in, int in2, int out, void *saved,
-                   sid_norm_saved ns) {
-    s->ops[s->nops++] = (tape_op){k, layer, in, in2, out, saved, ns};
+static tape_op *record(unet_tape *s, op_kind k, const void *layer, int in, int in2, int out) {
+    tape_op *op = &s->ops[s->nops++];
+    *op = (tape_op){.kind = k, .layer = layer, .in = in, .in2 = in2, .out = out};
+    return op;
 }
-
-static const sid_norm_saved no_ns;
 
 static int conv(const sid_ctx *c, unet_tape *s, const sid_conv *l, int in) {
     const tensor *x = &s->tens[in];
     const int H = (x->H + 2 * l->pad - l->k) / l->stride + 1, W = (x->W + 2 * l->pad - l->k) / l->stride + 1;
     const int out = new_tensor(c, s, l->cout, H, W);
     sid_conv_f(c, l, s->tens[out].data, s->tens[in].data, s->N, x->H, x->W);
-    record(s, OP_CONV, l, in, -1, out, NULL, no_ns);
+    record(s, OP_CONV, l, in, -1, out);
     return out;
 }
 
 static int resnet(const sid_ctx *c, unet_tape *s, const sid_resnet *r, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, r->cout, x->H, x->W);
-    sid_resnet_saved *rs = sid_arena_alloc(c->act, sizeof *rs);
-    *rs = sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, s->emb, s->N, x->H, x->W);
-    record(s, OP_RESNET, r, in, -1, out, rs, no_ns);
+    const sid_resnet_saved rs = sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, s->emb, s->N, x->H, x->W);
+    record(s, OP_RESNET, r, in, -1, out)->rs = rs;
     return out;
 }
 
 static int transformer(const sid_ctx *c, unet_tape *s, const sid_transformer *t, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, t->C, x->H, x->W);
-    void *ts = sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
-    record(s, OP_TRANSFORMER, t, in, -1, out, ts, no_ns);
+    sid_transformer_saved *ts =
+        sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
+    record(s, OP_TRANSFORMER, t, in, -1, out)->ts = ts;
     return out;
 }
 
 static int upsample(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, 2 * x->H, 2 * x->W);
-    sid_upsample2x_fwd(s->tens[out].data, s->tens[in].data, s->N * x->C, x->H, x->W);
-    record(s, OP_UPSAMPLE, NULL, in, -1, out, NULL, no_ns);
+    sid_be(c)->upsample2x_fwd(s->tens[out].data, s->tens[in].data, s->N * x->C, x->H, x->W);
+    record(s, OP_UPSAMPLE, NULL, in, -1, out);
     return out;
 }
 
 static int concat(const sid_ctx *c, unet_tape *s, int a, int b) {
     const tensor *x = &s->tens[a], *y = &s->tens[b];
     const int out = new_tensor(c, s, x->C + y->C, x->H, x->W);
-    sid_concat_fwd(s->tens[out].data, x->data, y->data, s->N, x->C, y->C, x->H * x->W);
-    record(s, OP_CONCAT, NULL, a, b, out, NULL, no_ns);
+    sid_be(c)->concat_fwd(s->tens[out].data, x->data, y->data, s->N, x->C, y->C, x->H * x->W);
+    record(s, OP_CONCAT, NULL, a, b, out);
     return out;
 }
 
 static int groupnorm(const sid_ctx *c, unet_tape *s, const sid_norm *l, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
-    sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, s->N, x->H * x->W);
-    record(s, OP_GROUPNORM, l, in, -1, out, NULL, ns);
+    const sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, s->N, x->H * x->W);
+    record(s, OP_GROUPNORM, l, in, -1, out)->ns = ns;
     return out;
 }
 
 static int silu(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
-    sid_act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)s->N * x->C * x->H * x->W);
-    record(s, OP_SILU, NULL, in, -1, out, NULL, no_ns);
+    sid_be(c)->act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)s->N * x->C * x->H * x->W);
+    record(s, OP_SILU, NULL, in, -1, out);
     return out;
 }
 
 static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                const float *ctx, int N, int H, int W, int M) {
+    const sid_backend *be = sid_be(c);
     const sid_unet_config *cfg = &u->cfg;
     const int n = cfg->levels, b0 = cfg->block_out_channels[0];
     if (H % (1 << (n - 1)) || W % (1 << (n - 1)))
         sid_die("unet: a %dx%d input does not halve %d times", H, W, n - 1);
-    unet_tape *s = sid_arena_alloc(c->act, sizeof *s);
+    unet_tape *s = sid_ctx_host(c, sizeof *s);  // zero-filled
     s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx;
     // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
     s->tproj = sid_ctx_out(c, (size_t)N * b0);
     s->h1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
     s->a1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
     s->emb = sid_ctx_out(c, (size_t)N * u->temb_dim);
-    sid_timestep_embedding_fwd(s->tproj, t, N, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
+    be->timestep_embedding_fwd(s->tproj, t, N, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
     sid_linear_f(c, &u->time1, s->h1, s->tproj, N);
-    sid_act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)N * u->temb_dim);
+    be->act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)N * u->temb_dim);
     sid_linear_f(c, &u->time2, s->emb, s->a1, N);
 
     s->tens[0] = (tensor){(float *)x, NULL, cfg->in_channels, H, W};
@@ -575,7 +578,7 @@ static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, 
     const tensor *ht = &s->tens[h];
     sid_conv_f(c, &u->conv_out, out, ht->data, N, ht->H, ht->W);
     s->tens[s->nt] = (tensor){out, NULL, cfg->out_channels, H, W};
-    record(s, OP_CONV, &u->conv_out, h, -1, s->nt++, NULL, no_ns);
+    record(s, OP_CONV, &u->conv_out, h, -1, s->nt++);
     return s;
 }
 
@@ -587,6 +590,7 @@ static float *grad_of(const sid_ctx *c, unet_tape *s, int i) {
 
 static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
                           unet_tape *s) {
+    const sid_backend *be = sid_be(c);
     const size_t mark = sid_arena_mark(c->act);
     const int N = s->N, td = u->temb_dim;
     float *demb = sid_ctx_floats(c, (size_t)N * td);
@@ -602,21 +606,21 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
         switch (op->kind) {
         case OP_CONV: sid_conv_b(c, op->layer, gin, g, in->data, N, in->H, in->W); break;
         case OP_RESNET:
-            sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, *(sid_resnet_saved *)op->saved, N, in->H, in->W);
+            sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, op->rs, N, in->H, in->W);
             break;
         case OP_TRANSFORMER:
-            sid_transformer_b(c, op->layer, gin, dctx, g, in->data, s->ctx, op->saved, N, in->H, in->W, s->M);
+            sid_transformer_b(c, op->layer, gin, dctx, g, in->data, s->ctx, op->ts, N, in->H, in->W, s->M);
             break;
         case OP_UPSAMPLE:
-            if (gin) sid_upsample2x_bwd(gin, g, N * in->C, in->H, in->W);
+            if (gin) be->upsample2x_bwd(gin, g, N * in->C, in->H, in->W);
             break;
         case OP_CONCAT: {
             tensor *b = &s->tens[op->in2];
-            sid_concat_bwd(gin, grad_of(c, s, op->in2), g, N, in->C, b->C, HW);
+            be->concat_bwd(gin, grad_of(c, s, op->in2), g, N, in->C, b->C, HW);
         } break;
         case OP_GROUPNORM: sid_groupnorm_b(c, op->layer, gin, g, in->data, op->ns, N, HW); break;
         case OP_SILU:
-            if (gin) sid_act_bwd(SID_ACT_SILU, gin, g, in->data, (size_t)N * in->C * HW);
+            if (gin) be->act_bwd(SID_ACT_SILU, gin, g, in->data, (size_t)N * in->C * HW);
             break;
         }
     }
@@ -624,7 +628,7 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
     if (c->ps->grad) {
         float *da1 = sid_ctx_floats(c, (size_t)N * td), *dh1 = sid_ctx_floats(c, (size_t)N * td);
         sid_linear_b(c, &u->time2, da1, demb, s->a1, N);
-        sid_act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)N * td);
+        be->act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)N * td);
         sid_linear_b(c, &u->time1, NULL, dh1, s->tproj, N);
     }
     for (int i = 0; i < s->nt; i++) s->tens[i].grad = NULL;  // they live in the arena released below
@@ -637,7 +641,8 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
 // takes a part of the batch through the whole network with single-threaded ops, and the
 // parameter gradients of the parts are summed once at the end. A part's saved activations live
 // in its own slice of the caller's arena, sized from a one-sample forward measured the first time
-// a shape is seen.
+// a shape is seen. This is a policy of the CPU backend (host memory, OpenMP threads running ops
+// side by side); on any other backend the whole batch runs as one.
 struct sid_unet_saved {
     int parts, first[MAX_PARTS + 1];  // part i holds samples [first[i], first[i+1]); part 0 is largest
     unet_tape *tape[MAX_PARTS];
@@ -646,7 +651,7 @@ struct sid_unet_saved {
 int sid_unet_saved_parts(const sid_unet_saved *s) { return s->parts; }
 
 static int parts_for(const sid_ctx *c, int N) {
-    if (omp_in_parallel()) return 1;
+    if (sid_be(c) != &sid_backend_cpu || omp_in_parallel()) return 1;
     int T = omp_get_max_threads();
     if (T > MAX_PARTS) T = MAX_PARTS;
     if (T > N) T = N;
@@ -682,7 +687,7 @@ static unet_tape *part_forward(const sid_ctx *c, const sid_unet *u, const sid_un
 
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                  const float *ctx, int N, int H, int W, int M) {
-    sid_unet_saved *h = sid_arena_alloc(c->act, sizeof *h);
+    sid_unet_saved *h = sid_ctx_host(c, sizeof *h);
     const int T = parts_for(c, N);
     h->parts = T;
     for (int i = 0; i <= T; i++) h->first[i] = i * (N / T) + (i < N % T ? i : N % T);
@@ -694,11 +699,14 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
     // A part of n samples needs at most n times the arena peak of a one-sample forward: every
     // allocation is either per sample or fixed, rounded up to 64 bytes, in the same order for
     // any n. That peak is measured once per shape on the first sample (the result is dropped).
+    // The parts keep their host structs in their own slices (the CPU's arena is host memory, and
+    // threads cannot share the meta arena), so the measuring pass does too.
     size_t *one = shape_bytes(u->split, H, W, M);
     if (!*one) {
         const size_t mark = act->used, peak = act->peak;
+        const sid_ctx one_c = {c->ps, act, c->be, NULL};
         act->peak = mark;
-        tape_forward(c, u, sid_ctx_out(c, sizes_of(u, H, W, M).out), x, t, ctx, 1, H, W, M);
+        tape_forward(&one_c, u, sid_ctx_out(c, sizes_of(u, H, W, M).out), x, t, ctx, 1, H, W, M);
         *one = act->peak - mark;
         act->used = mark;
         if (act->peak < peak) act->peak = peak;
@@ -708,8 +716,8 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
 #pragma omp parallel for num_threads(T) schedule(static, 1)
     for (int i = 0; i < T; i++) {
         omp_set_num_threads(1);  // the ops inside run serially on this thread
-        sid_arena part = {base + slice * i, slice, 0, 0, act->name};
-        const sid_ctx pc = {c->ps, &part};
+        sid_arena part = {.base = base + slice * i, .cap = slice, .name = act->name};
+        const sid_ctx pc = {c->ps, &part, c->be, NULL};
         h->tape[i] = part_forward(&pc, u, h, i, out, x, t, ctx, H, W, M);
     }
     return h;
@@ -722,7 +730,8 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
         tape_backward(c, u, dx, dctx, dout, h->tape[0]);
         return;
     }
-    // each part's temporaries take an equal share of the arena's free space
+    // Split (CPU only, so every buffer below is host memory): each part's temporaries take an
+    // equal share of the arena's free space.
     sid_arena *act = c->act;
     const size_t mark = act->used, slice = (act->cap - mark) / T / 64 * 64;
     struct sid_unet_split *sp = u->split;
@@ -738,13 +747,13 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
 #pragma omp parallel for num_threads(T) schedule(static, 1) reduction(+ : peaks)
     for (int i = 0; i < T; i++) {
         omp_set_num_threads(1);
-        sid_arena part = {act->base + mark + slice * i, slice, 0, 0, act->name};
+        sid_arena part = {.base = act->base + mark + slice * i, .cap = slice, .name = act->name};
         sid_params ps = *c->ps;
         if (P && i > 0) {
             ps.grad = sp->grads + P * (i - 1);
             memset(ps.grad, 0, P * sizeof(float));
         }
-        const sid_ctx pc = {&ps, &part};
+        const sid_ctx pc = {&ps, &part, c->be, NULL};
         const size_t a = (size_t)h->first[i];
         tape_backward(&pc, u, dx ? dx + a * z.x : NULL, dctx ? dctx + a * z.ctx : NULL, dout + a * z.out, h->tape[i]);
         peaks += part.peak;

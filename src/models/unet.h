@@ -51,10 +51,13 @@ size_t sid_unet_param_count(const sid_unet_config *c, int *tensors);
 
 typedef struct sid_unet_saved sid_unet_saved;
 // x [N, in, H, W], t [N] timesteps (float), ctx [N, M, cross_attention_dim] -> eps [N, out, H, W].
-// H and W must be divisible by 2^(levels-1). Saves what backward needs in c->act.
-// With several OpenMP threads the batch is split into one part per thread, each run through the
-// whole network with single-threaded ops (not for networks whose per-thread gradient copies would
-// exceed 256 MB); results equal the unsplit pass up to float summation order.
+// H and W must be divisible by 2^(levels-1). Every op runs on sid_be(c), on buffers in its memory
+// (x, t, ctx, out, the parameters and c->act). Saves the activations backward needs in c->act and
+// its host bookkeeping (the tape) with sid_ctx_host: c->meta, which a device arena requires.
+// On the CPU backend with several OpenMP threads the batch is split into one part per thread, each
+// run through the whole network with single-threaded ops (not for networks whose per-thread
+// gradient copies would exceed 256 MB); results equal the unsplit pass up to float summation order.
+// Other backends run the whole batch as one.
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                  const float *ctx, int N, int H, int W, int M);
 // Accumulates parameter gradients (unless the set is frozen) and, when non-NULL, dx [N, in, H, W]

@@ -387,11 +387,12 @@ static void step_attn(vae_run *r, const sid_vae_mid *m) {
     } else {
         const size_t mark = sid_arena_mark(r->c->act);
         float *gn = sid_ctx_floats(r->c, n), *tok = sid_ctx_floats(r->c, n), *a = sid_ctx_floats(r->c, n);
+        const sid_backend *be = sid_be(r->c);
         sid_groupnorm_f(r->c, &m->norm, gn, cur(r), 1, L);
-        sid_transpose_fwd(tok, gn, 1, C, L);
+        be->transpose_fwd(tok, gn, 1, C, L);
         sid_attn_f(r->c, &m->attn, a, tok, NULL, 1, L, L, 0);
-        sid_transpose_fwd(nxt(r), a, 1, L, C);
-        sid_add_fwd(nxt(r), nxt(r), cur(r), n);
+        be->transpose_fwd(nxt(r), a, 1, L, C);
+        be->add_fwd(nxt(r), nxt(r), cur(r), n);
         sid_arena_reset(r->c->act, mark);
     }
     finish(r, C, r->h, r->w);
@@ -405,26 +406,29 @@ static void step_mid(vae_run *r, const sid_vae_mid *m) {
 
 static void step_upsample(vae_run *r) {
     if (r->plan) plan_step(r, r->C, 2 * r->h, 2 * r->w, 0);
-    else sid_upsample2x_fwd(nxt(r), cur(r), r->C, r->h, r->w);
+    else sid_be(r->c)->upsample2x_fwd(nxt(r), cur(r), r->C, r->h, r->w);
     finish(r, r->C, 2 * r->h, 2 * r->w);
 }
 
 // diffusers Downsample2D with padding 0: zero-pad one row at the bottom and one column at the right,
-// then the 3x3 stride-2 conv without padding.
+// then the 3x3 stride-2 conv without padding. The padding is two channel concats with zeros (exact
+// copies on the backend): [C h, w] rows + one zero column -> [C h, w + 1]; then per channel
+// [C, h (w + 1)] + one zero row of w + 1 -> [C, (h + 1)(w + 1)].
 static void step_downsample(vae_run *r, const sid_conv *l) {
     const int C = r->C, h = r->h, w = r->w, hp = h + 1, wp = w + 1;
     if (h < 2 || w < 2) sid_die("vae: cannot downsample a %dx%d feature map", h, w);
-    const size_t np = (size_t)C * hp * wp;
+    const size_t np = (size_t)C * hp * wp, nr = (size_t)C * h * wp;
+    const size_t nzero = (size_t)C * (h > wp ? h : wp);
     const int ho = (hp - 3) / 2 + 1, wo = (wp - 3) / 2 + 1;
     if (r->plan) {
-        plan_step(r, C, ho, wo, rup(np));
+        plan_step(r, C, ho, wo, rup(np) + rup(nr) + rup(nzero));
     } else {
+        const sid_backend *be = sid_be(r->c);
         const size_t mark = sid_arena_mark(r->c->act);
-        float *p = sid_ctx_floats(r->c, np);  // zero-filled
-        const float *x = cur(r);
-        for (int ch = 0; ch < C; ch++)
-            for (int y = 0; y < h; y++)
-                memcpy(p + ((size_t)ch * hp + y) * wp, x + ((size_t)ch * h + y) * w, (size_t)w * sizeof(float));
+        float *p = sid_ctx_out(r->c, np), *rows = sid_ctx_out(r->c, nr);
+        const float *zero = sid_ctx_floats(r->c, nzero);  // zero-filled
+        be->concat_fwd(rows, cur(r), zero, C * h, w, 1, 1);
+        be->concat_fwd(p, rows, zero, C, h * wp, wp, 1);
         sid_conv_f(r->c, l, nxt(r), p, 1, hp, wp);
         sid_arena_reset(r->c->act, mark);
     }
@@ -440,7 +444,7 @@ static void step_out(vae_run *r, const sid_vae_coder *k, float *dst) {
         const size_t mark = sid_arena_mark(r->c->act);
         float *g = sid_ctx_floats(r->c, n);
         sid_groupnorm_f(r->c, &k->norm_out, g, cur(r), 1, r->h * r->w);
-        sid_act_fwd(SID_ACT_SILU, g, g, n);
+        sid_be(r->c)->act_fwd(SID_ACT_SILU, g, g, n);
         sid_conv_f(r->c, &k->conv_out, dst ? dst : nxt(r), g, 1, r->h, r->w);
         sid_arena_reset(r->c->act, mark);
     }
@@ -454,7 +458,7 @@ static void decode_one(vae_run *r, const sid_vae *v, float *dst, const float *z,
     const size_t nz = (size_t)cf->latent_channels * h * w;
     r->C = cf->latent_channels, r->h = h, r->w = w;
     if (r->plan) plan_step(r, r->C, h, w, 0);
-    else sid_scale_fwd(cur(r), z, 1.0f / cf->scaling_factor, nz);
+    else sid_be(r->c)->scale_fwd(cur(r), z, 1.0f / cf->scaling_factor, nz);
     if (cf->use_post_quant_conv) step_conv(r, &v->post_quant_conv);
     step_conv(r, &v->dec.conv_in);
     step_mid(r, &v->dec.mid);
@@ -474,7 +478,7 @@ static void encode_one(vae_run *r, const sid_vae *v, float *dst, const float *x,
     const sid_vae_config *cf = &v->cfg;
     r->C = cf->in_channels, r->h = H, r->w = W;
     if (r->plan) plan_step(r, r->C, H, W, 0);
-    else memcpy(cur(r), x, (size_t)r->C * H * W * sizeof(float));
+    else sid_be(r->c)->scale_fwd(cur(r), x, 1.0f, (size_t)r->C * H * W);  // an exact copy
     step_conv(r, &v->enc.conv_in);
     for (int i = 0; i < cf->n_blocks; i++) {
         const sid_vae_block *b = &v->enc.blocks[i];
@@ -555,15 +559,23 @@ void sid_vae_encode(const sid_ctx *c, const sid_vae *v, float *mean, float *logv
     vae_run r;
     run_begin(&r, c, plan.max_tensor);
     const size_t nl = (size_t)L * h * w;
+    const sid_backend *be = sid_be(c);
     float *moments = sid_ctx_floats(c, 2 * nl);
     for (int b = 0; b < B; b++) {
         encode_one(&r, v, moments, pixels + (size_t)b * cf->in_channels * H * W, H, W);
-        memcpy(mean + b * nl, moments, nl * sizeof(float));
-        float *lv = logvar + b * nl;
-        for (size_t i = 0; i < nl; i++) {
-            const float x = moments[nl + i];
-            lv[i] = x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x;
-        }
+        be->scale_fwd(mean + b * nl, moments, 1.0f, nl);  // exact copies
+        be->scale_fwd(logvar + b * nl, moments + nl, 1.0f, nl);
     }
     sid_arena_reset(c->act, mark);
+    // The clamp of logvar to [-30, 20] has no op (ops.h): it runs on a host copy, one round trip of
+    // B * latent * h * w floats (a clamp op on the backend would make it device-resident).
+    const size_t nlv = (size_t)B * nl;
+    float *lv = sid_malloc(nlv * sizeof(float) + 4);
+    be->download(lv, logvar, nlv * sizeof(float));
+    for (size_t i = 0; i < nlv; i++) {
+        const float x = lv[i];
+        lv[i] = x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x;
+    }
+    be->upload(logvar, lv, nlv * sizeof(float));
+    free(lv);
 }

@@ -97,6 +97,7 @@ void sid_vae_image_size(const sid_vae_config *c, int h, int w, int *H, int *W);
 size_t sid_vae_decode_workspace(const sid_vae_config *c, int h, int w);
 size_t sid_vae_encode_workspace(const sid_vae_config *c, int H, int W);
 
+// Both run on c's backend: the parameters, the arena and every tensor argument are in its memory.
 // image_out [B, out_channels, H, W] (sid_vae_image_size) = decoder(post_quant_conv(latents / scaling_factor)):
 // diffusers' vae.decode(latents / scaling_factor).sample, roughly in [-1, 1]; latents [B, latent, h, w].
 void sid_vae_decode(const sid_ctx *c, const sid_vae *v, float *image_out, const float *latents, int B, int h, int w);

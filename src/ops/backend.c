@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "ops/guard/guard.h"
 
@@ -29,12 +30,28 @@ const sid_backend sid_backend_cpu = {
     OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd),
     OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd),
     OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd),
-    OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
+    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
 };
 #undef OP
+
+static void backend_zero(void *owner, void *p, size_t bytes) {
+    ((const sid_backend *)owner)->fill(p, 0.0f, bytes / sizeof(float));
+}
+static void backend_release(void *owner, void *p) { ((const sid_backend *)owner)->free(p); }
+
+void sid_backend_arena_init(sid_arena *a, const sid_backend *be, const char *name, size_t cap) {
+    if (!be || be == &sid_backend_cpu) {
+        sid_arena_init(a, name, cap);
+        return;
+    }
+    cap = (cap + 63) / 64 * 64;
+    void *base = be->alloc(cap);
+    if (!base) sid_die("%s: cannot allocate %zu bytes on the %s device", name, cap, be->name);
+    sid_arena_init_with(a, name, base, cap, (void *)be, backend_zero, backend_release);
+}
 
 // The guard device (ops/guard) is always compiled: the CPU kernels behind GPU-like memory rules.
 #ifdef SID_HAVE_CUDA

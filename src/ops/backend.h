@@ -47,6 +47,7 @@ typedef struct sid_backend {
     SID_OP(concat_bwd);
     SID_OP(transpose_fwd);
     SID_OP(transpose_bwd);
+    SID_OP(fill);
     SID_OP(add_fwd);
     SID_OP(add_bwd);
     SID_OP(scale_fwd);
@@ -70,6 +71,12 @@ typedef struct sid_backend {
 #undef SID_OP
 
 extern const sid_backend sid_backend_cpu;
+// be, or the CPU backend for NULL (callers that have not chosen a device).
+static inline const sid_backend *sid_backend_or_cpu(const sid_backend *be) { return be ? be : &sid_backend_cpu; }
+// An activation arena in be's memory (host memory for the CPU or NULL): cap bytes, zero-filled
+// allocations through be->fill, released through be->free.
+struct sid_arena;
+void sid_backend_arena_init(struct sid_arena *a, const sid_backend *be, const char *name, size_t cap_bytes);
 // Backends compiled into this build, CPU first; NULL past the end.
 const sid_backend *sid_backend_at(int i);
 // By name ("cpu", "cuda"); NULL with an error message when unknown or unavailable.

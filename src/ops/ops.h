@@ -87,6 +87,8 @@ void sid_transpose_fwd(float *out, const float *in, int N, int R, int C);  // [N
 void sid_transpose_bwd(float *din, const float *dout, int N, int R, int C);
 
 // ---- element-wise
+// x[0..n) = value: zeroing gradient buffers and arenas in the backend's memory (no backward).
+void sid_fill(float *x, float value, size_t n);
 void sid_add_fwd(float *out, const float *a, const float *b, size_t n);
 void sid_add_bwd(float *da, float *db, const float *dout, size_t n);
 void sid_scale_fwd(float *out, const float *in, float alpha, size_t n);

@@ -13,7 +13,9 @@
 #include "io/json.h"
 #include "sid/generator.h"
 
-int sid_text2img_open(sid_text2img *p, const char *dir) {
+int sid_text2img_open(sid_text2img *p, const char *dir) { return sid_text2img_open_on(p, dir, NULL); }
+
+int sid_text2img_open_on(sid_text2img *p, const char *dir, const sid_backend *be) {
     memset(p, 0, sizeof *p);
     char path[1100];
     snprintf(path, sizeof path, "%s/vae/config.json", dir);
@@ -35,7 +37,20 @@ int sid_text2img_open(sid_text2img *p, const char *dir) {
     }
     p->max_len = sid_tokenizer_max_length(p->tok);
     if (p->max_len <= 0 || p->max_len > p->m->clip_cfg.max_positions) p->max_len = p->m->clip_cfg.max_positions;
+    if (be && be != &sid_backend_cpu) {  // the weights live on the device from here on
+        p->be = be;
+        sid_params_to_backend(&p->m->unet_ps, be), sid_params_to_backend(&p->m->clip_ps, be);
+        if (p->m->components & SID_SD_VAE) sid_params_to_backend(&p->m->vae_ps, be);
+    }
     return 0;
+}
+
+// A buffer in the pipeline's memory (the device's, or the host's on the CPU).
+static void *dev_alloc(const sid_text2img *p, size_t bytes) { return p->be ? p->be->alloc(bytes) : sid_malloc(bytes); }
+static void dev_free(const sid_text2img *p, void *x) {
+    if (!x) return;
+    if (p->be) p->be->free(x);
+    else free(x);
 }
 
 void sid_text2img_close(sid_text2img *p) {
@@ -57,12 +72,15 @@ int sid_text2img_encode(sid_text2img *p, const char *const *prompts, int n, floa
         }
         p->truncated += cut;
     }
-    sid_arena act;
-    sid_arena_init(&act, "text encoder activations", (size_t)n * T * (16 * (size_t)W + (size_t)p->m->clip_cfg.intermediate * 2 + 64) * sizeof(float) * (size_t)(p->m->clip_cfg.layers + 1) + (64 << 20));
-    sid_ctx c = {&p->m->clip_ps, &act};
-    int rc = sid_clip_forward(&c, &p->m->clip, ctx, ids, n, T, p->m->clip_skip_layers) ? 0 : -1;
-    (void)W;
-    sid_arena_free(&act);
+    sid_arena act, meta;
+    sid_backend_arena_init(&act, p->be, "text encoder activations", (size_t)n * T * (16 * (size_t)W + (size_t)p->m->clip_cfg.intermediate * 2 + 64) * sizeof(float) * (size_t)(p->m->clip_cfg.layers + 1) + (64 << 20));
+    sid_arena_init(&meta, "text encoder state", (size_t)1 << 20);
+    int32_t *d_ids = ids;
+    if (p->be) d_ids = p->be->alloc((size_t)n * T * sizeof(int32_t)), p->be->upload(d_ids, ids, (size_t)n * T * sizeof(int32_t));
+    sid_ctx c = {&p->m->clip_ps, &act, p->be, &meta};
+    int rc = sid_clip_forward(&c, &p->m->clip, ctx, d_ids, n, T, p->m->clip_skip_layers) ? 0 : -1;
+    sid_arena_free(&act), sid_arena_free(&meta);
+    if (p->be) p->be->free(d_ids);
     free(ids);
     return rc;
 }
@@ -91,7 +109,7 @@ static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, i
     const int T = d->p->max_len, Wd = m->clip_cfg.hidden, C = m->unet_cfg.in_channels;
     const size_t D = (size_t)C * d->H * d->W, nctx = (size_t)N * T * Wd;
     sid_arena_reset(d->act, 0);
-    sid_ctx c = {(sid_params *)&m->unet_ps, d->act};
+    sid_ctx c = {(sid_params *)&m->unet_ps, d->act, NULL};
     if (d->cfg == 1.0f) {
         sid_unet_forward(&c, &m->unet, eps, x, t, d->cond, N, d->H, d->W, T);
         return;
@@ -106,22 +124,28 @@ static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, i
     sid_cfg_combine(eps, e2, e2 + D * N, d->cfg, D * N);
 }
 
-// Latents [b, C, S, S] -> out: decoded by the VAE when the model has one, else copied.
-static void to_pixels(const sid_text2img *p, sid_arena *act, const float *x, int b, float *out) {
+// Latents [b, C, S, S] -> out: decoded by the VAE when the model has one, else copied; both in the
+// pipeline's memory.
+static void to_pixels(const sid_text2img *p, sid_arena *act, sid_arena *meta, const float *x, int b, float *out) {
     const sid_sd_model *m = p->m;
     const int S = m->unet_cfg.sample_size;
     if (m->components & SID_SD_VAE) {
         sid_arena_reset(act, 0);
-        sid_ctx c = {(sid_params *)&m->vae_ps, act};
+        if (meta->base) sid_arena_reset(meta, 0);
+        sid_ctx c = {(sid_params *)&m->vae_ps, act, p->be, p->be ? meta : NULL};
         sid_vae_decode(&c, &m->vae, out, x, b, S, S);
     } else {
-        memcpy(out, x, (size_t)b * m->unet_cfg.in_channels * S * S * sizeof(float));
+        sid_backend_or_cpu(p->be)->scale_fwd(out, x, 1.0f, (size_t)b * m->unet_cfg.in_channels * S * S);
     }
 }
 
 int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps, float cfg,
                         int chunk, float *out) {
     const sid_sd_model *m = p->m;
+    if (p->be) {
+        sid_set_error("sample: DDIM sampling runs on the CPU only so far (asked for %s)", p->be->name);
+        return -1;
+    }
     const sid_unet_config *u = &m->unet_cfg;
     const int T = p->max_len, Wd = m->clip_cfg.hidden, S = u->sample_size;
     const size_t D = (size_t)u->in_channels * S * S, nctx_one = (size_t)T * Wd;
@@ -147,7 +171,8 @@ int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint
         denoiser d = {p, cond, uncond, cfg, &act, S, S};
         if (!rc) rc = sid_ddim_sample(&sched, &dc, steps, guided_eps, &d, x + (size_t)i0 * D, b, D);
         if (rc) break;
-        to_pixels(p, &act, x + (size_t)i0 * D, b, out + (size_t)i0 * C * H * W);
+        sid_arena meta = {0};
+        to_pixels(p, &act, &meta, x + (size_t)i0 * D, b, out + (size_t)i0 * C * H * W);
     }
     sid_arena_free(&act);
     free(x), free(cond), free(uncond), free(empty);
@@ -169,11 +194,13 @@ int sid_text2img_is_generator(const char *dir, int *t_init, int *steps) {
 int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
                           float *out) {
     const sid_unet_config *u = &p->m->unet_cfg;
+    const sid_backend *be = sid_backend_or_cpu(p->be);
     const int S = u->sample_size, chunk = 256;
     const size_t D = (size_t)u->in_channels * S * S, row = (size_t)p->max_len * p->m->clip_cfg.hidden;
     int C, H, W;
     sid_text2img_image_shape(p, &C, &H, &W);
     const size_t P = (size_t)C * H * W;
+    // the noise comes from the host's counter-based RNG (the same numbers on every device)
     float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
     sid_rng rng = sid_rng_new(seed);
     sid_rng_normal(&rng, z, (size_t)n * D);
@@ -183,23 +210,31 @@ int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, ui
     }
     sid_schedule sched;
     if (sid_schedule_init(&sched, p->m->train_timesteps, p->m->beta_start, p->m->beta_end)) return free(z), free(ze), -1;
-    const sid_generator g = {&p->m->unet, &sched, t_init, steps, p->m->clip_sample, p->m->clip_sample_range, S, S};
-    sid_arena act;
-    sid_arena_init(&act, "generation activations", (size_t)6 << 30);
-    float *ctx = sid_malloc((size_t)chunk * row * sizeof(float)), *zc = NULL, *x = sid_malloc((size_t)chunk * D * sizeof(float));
-    if (steps > 1) zc = sid_malloc((size_t)(steps - 1) * chunk * D * sizeof(float));
+    sid_arena act, meta;
+    sid_backend_arena_init(&act, p->be, "generation activations", p->be ? (size_t)1 << 30 : (size_t)6 << 30);
+    sid_arena_init(&meta, "generation state", (size_t)4 << 20);
+    const sid_generator g = {&p->m->unet, &sched, t_init, steps, p->m->clip_sample, p->m->clip_sample_range, S, S,
+                             p->be, &meta};
+    float *ctx = dev_alloc(p, (size_t)chunk * row * sizeof(float)), *x = dev_alloc(p, (size_t)chunk * D * sizeof(float));
+    float *dz = dev_alloc(p, (size_t)chunk * D * sizeof(float)), *img = dev_alloc(p, (size_t)chunk * P * sizeof(float));
+    float *zc = steps > 1 ? sid_malloc((size_t)(steps - 1) * chunk * D * sizeof(float)) : NULL;
+    float *dzc = steps > 1 ? dev_alloc(p, (size_t)(steps - 1) * chunk * D * sizeof(float)) : NULL;
     int rc = 0;
     for (int i0 = 0; i0 < n && !rc; i0 += chunk) {
         const int b = n - i0 < chunk ? n - i0 : chunk;
         if ((rc = sid_text2img_encode(p, prompts + i0, b, ctx))) break;
         for (int k = 0; k < steps - 1; k++)  // this chunk's slice of each extra step's noise
             memcpy(zc + (size_t)k * b * D, ze + ((size_t)k * n + i0) * D, (size_t)b * D * sizeof(float));
-        sid_arena_reset(&act, 0);
-        sid_generator_apply(&g, &p->m->unet_ps, &act, ctx, p->max_len, z + (size_t)i0 * D, zc, b, x);
-        to_pixels(p, &act, x, b, out + (size_t)i0 * P);
+        be->upload(dz, z + (size_t)i0 * D, (size_t)b * D * sizeof(float));
+        if (zc) be->upload(dzc, zc, (size_t)(steps - 1) * b * D * sizeof(float));
+        sid_arena_reset(&act, 0), sid_arena_reset(&meta, 0);
+        sid_generator_apply(&g, &p->m->unet_ps, &act, ctx, p->max_len, dz, dzc, b, x);
+        to_pixels(p, &act, &meta, x, b, img);
+        be->download(out + (size_t)i0 * P, img, (size_t)b * P * sizeof(float));
     }
-    sid_arena_free(&act);
+    sid_arena_free(&act), sid_arena_free(&meta);
     sid_schedule_free(&sched);
-    free(z), free(ze), free(ctx), free(zc), free(x);
+    dev_free(p, ctx), dev_free(p, x), dev_free(p, dz), dev_free(p, img), dev_free(p, dzc);
+    free(z), free(ze), free(zc);
     return rc;
 }

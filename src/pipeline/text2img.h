@@ -7,16 +7,22 @@
 
 #include "io/tokenizer.h"
 #include "models/checkpoint.h"
+#include "ops/backend.h"
 
 typedef struct {
     sid_sd_model *m;
     sid_tokenizer *tok;
     int max_len;  // tokens per prompt (the tokenizer's model_max_length)
+    const sid_backend *be;  // where the weights and every buffer of a run live (NULL: the CPU)
     int truncated;  // prompts encoded so far that were cut to max_len tokens (callers warn, as diffusers does)
 } sid_text2img;
 
 // Loads the model folder (UNet, text encoder, tokenizer, scheduler; the VAE when listed).
 int sid_text2img_open(sid_text2img *p, const char *model_dir);
+// The same with the weights moved to be (NULL or the CPU: host memory). On a device, encode's ctx
+// is device memory and generate runs there whole (text encoder, generator, VAE; the images come
+// back to the host); sample (DDIM) runs on the CPU only so far and refuses a device.
+int sid_text2img_open_on(sid_text2img *p, const char *model_dir, const sid_backend *be);
 void sid_text2img_close(sid_text2img *p);
 
 // ctx [n, max_len, width]: the text encoder's output for each prompt ("" = unconditional).

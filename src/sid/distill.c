@@ -102,7 +102,7 @@ float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *
     for (int i0 = 0; i0 < n; i0 += 64) {
         const int b = n - i0 < 64 ? n - i0 : 64;
         sid_arena_reset(&d->act, 0);
-        sid_ctx c = {&d->teacher.clip_ps, &d->act};
+        sid_ctx c = {&d->teacher.clip_ps, &d->act, NULL};
         if (!sid_clip_forward(&c, &d->teacher.clip, out + (size_t)i0 * T * Wt, ids + (size_t)i0 * T, b, T,
                               d->teacher.clip_skip_layers)) {
             free(ids), free(out);
@@ -200,7 +200,7 @@ typedef struct {
 // eps [m, D]: the kappa-guided prediction (one batched [uncond; cond] pass unless kappa == 1).
 static guided_saved guided_f(sid_distill *d, const sid_params *ps, const float *xt, const float *tf, float kappa, int m,
                              float *eps) {
-    sid_ctx c = {(sid_params *)ps, &d->act};
+    sid_ctx c = {(sid_params *)ps, &d->act, NULL};
     const sid_unet *u = &d->teacher.unet;
     if (kappa == 1.0f) return (guided_saved){sid_unet_forward(&c, u, eps, xt, tf, d->ctx_round, m, d->H, d->W, d->T), 0};
     const size_t n = (size_t)m * d->D, cs = (size_t)m * d->T * d->Wt;
@@ -215,7 +215,7 @@ static guided_saved guided_f(sid_distill *d, const sid_params *ps, const float *
 
 // Backward of guided_f for d(loss)/d(eps): parameter gradients (unless ps is frozen) and dxt += d/dx_t.
 static void guided_b(sid_distill *d, const sid_params *ps, guided_saved g, const float *deps, float kappa, int m, float *dxt) {
-    sid_ctx c = {(sid_params *)ps, &d->act};
+    sid_ctx c = {(sid_params *)ps, &d->act, NULL};
     const sid_unet *u = &d->teacher.unet;
     const size_t n = (size_t)m * d->D;
     if (!g.two) {
@@ -265,12 +265,35 @@ static void keep_only(const sid_distill *d, const sid_round_inputs *in, const un
 
 static void kept_free(kept_inputs *k) { free(k->prompt), free(k->z), free(k->eps), free(k->z_extra), free(k->t); }
 
+typedef void (*round_fn)(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st);
+
+// After a round's forward: when some samples were dropped (keep[i] == 0), counts them and runs the
+// round again on the others (a dropped sample's NaN activations would turn every weight gradient NaN
+// in the backward, 0 x NaN; so the others still train, docs/sid.md). 1 if it did, and the caller's
+// round ends there; frees keep either way.
+static int rerun_without_dropped(sid_distill *d, const sid_round_inputs *in, unsigned char *keep, int *dropped,
+                                 sid_iter_stats *st, round_fn round) {
+    int nkeep = 0;
+    for (int i = 0; i < in->m; i++) nkeep += keep[i] != 0;
+    if (nkeep < in->m) {
+        *dropped += in->m - nkeep;
+        if (nkeep) {
+            kept_inputs k;
+            keep_only(d, in, keep, &k);
+            round(d, &k.in, st);
+            kept_free(&k);
+        }
+    }
+    free(keep);
+    return nkeep < in->m;
+}
+
 // ---------------------------------------------------------------- phase 1: the fake score network
 void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st) {
     const int m = in->m;
     const size_t n = (size_t)m * d->D;
     sid_arena_reset(&d->act, 0);
-    sid_ctx c = {&d->fake, &d->act};
+    sid_ctx c = {&d->fake, &d->act, NULL};
     gather_ctx(d, in->prompt, m);
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *eps_hat = sid_ctx_out(&c, n), *deps = sid_ctx_floats(&c, n);
     float *tf = sid_ctx_out(&c, (size_t)m);
@@ -278,23 +301,9 @@ void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter
     sid_add_noise(&d->sched, xt, xg, in->eps, in->t, m, d->D);
     for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
     guided_saved g = guided_f(d, &d->fake, xt, tf, d->cfg.kappa[0], m, eps_hat);
-    // A dropped sample's NaN activations would turn every weight gradient NaN in the backward (0 x NaN),
-    // so the round is run again without them: the other samples still train (docs/sid.md).
     unsigned char *keep = sid_malloc((size_t)m);
-    int nkeep = 0;
-    for (int i = 0; i < m; i++) nkeep += keep[i] = !sample_has_nan(eps_hat + i * d->D, d->D);
-    if (nkeep < m) {
-        st->dropped_fake += m - nkeep;
-        if (nkeep) {
-            kept_inputs k;
-            keep_only(d, in, keep, &k);
-            sid_distill_fake_round(d, &k.in, st);
-            kept_free(&k);
-        }
-        free(keep);
-        return;
-    }
-    free(keep);
+    for (int i = 0; i < m; i++) keep[i] = !sample_has_nan(eps_hat + i * d->D, d->D);
+    if (rerun_without_dropped(d, in, keep, &st->dropped_fake, st, sid_distill_fake_round)) return;
     double loss = 0;
     const float scale = 1.0f / d->cfg.batch;  // the divisor stays the batch, whatever is dropped
     for (int i = 0; i < m; i++) {
@@ -325,7 +334,7 @@ void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_
     const int m = in->m;
     const size_t n = (size_t)m * d->D, D = d->D;
     sid_arena_reset(&d->act, 0);
-    sid_ctx c = {&d->gen, &d->act};
+    sid_ctx c = {&d->gen, &d->act, NULL};
     gather_ctx(d, in->prompt, m);
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *ef = sid_ctx_out(&c, n), *er = sid_ctx_out(&c, n);
     float *tf = sid_ctx_out(&c, (size_t)m), *dxt = sid_ctx_floats(&c, n), *dxg = sid_ctx_floats(&c, n);
@@ -340,7 +349,6 @@ void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_
     guided_saved gf = guided_f(d, &fake_frozen, xt, tf, d->cfg.kappa[1], m, ef);
     guided_saved gr = guided_f(d, &d->teacher.unet_ps, xt, tf, d->cfg.kappa[3], m, er);
     unsigned char *keep = sid_malloc((size_t)m);
-    int nkeep = 0;
     for (int i = 0; i < m; i++) {
         const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
         const size_t o = (size_t)i * D;
@@ -351,20 +359,9 @@ void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_
             memcpy(yf0 + o, yf, D * sizeof(float)), memcpy(yr0 + o, yr, D * sizeof(float));
             sid_clip_x0(yf, D, d->g.clip_range), sid_clip_x0(yr, D, d->g.clip_range);
         }
-        nkeep += keep[i] = !(sample_has_nan(xg + o, D) || sample_has_nan(yf, D) || sample_has_nan(yr, D));
+        keep[i] = !(sample_has_nan(xg + o, D) || sample_has_nan(yf, D) || sample_has_nan(yr, D));
     }
-    if (nkeep < m) {  // as in phase 1: again without the dropped samples
-        st->dropped_gen += m - nkeep;
-        if (nkeep) {
-            kept_inputs k;
-            keep_only(d, in, keep, &k);
-            sid_distill_gen_round(d, &k.in, st);
-            kept_free(&k);
-        }
-        free(keep);
-        return;
-    }
-    free(keep);
+    if (rerun_without_dropped(d, in, keep, &st->dropped_gen, st, sid_distill_gen_round)) return;
     const float alpha = d->cfg.alpha, inv_b = 1.0f / d->cfg.batch;
     float *mask_r = sid_ctx_out(&c, D), *mask_f = sid_ctx_out(&c, D);
     for (size_t k = 0; k < D; k++) mask_r[k] = mask_f[k] = 1;

@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "diffusion/schedule.h"
 #include "models/unet.h"
+#include "ops/backend.h"
 
 typedef struct {
     const sid_unet *unet;  // the architecture (the teacher's)
@@ -19,6 +20,11 @@ typedef struct {
     int clip_sample;       // the scheduler's clip_sample
     float clip_range;      // and clip_sample_range
     int H, W;              // sample size (latent or pixel)
+    // Where it runs: every buffer given to the functions below (ps, act, ctx, z, x, ...) is in this
+    // backend's memory (NULL: the CPU); meta is the host arena for saved state when act is not
+    // host memory. clip_sample runs on the CPU only so far.
+    const sid_backend *be;
+    sid_arena *meta;
 } sid_generator;
 
 // What the backward needs of one forward.

@@ -156,7 +156,7 @@ static float *to_images(sid_distill *d, const float *x, int n) {
     for (int i0 = 0; i0 < n; i0 += 16) {
         const int b = n - i0 < 16 ? n - i0 : 16;
         sid_arena_reset(&d->act, 0);
-        sid_ctx c = {&d->teacher.vae_ps, &d->act};
+        sid_ctx c = {&d->teacher.vae_ps, &d->act, NULL};
         sid_vae_decode(&c, &d->teacher.vae, img + (size_t)i0 * per, x + (size_t)i0 * d->D, b, d->H, d->W);
     }
     return img;

@@ -334,7 +334,7 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         memset(cps.grad, 0, cps.total * sizeof(float));
         memset(dctx, 0, (size_t)B * MAX_LEN * W * sizeof(float));
         memset(dpred, 0, (size_t)B * D * sizeof(float));
-        sid_ctx cu = {&ups, &act}, ccx = {&cps, &act};
+        sid_ctx cu = {&ups, &act, NULL}, ccx = {&cps, &act};
         const int32_t *sb = bid + (size_t)lo * MAX_LEN;
         const float *sx = xt + (size_t)lo * D, *st_ = tf + lo, *se = eps + (size_t)lo * D;
         sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, ctx, sb, b, MAX_LEN, cc.layers);

@@ -2,6 +2,11 @@
 
 #define PAR_IF(n) if ((n) > 65536)
 
+void sid_fill(float *x, float value, size_t n) {
+#pragma omp parallel for schedule(static) PAR_IF(n)
+    for (size_t i = 0; i < n; i++) x[i] = value;
+}
+
 void sid_add_fwd(float *out, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];

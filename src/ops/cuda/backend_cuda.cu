@@ -114,7 +114,7 @@ static sid_backend make_table(void) {
     OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd);
     OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd);
     OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd);
-    OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd);
+    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd);
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd);
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd);
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd);

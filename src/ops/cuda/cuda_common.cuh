@@ -100,6 +100,7 @@ void sid_cuda_geglu_fwd(float *out, const float *in, int M, int H);
 void sid_cuda_geglu_bwd(float *din, const float *dout, const float *in, int M, int H);
 void sid_cuda_softmax_fwd(float *out, const float *in, int M, int C);
 void sid_cuda_softmax_bwd(float *din, const float *dout, const float *out, int M, int C);
+void sid_cuda_fill(float *x, float value, size_t n);
 void sid_cuda_add_fwd(float *out, const float *a, const float *b, size_t n);
 void sid_cuda_add_bwd(float *da, float *db, const float *dout, size_t n);
 void sid_cuda_scale_fwd(float *out, const float *in, float alpha, size_t n);

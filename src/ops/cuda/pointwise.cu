@@ -120,6 +120,9 @@ void sid_cuda_softmax_bwd(float *din, const float *dout, const float *out, int M
 }
 
 // ---- element-wise arithmetic
+static __global__ void fill_kernel(float *x, float value, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] = value;
+}
 static __global__ void add_fwd_kernel(float *out, const float *a, const float *b, size_t n) {
     GRID_STRIDE(i, n) out[i] = a[i] + b[i];
 }
@@ -146,6 +149,11 @@ static __global__ void mul_bwd_kernel(float *da, float *db, const float *dout, c
     }
 }
 
+void sid_cuda_fill(float *x, float value, size_t n) {
+    if (!n) return;
+    fill_kernel<<<sid_cuda_blocks(n), SID_CUDA_THREADS>>>(x, value, n);
+    KERNEL_CHECK("fill_kernel");
+}
 void sid_cuda_add_fwd(float *out, const float *a, const float *b, size_t n) {
     if (!n) return;
     add_fwd_kernel<<<sid_cuda_blocks(n), SID_CUDA_THREADS>>>(out, a, b, n);

@@ -464,6 +464,7 @@ static void g_add_bwd(float *da, float *db, const float *dout, size_t n) {
     RUN("add_bwd", sid_add_bwd(da, db, dout, n), F32("da", da, sz(n)), F32("db", db, sz(n)),
         F32("dout", dout, sz(n)));
 }
+static void g_fill(float *x, float value, size_t n) { RUN("fill", sid_fill(x, value, n), F32("x", x, sz(n))); }
 static void g_scale_fwd(float *out, const float *in, float alpha, size_t n) {
     RUN("scale_fwd", sid_scale_fwd(out, in, alpha, n), F32("out", out, sz(n)), F32("in", in, sz(n)));
 }
@@ -550,7 +551,7 @@ const sid_backend sid_backend_guard = {
     OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd),
     OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd),
     OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd),
-    OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
+    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
