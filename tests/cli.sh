@@ -116,7 +116,19 @@ done
 check generate-guard-env 0 'guard' env SID_DEVICE=guard "$SID" generate --model "$tmp/dr/generator" --prompt 'a bag' --n 2 \
     --out "$tmp/genv.png"
 check distill-device-cuda nonzero '^sid: distill: --device cuda: ' "$SID" distill --device cuda
-check distill-device-guard nonzero 'runs on the CPU only so far' "$SID" distill --device guard
+# the whole run on the guard device (memory unreadable by the host between ops): the same state, grids
+# and export as on the CPU, bit for bit (one thread each: the CPU splits batches over threads)
+for dev in cpu guard; do
+    check "distill-on-$dev" 0 'generator in' "$SID" --threads 1 distill --teacher tests/data/sid/teacher --out "$tmp/dev-$dev" \
+        --batch 2 --kimg 0.004 --tick 0.002 --snap 1 --kappa 2 --device "$dev"
+done
+cmp -s "$tmp/dev-cpu/training-state.safetensors" "$tmp/dev-guard/training-state.safetensors" \
+    && cmp -s "$tmp/dev-cpu/fakes_000004.png" "$tmp/dev-guard/fakes_000004.png" \
+    && cmp -s "$tmp/dev-cpu/generator/unet/diffusion_pytorch_model.safetensors" \
+              "$tmp/dev-guard/generator/unet/diffusion_pytorch_model.safetensors" \
+    && { echo "cli/distill-guard-same-as-cpu ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/distill-guard-same-as-cpu FAILED: the guard device's run differs from the CPU's"; fail=$((fail + 1)); }
+check distill-guard-resume 0 'resuming' "$SID" --threads 1 distill --resume "$tmp/dev-guard" --kimg 0.006 --device guard
 check sample-device-bad nonzero "^sid: sample: --device tpu: backend 'tpu': not compiled" "$SID" sample --prompt x --device tpu
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "op_check.h"
 #include "ops/guard/guard.h"
+#include "train/optim.h"
 
 #define I(k) (p->i[k])
 #define F(k) (p->f[k])
@@ -339,6 +340,129 @@ REDUCE_OPS(dot, a * b, s)
     {.name = nm, .n_in = 2, .n_out = 1, .in_size = {(N) * (D), (N) * (D)}, .out_size = {N}, .in_diff = {1, 1},    \
      .in_frozen = {0, 1}, .out_loss = {1}, .p.i = {N, D}, .fwd = op##_f, .bwd = op##_b, .ref = op##_r}
 
+
+// ---------------------------------------------------------------- SiD-LSG arithmetic
+// cfg: i: n; f: kappa; in: uncond, cond
+static void cfg_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->cfg_combine_fwd(out[0], in[0], in[1], F(0), (size_t)I(0));
+}
+static void cfg_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->cfg_combine_bwd(din[0], din[1], dout[0], F(0), (size_t)I(0));
+}
+static void cfg_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++) out[0][i] = in[0][i] + F(0) * (in[1][i] - in[0][i]);
+}
+// add_noise / x0_from_eps: i: N D; in: x, eps, a [N], s [N] (a and s get no gradient)
+static void noise_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->add_noise_fwd(out[0], in[0], in[1], in[2], in[3], I(0), (size_t)I(1));
+}
+static void noise_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->add_noise_bwd(din[0], din[1], dout[0], in[2], in[3], I(0), (size_t)I(1));
+}
+static void noise_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++)
+        for (int k = 0; k < I(1); k++)
+            out[0][i * I(1) + k] = in[2][i] * in[0][i * I(1) + k] + in[3][i] * in[1][i * I(1) + k];
+}
+static void x0e_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->x0_from_eps_fwd(out[0], in[0], in[1], in[2], in[3], I(0), (size_t)I(1));
+}
+static void x0e_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->x0_from_eps_bwd(din[0], din[1], dout[0], in[2], in[3], I(0), (size_t)I(1));
+}
+static void x0e_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++)
+        for (int k = 0; k < I(1); k++)
+            out[0][i * I(1) + k] = (in[0][i * I(1) + k] - in[3][i] * in[1][i * I(1) + k]) / in[2][i];
+}
+#define PERSAMPLE_CASE(nm, pre, N, D, lo, hi)                                                                     \
+    {.name = nm, .n_in = 4, .n_out = 1, .in_size = {(N) * (D), (N) * (D), N, N}, .out_size = {(N) * (D)},        \
+     .in_diff = {1, 1, 0, 0}, .out_loss = {1}, .in_lo = lo, .in_hi = hi, .p.i = {N, D}, .fwd = pre##_f,          \
+     .bwd = pre##_b, .ref = pre##_r}
+// clamp: i: n; f: lo hi
+static void clamp_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->clamp_fwd(out[0], in[0], F(0), F(1), (size_t)I(0));
+}
+static void clamp_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->clamp_bwd(din[0], dout[0], in[0], F(0), F(1), (size_t)I(0));
+}
+static void clamp_r(const op_params *p, double **in, double **out) {
+    for (int i = 0; i < I(0); i++) out[0][i] = fmin(fmax(in[0][i], F(0)), F(1));
+}
+// The two losses write one double in the backend's memory; the case's output is that double as a
+// float. The op starts from a nonzero value to check that it accumulates. Their backward takes no
+// upstream gradient: the case's upstream gradient g scales the loss, so the op runs with scale*g.
+static void loss_to_out(const sid_backend *be, double *dl, double base, float *out0) {
+    double h;
+    be->download(&h, dl, sizeof h);
+    const float v = (float)(h - base);
+    be->upload(out0, &v, sizeof v);
+    be->free(dl);
+}
+static double *loss_buf(const sid_backend *be, double base) {
+    double *dl = be->alloc(sizeof(double));
+    be->upload(dl, &base, sizeof base);
+    return dl;
+}
+static float upstream(const sid_backend *be, const float *dout0) {
+    float g;
+    be->download(&g, dout0, sizeof g);
+    return g;
+}
+// dsm: i: N D; f: scale; in: eps_hat, eps (no gradient: the target)
+static void dsm_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    double *dl = loss_buf(be, 0.375);
+    be->dsm_loss_fwd(dl, in[0], in[1], F(0), I(0), (size_t)I(1));
+    loss_to_out(be, dl, 0.375, out[0]);
+}
+static void dsm_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->dsm_loss_bwd(din[0], in[0], in[1], F(0) * upstream(be, dout[0]), I(0), (size_t)I(1));
+}
+static void dsm_r(const op_params *p, double **in, double **out) {
+    double s = 0;
+    for (int i = 0; i < I(0) * I(1); i++) s += (in[0][i] - in[1][i]) * (in[0][i] - in[1][i]);
+    out[0][0] = F(0) * s;
+}
+// sid: i: N D; f: alpha scale; in: xg, yr, yf
+static void sidl_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    double *dl = loss_buf(be, -1.25);
+    be->sid_loss_fwd(dl, in[0], in[1], in[2], F(0), F(1), I(0), (size_t)I(1));
+    loss_to_out(be, dl, -1.25, out[0]);
+}
+static void sidl_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->sid_loss_bwd(din[0], din[1], din[2], in[0], in[1], in[2], F(0), F(1) * upstream(be, dout[0]), I(0),
+                     (size_t)I(1));
+}
+// w_i is a stop-gradient: the reference evaluates it at the unperturbed inputs (the first point it
+// sees, kept while later calls differ from it only by finite-difference steps), so the finite
+// differences see w_i as the constant it is in the backward.
+enum { SIDL_MAX = 3 * 64 };
+static void sidl_r(const op_params *p, double **in, double **out) {
+    static double base[3][SIDL_MAX];
+    static int have;
+    const int N = I(0), D = I(1), n = N * D;
+    int same = have;
+    for (int k = 0; k < 3 && same; k++)
+        for (int i = 0; i < n && same; i++) same = fabs(in[k][i] - base[k][i]) <= 1e-5 * fmax(1.0, fabs(base[k][i]));
+    if (!same) {
+        for (int k = 0; k < 3; k++) memcpy(base[k], in[k], (size_t)n * sizeof(double));
+        have = 1;
+    }
+    const double alpha = F(0);
+    double tot = 0;
+    for (int i = 0; i < N; i++) {
+        double w = 0, l = 0;
+        for (int k = 0; k < D; k++) w += fabs(base[0][i * D + k] - base[1][i * D + k]);
+        w = fmax(w / D, 1e-5);
+        for (int k = 0; k < D; k++) {
+            const double xg = in[0][i * D + k], yr = in[1][i * D + k], yf = in[2][i * D + k], dd = yr - yf;
+            l += dd * ((yr - xg) - alpha * dd);
+        }
+        tot += l / w;
+    }
+    out[0][0] = F(1) * tot;
+}
+
 // ---------------------------------------------------------------- the table
 static op_case cases[] = {
     LINEAR_CASE("linear 5x7->3 bias", 5, 7, 3, 1),
@@ -404,6 +528,17 @@ static op_case cases[] = {
     REDUCE_CASE("mse per sample", mse, 3, 11),
     REDUCE_CASE("mean |a-b| per sample", mean_abs, 3, 11),
     REDUCE_CASE("dot per sample", dot, 3, 11),
+    {.name = "cfg combine kappa 4.5", .n_in = 2, .n_out = 1, .in_size = {29, 29}, .out_size = {29},
+     .in_diff = {1, 1}, .out_loss = {1}, .p.i = {29}, .p.f = {4.5f}, .fwd = cfg_f, .bwd = cfg_b, .ref = cfg_r},
+    PERSAMPLE_CASE("add noise per sample", noise, 3, 11, -1, 1),
+    PERSAMPLE_CASE("x0 from eps per sample", x0e, 3, 11, 0.4f, 1.2f),
+    {.name = "clamp [-0.5, 0.6]", .n_in = 1, .n_out = 1, .in_size = {37}, .out_size = {37}, .in_diff = {1},
+     .out_loss = {1}, .p.i = {37}, .p.f = {-0.5f, 0.6f}, .fwd = clamp_f, .bwd = clamp_b, .ref = clamp_r},
+    {.name = "dsm loss", .n_in = 2, .n_out = 1, .in_size = {33, 33}, .out_size = {1}, .in_diff = {1, 0},
+     .out_loss = {1}, .p.i = {3, 11}, .p.f = {0.25f}, .fwd = dsm_f, .bwd = dsm_b, .ref = dsm_r},
+    {.name = "sid generator loss alpha 1.2", .n_in = 3, .n_out = 1, .in_size = {33, 33, 33}, .out_size = {1},
+     .in_diff = {1, 1, 1}, .out_loss = {1}, .p.i = {3, 11}, .p.f = {1.2f, 0.25f}, .fwd = sidl_f, .bwd = sidl_b,
+     .ref = sidl_r},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -713,6 +848,153 @@ static void test_flop_counter(void) {
     free(x), free(w), free(b), free(y), free(dx), free(dw);
 }
 
+
+// ---------------------------------------------------------------- SiD-LSG ops without a gradient
+// Each on every usable backend: the CPU and the guard device exactly, others to rounding.
+static int exact_backend(const sid_backend *be) { return be == &sid_backend_cpu || be == &sid_backend_guard; }
+static float *on_be(const sid_backend *be, const void *h, size_t bytes) {
+    float *d = be->alloc(bytes);
+    be->upload(d, h, bytes);
+    return d;
+}
+
+static void test_sid_nan_rows(void) {
+    enum { N = 5, D = 7 };
+    float x[N * D], flags[N] = {0, 0, 1, 0, 0};
+    for (int i = 0; i < N * D; i++) x[i] = 0.1f * (float)i - 1;
+    x[0 * D + 3] = INFINITY;   // an infinity is not a NaN
+    x[1 * D + 6] = NAN;        // last element of a row
+    x[3 * D + 0] = -NAN;       // first element
+    const float want[N] = {0, 1, 1, 1, 0};  // row 2 was already flagged
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        float *dx = on_be(be, x, sizeof x), *df = on_be(be, flags, sizeof flags), got[N];
+        be->nan_rows(df, dx, N, D);
+        be->sync();
+        be->download(got, df, sizeof got);
+        for (int i = 0; i < N; i++) EXPECT(got[i] == want[i], "%s: nan_rows flag %d = %g, want %g", be->name, i, got[i], want[i]);
+        be->free(dx), be->free(df);
+    }
+}
+
+static void test_sid_sanitize(void) {
+    enum { n = 70001 };  // past the CPU's parallel threshold and over several GPU blocks
+    float *x = sid_malloc(n * sizeof(float)), *want = sid_malloc(n * sizeof(float)), *got = sid_malloc(n * sizeof(float));
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = want[i] = (float)(i % 101) - 50;
+        if (i % 997 == 3) x[i] = NAN, want[i] = 0, bad++;
+        else if (i % 1009 == 5) x[i] = INFINITY, want[i] = 1e5f, bad++;
+        else if (i % 1013 == 7) x[i] = -INFINITY, want[i] = -1e5f, bad++;
+    }
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        const double c0 = 2;
+        float *dx = on_be(be, x, n * sizeof(float));
+        double *dc = (double *)on_be(be, &c0, sizeof c0), count;
+        be->sanitize(dx, n, 1e5f, -1e5f, dc);
+        be->sanitize(dx, n, 1e5f, -1e5f, NULL);  // a NULL count is allowed
+        be->sync();
+        be->download(got, dx, n * sizeof(float));
+        be->download(&count, dc, sizeof count);
+        EXPECT(count == c0 + bad, "%s: sanitize counted %g, want %g", be->name, count - c0, (double)bad);
+        EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "%s: sanitize wrote other values", be->name);
+        be->free(dx), be->free(dc);
+    }
+    float *y = sid_malloc(n * sizeof(float));
+    memcpy(y, x, n * sizeof(float));
+    EXPECT(sid_nan_to_num(y, n, 1e5f, -1e5f) == (size_t)bad && memcmp(y, want, n * sizeof(float)) == 0,
+           "sid_nan_to_num no longer matches the op");
+    free(x), free(want), free(got), free(y);
+}
+
+// Three steps of Adam, AdamW and beta1 = 0 (no m) against sid_adam_step on host copies.
+static void test_sid_adam(void) {
+    enum { n = 1000 };
+    const sid_adam_cfg cfgs[3] = {{.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},
+                                  {.lr = 3e-4f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-6f, .weight_decay = 0.05f, .decoupled = 1},
+                                  {.lr = 2e-5f, .beta1 = 0, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f}};
+    float *w0 = sid_malloc(n * 4), *g = sid_malloc(3 * n * 4), *w = sid_malloc(n * 4), *m = sid_malloc(n * 4);
+    float *v = sid_malloc(n * 4), *got_w = sid_malloc(n * 4), *got_m = sid_malloc(n * 4), *got_v = sid_malloc(n * 4);
+    sid_rng rng = sid_rng_new(test_seed ^ 0xadau);
+    sid_rng_normal(&rng, w0, n);
+    sid_rng_normal(&rng, g, 3 * n);
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        for (int c = 0; c < 3; c++) {
+            const sid_adam_cfg *a = &cfgs[c];
+            const int use_m = a->beta1 != 0;
+            memcpy(w, w0, n * 4), memset(m, 0, n * 4), memset(v, 0, n * 4);
+            float *dw = on_be(be, w0, n * 4), *dm = use_m ? be->alloc(n * 4) : NULL, *dv = be->alloc(n * 4);
+            float *dg = be->alloc(n * 4);
+            for (int step = 1; step <= 3; step++) {
+                sid_adam_step(w, g + (size_t)(step - 1) * n, use_m ? m : NULL, v, n, a, step);
+                be->upload(dg, g + (size_t)(step - 1) * n, n * 4);
+                be->adam(dw, dg, dm, dv, n, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->decoupled, step);
+            }
+            be->sync();
+            be->download(got_w, dw, n * 4), be->download(got_v, dv, n * 4);
+            if (dm) be->download(got_m, dm, n * 4);
+            if (exact_backend(be)) {
+                EXPECT(memcmp(got_w, w, n * 4) == 0 && memcmp(got_v, v, n * 4) == 0 &&
+                           (!use_m || memcmp(got_m, m, n * 4) == 0),
+                       "%s: adam config %d differs from sid_adam_step", be->name, c);
+            } else {
+                const double e = fmax(max_rel_diff(got_w, w, n), max_rel_diff(got_v, v, n));
+                EXPECT(e <= 1e-6, "%s: adam config %d differs from sid_adam_step by %.3g", be->name, c, e);
+            }
+            be->free(dw), be->free(dv), be->free(dg);
+            if (dm) be->free(dm);
+        }
+    }
+    free(w0), free(g), free(w), free(m), free(v), free(got_w), free(got_m), free(got_v);
+}
+
+static void test_sid_ema(void) {
+    enum { n = 777 };
+    float e0[n], p[n], want[n], got[n];
+    sid_rng rng = sid_rng_new(test_seed ^ 0xe3au);
+    sid_rng_normal(&rng, e0, n);
+    sid_rng_normal(&rng, p, n);
+    memcpy(want, e0, sizeof want);
+    sid_ema_update(want, p, n, 0.9993f);
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        float *de = on_be(be, e0, sizeof e0), *dp = on_be(be, p, sizeof p);
+        be->ema(de, dp, n, 0.9993f);
+        be->sync();
+        be->download(got, de, sizeof got);
+        const double e = max_rel_diff(got, want, n);
+        EXPECT(exact_backend(be) ? memcmp(got, want, sizeof got) == 0 : e <= 1e-6, "%s: ema differs by %.3g", be->name, e);
+        be->free(de), be->free(dp);
+    }
+}
+
+static void test_sid_gather_rows(void) {
+    enum { rows = 5, row = 7, m = 6 };
+    float table[rows * row], got[m * row + 1];
+    for (int i = 0; i < rows * row; i++) table[i] = (float)i * 0.5f - 3;
+    const int32_t idx[m] = {4, 0, 4, 2, 1, 3};
+    for (int b = 0; sid_backend_at(b); b++) {
+        const sid_backend *be = sid_backend_at(b);
+        if (!be->available()) continue;
+        float *dt = on_be(be, table, sizeof table), *dout = be->alloc(sizeof got);
+        int32_t *di = (int32_t *)on_be(be, idx, sizeof idx);
+        be->gather_rows(dout, dt, di, m, row);
+        be->sync();
+        be->download(got, dout, sizeof got);
+        int ok = got[m * row] == 0;  // nothing past the m rows
+        for (int i = 0; i < m; i++) ok &= memcmp(got + i * row, table + idx[i] * row, row * sizeof(float)) == 0;
+        EXPECT(ok, "%s: gather_rows copied other values", be->name);
+        be->free(dt), be->free(dout), be->free(di);
+    }
+}
+
 TEST_LIST(T(test_fill), T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
-          T(test_ops_single_thread))
+          T(test_ops_single_thread), T(test_sid_nan_rows), T(test_sid_sanitize), T(test_sid_adam),
+          T(test_sid_ema), T(test_sid_gather_rows))
 TEST_MAIN("ops")

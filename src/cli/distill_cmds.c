@@ -97,12 +97,12 @@ int cmd_distill(int argc, char **argv) {
         {"--metrics-n", SID_FLAG_INT, &mn, 10, 1e6, "images for the metrics"},
         {"--classifier", SID_FLAG_STR, &c.classifier_dir, 0, 0, "evaluation classifier folder"},
         {"--stop-after", SID_FLAG_NUM, &stop, 0, 1e9, "end this invocation after this many kimg (resume later)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (the only one so far; env SID_DEVICE)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
     };
     const int nf = (int)(sizeof flags / sizeof flags[0]);
     int given[sizeof flags / sizeof flags[0]];
     if (sid_flags_parse_given("distill", flags, nf, argc, argv, NULL, given)) sid_die("%s", sid_error());
-    sid_cli_device("distill", device, 1);
+    c.be = sid_cli_device("distill", device, 0);
     for (int i = 0; i < 4; i++) c.kappa[i] = (float)(kappa >= 0 ? kappa : k[i]);
     c.alpha = (float)alpha, c.t_init = (int)t_init, c.tmin = (int)tmin, c.tmax = (int)tmax, c.lr = (float)lr;
     c.glr = (float)glr, c.beta1 = (float)b1, c.beta2 = (float)b2, c.adam_eps = (float)aeps, c.batch = (int)batch;
@@ -136,7 +136,7 @@ int cmd_distill(int argc, char **argv) {
         sid_distill_cfg r = saved;
         for (int i = 0; i < nf; i++)
             if (given[i]) distill_flag_take(flags[i].name, &r, &c);
-        r.stop_after_img = c.stop_after_img, r.out_dir = resume_dir, r.resume = 1;
+        r.stop_after_img = c.stop_after_img, r.out_dir = resume_dir, r.resume = 1, r.be = c.be;
         if (!micro && r.batch % (r.micro * ranks) && r.batch % ranks == 0)
             r.micro = r.batch / ranks;  // resumed with another number of ranks: the same global batch
         c = r;

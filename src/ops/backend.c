@@ -34,6 +34,9 @@ const sid_backend sid_backend_cpu = {
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
+    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd),
+    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd),
+    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows),
 };
 #undef OP
 
@@ -41,6 +44,14 @@ static void backend_zero(void *owner, void *p, size_t bytes) {
     ((const sid_backend *)owner)->fill(p, 0.0f, bytes / sizeof(float));
 }
 static void backend_release(void *owner, void *p) { ((const sid_backend *)owner)->free(p); }
+
+size_t sid_device_arena_bytes(size_t dflt) {
+    const char *e = getenv("SID_DEVICE_ARENA_MB");
+    char *end = NULL;
+    const long long mb = e ? strtoll(e, &end, 10) : 0;
+    if (e && (!end || *end || mb < 1 || mb > (1ll << 24))) sid_die("SID_DEVICE_ARENA_MB=%s: expected megabytes (1 to 2^24)", e);
+    return e ? (size_t)mb << 20 : dflt;
+}
 
 void sid_backend_arena_init(sid_arena *a, const sid_backend *be, const char *name, size_t cap) {
     if (!be || be == &sid_backend_cpu) {

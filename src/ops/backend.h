@@ -66,6 +66,23 @@ typedef struct sid_backend {
     SID_OP(mean_abs_bwd);
     SID_OP(dot_fwd);
     SID_OP(dot_bwd);
+    SID_OP(cfg_combine_fwd);
+    SID_OP(cfg_combine_bwd);
+    SID_OP(add_noise_fwd);
+    SID_OP(add_noise_bwd);
+    SID_OP(x0_from_eps_fwd);
+    SID_OP(x0_from_eps_bwd);
+    SID_OP(clamp_fwd);
+    SID_OP(clamp_bwd);
+    SID_OP(dsm_loss_fwd);
+    SID_OP(dsm_loss_bwd);
+    SID_OP(sid_loss_fwd);
+    SID_OP(sid_loss_bwd);
+    SID_OP(nan_rows);
+    SID_OP(sanitize);
+    SID_OP(adam);
+    SID_OP(ema);
+    SID_OP(gather_rows);
 } sid_backend;
 
 #undef SID_OP
@@ -77,6 +94,9 @@ static inline const sid_backend *sid_backend_or_cpu(const sid_backend *be) { ret
 // allocations through be->fill, released through be->free.
 struct sid_arena;
 void sid_backend_arena_init(struct sid_arena *a, const sid_backend *be, const char *name, size_t cap_bytes);
+// The size of a device arena: $SID_DEVICE_ARENA_MB when set (e.g. small on the guard device, whose
+// per-op protection changes cost time in proportion to its mappings), else dflt.
+size_t sid_device_arena_bytes(size_t dflt);
 // Backends compiled into this build, CPU first; NULL past the end.
 const sid_backend *sid_backend_at(int i);
 // By name ("cpu", "cuda"); NULL with an error message when unknown or unavailable.

@@ -120,6 +120,50 @@ void sid_mean_abs_bwd(float *da, float *db, const float *dout, const float *a, c
 void sid_dot_fwd(float *out, const float *a, const float *b, int N, int D);
 void sid_dot_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int N, int D);
 
+// ---- SiD-LSG arithmetic. Per-sample coefficients a, s are [N] arrays in the backend's memory;
+// tensors are [N, D]. Backward functions accumulate (+=) into each non-NULL gradient.
+// CFG: out = u + kappa (c - u), computed as `u + kappa * (c - u)` in float (as sid_cfg_combine in
+// src/diffusion/ddim.c); backward: du += (1 - kappa) dout, dc += kappa dout.
+void sid_cfg_combine_fwd(float *out, const float *uncond, const float *cond, float kappa, size_t n);
+void sid_cfg_combine_bwd(float *duncond, float *dcond, const float *dout, float kappa, size_t n);
+// x_t = a[i] x0 + s[i] eps; backward dx0 += a[i] dxt, deps += s[i] dxt.
+void sid_add_noise_fwd(float *xt, const float *x0, const float *eps, const float *a, const float *s, int N, size_t D);
+void sid_add_noise_bwd(float *dx0, float *deps, const float *dxt, const float *a, const float *s, int N, size_t D);
+// x0 = (x_t - s[i] eps) / a[i] (a division, as sid_x0_from_eps in src/diffusion/schedule.c);
+// backward dxt += dx0 / a[i], deps += -(s[i] / a[i]) dx0.
+void sid_x0_from_eps_fwd(float *x0, const float *xt, const float *eps, const float *a, const float *s, int N, size_t D);
+void sid_x0_from_eps_bwd(float *dxt, float *deps, const float *dx0, const float *a, const float *s, int N, size_t D);
+// clamp to [lo, hi]; backward din += dout where lo < in < hi strictly (torch.clamp's gradient in torch 2.x
+// as measured: zero at the bounds; see sid_clip_x0_backward in src/diffusion/schedule.c and match it).
+void sid_clamp_fwd(float *out, const float *in, float lo, float hi, size_t n);
+void sid_clamp_bwd(float *din, const float *dout, const float *in, float lo, float hi, size_t n);
+// The fake net's denoising loss: *loss += scale * sum (eps_hat - eps)^2 (accumulated in double per
+// sample then summed, as src/sid/distill.c does); backward deps_hat += 2 scale (eps_hat - eps).
+void sid_dsm_loss_fwd(double *loss, const float *eps_hat, const float *eps, float scale, int N, size_t D);
+void sid_dsm_loss_bwd(float *deps_hat, const float *eps_hat, const float *eps, float scale, int N, size_t D);
+// The SiD generator loss (see sid_distill_gen_round in src/sid/distill.c for the exact arithmetic to
+// reproduce): per sample w_i = max(mean_k |xg - yr| (in double), 1e-5), a stop-gradient;
+// dd = yr - yf, e = (yr - xg) - alpha dd; *loss += scale * sum_i (sum_k dd e in double) / w_i;
+// backward with kw = (float)(scale / w_i): dxg += -kw dd, dyr += kw (e + (1 - alpha) dd),
+// dyf += kw (alpha dd - e).
+void sid_sid_loss_fwd(double *loss, const float *xg, const float *yr, const float *yf, float alpha, float scale, int N,
+                      size_t D);
+void sid_sid_loss_bwd(float *dxg, float *dyr, float *dyf, const float *xg, const float *yr, const float *yf, float alpha,
+                      float scale, int N, size_t D);
+// flags[i] = 1 when flags[i] != 0 or row i of x has a NaN, else 0 (so several tensors OR together).
+void sid_nan_rows(float *flags, const float *x, int N, size_t D);
+// NaN -> 0, +inf -> posinf, -inf -> neginf; *count += how many were replaced.
+void sid_sanitize(float *x, size_t n, float posinf, float neginf, double *count);
+// Adam / AdamW exactly as sid_adam_step in src/train/optim.c (step from 1; m NULL when beta1 == 0;
+// weight_decay with decoupled = 1 is AdamW, = 0 is L2); sid_adam_step calls this CPU op
+// (so the formula exists once).
+void sid_adam(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
+              float weight_decay, int decoupled, int64_t step);
+// ema += (1 - beta) (w - ema), as sid_ema_update (which calls it).
+void sid_ema(float *ema, const float *w, size_t n, float beta);
+// out[i] = table[idx[i]] for rows of `row` floats (idx int32 in the backend's memory, each in [0, rows)).
+void sid_gather_rows(float *out, const float *table, const int32_t *idx, int m, size_t row);
+
 #ifdef __cplusplus
 }
 #endif

@@ -211,7 +211,8 @@ int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, ui
     sid_schedule sched;
     if (sid_schedule_init(&sched, p->m->train_timesteps, p->m->beta_start, p->m->beta_end)) return free(z), free(ze), -1;
     sid_arena act, meta;
-    sid_backend_arena_init(&act, p->be, "generation activations", p->be ? (size_t)1 << 30 : (size_t)6 << 30);
+    sid_backend_arena_init(&act, p->be, "generation activations",
+                           p->be ? sid_device_arena_bytes((size_t)1 << 30) : (size_t)6 << 30);
     sid_arena_init(&meta, "generation state", (size_t)4 << 20);
     const sid_generator g = {&p->m->unet, &sched, t_init, steps, p->m->clip_sample, p->m->clip_sample_range, S, S,
                              p->be, &meta};

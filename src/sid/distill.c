@@ -75,15 +75,27 @@ size_t sid_distill_sample_size(const sid_distill *d) { return d->D; }
 const sid_sd_model *sid_distill_teacher(const sid_distill *d) { return &d->teacher; }
 const sid_generator *sid_distill_generator(const sid_distill *d) { return &d->g; }
 
-static void copy_layout(sid_params *dst, const sid_params *src, int with_grad) {
+// A device buffer (the host's for the CPU backend), zero-filled, and its release.
+static void *dev_alloc(const sid_distill *d, size_t bytes) {
+    void *p = d->be->alloc(bytes ? bytes : 4);
+    if (!p) sid_die("distill: cannot allocate %zu bytes on the %s device", bytes, d->be->name);
+    return p;
+}
+
+void sid_distill_free(const sid_distill *d, void *p) {
+    if (p) d->be->free(p);
+}
+
+static void copy_layout(const sid_distill *d, sid_params *dst, const sid_params *src, int with_grad) {
     *dst = *src;
     dst->items = NULL, dst->n = dst->cap = 0;  // declared again below so it owns its names
-    dst->data = dst->grad = NULL;
+    dst->data = dst->grad = NULL, dst->be = NULL;
     dst->total = 0;
     for (int i = 0; i < src->n; i++)
         sid_params_add(dst, src->items[i].ndim, src->items[i].shape, "%s", src->items[i].name);
     sid_params_alloc(dst, with_grad);
     memcpy(dst->data, src->data, src->total * sizeof(float));
+    sid_params_to_backend(dst, d->be);
 }
 
 float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *truncated) {
@@ -97,19 +109,20 @@ float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *
         }
         if (truncated) *truncated += cut;
     }
-    float *out = sid_malloc((size_t)n * T * Wt * sizeof(float));
+    float *out = dev_alloc(d, (size_t)n * T * Wt * sizeof(float));
+    int32_t *d_ids = dev_alloc(d, (size_t)64 * T * sizeof(int32_t));
     // in chunks: the text embeddings are constants, computed once (docs/sid.md)
     for (int i0 = 0; i0 < n; i0 += 64) {
         const int b = n - i0 < 64 ? n - i0 : 64;
-        sid_arena_reset(&d->act, 0);
-        sid_ctx c = {&d->teacher.clip_ps, &d->act, NULL};
-        if (!sid_clip_forward(&c, &d->teacher.clip, out + (size_t)i0 * T * Wt, ids + (size_t)i0 * T, b, T,
-                              d->teacher.clip_skip_layers)) {
-            free(ids), free(out);
+        d->be->upload(d_ids, ids + (size_t)i0 * T, (size_t)b * T * sizeof(int32_t));
+        sid_arena_reset(&d->act, 0), sid_arena_reset(&d->meta, 0);
+        sid_ctx c = {&d->teacher.clip_ps, &d->act, d->be, &d->meta};
+        if (!sid_clip_forward(&c, &d->teacher.clip, out + (size_t)i0 * T * Wt, d_ids, b, T, d->teacher.clip_skip_layers)) {
+            free(ids), sid_distill_free(d, d_ids), sid_distill_free(d, out);
             return NULL;
         }
     }
-    free(ids);
+    free(ids), sid_distill_free(d, d_ids);
     return out;
 }
 
@@ -128,6 +141,7 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     if (sid_distill_validate(cfg)) return NULL;
     sid_distill *d = sid_calloc(sizeof *d);
     d->cfg = *cfg;
+    d->be = sid_backend_or_cpu(cfg->be);
     char vae_cfg[1200];
     snprintf(vae_cfg, sizeof vae_cfg, "%s/vae/config.json", cfg->teacher_dir);
     const unsigned parts = SID_SD_UNET | SID_SD_TEXT | (sid_file_exists(vae_cfg) ? SID_SD_VAE : 0);
@@ -135,6 +149,11 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     if (strcmp(d->teacher.prediction_type, "epsilon") != 0) {
         sid_set_error("%s: prediction_type '%s': sid distils epsilon-prediction teachers only", cfg->teacher_dir,
                       d->teacher.prediction_type);
+        goto fail;
+    }
+    if (d->teacher.clip_sample && d->be != &sid_backend_cpu) {
+        sid_set_error("%s: clip_sample is true: that runs on the CPU only so far (asked for %s)", cfg->teacher_dir,
+                      d->be->name);
         goto fail;
     }
     if (!d->teacher.tokenizer_dir[0] || !(d->tok = sid_tokenizer_load(d->teacher.tokenizer_dir))) {
@@ -148,21 +167,34 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     const sid_unet_config *u = &d->teacher.unet_cfg;
     d->C = u->in_channels, d->H = d->W = u->sample_size, d->D = (size_t)d->C * d->H * d->W;
     if (sid_schedule_init(&d->sched, d->teacher.train_timesteps, d->teacher.beta_start, d->teacher.beta_end)) goto fail;
+    // the teacher's networks in the device's memory; the fake net, the generator and the EMA start as its UNet
+    copy_layout(d, &d->fake, &d->teacher.unet_ps, 1);
+    copy_layout(d, &d->gen, &d->teacher.unet_ps, 1);
+    copy_layout(d, &d->ema, &d->teacher.unet_ps, 0);
+    sid_params_to_backend(&d->teacher.unet_ps, d->be), sid_params_to_backend(&d->teacher.clip_ps, d->be);
+    if (d->teacher.components & SID_SD_VAE) sid_params_to_backend(&d->teacher.vae_ps, d->be);
+    sid_arena_init(&d->meta, "distillation saved state", (size_t)64 << 20);
     d->g = (sid_generator){&d->teacher.unet, &d->sched, cfg->t_init, cfg->gen_steps, d->teacher.clip_sample,
-                           d->teacher.clip_sample_range, d->H, d->W};
-    sid_arena_init(&d->act, "distillation activations", SID_DISTILL_ARENA_BYTES);  // address space; used as needed
+                           d->teacher.clip_sample_range, d->H, d->W, d->be, &d->meta};
+    sid_backend_arena_init(&d->act, d->be, "distillation activations",
+                           d->be == &sid_backend_cpu ? SID_DISTILL_ARENA_BYTES
+                                                     : sid_device_arena_bytes(SID_DISTILL_DEVICE_ARENA_BYTES));
     if (encode_all(d)) goto fail;
-    copy_layout(&d->fake, &d->teacher.unet_ps, 1);
-    copy_layout(&d->gen, &d->teacher.unet_ps, 1);
-    copy_layout(&d->ema, &d->teacher.unet_ps, 0);
-    const size_t nf = d->fake.total;
-    d->fake_v = sid_calloc(nf * sizeof(float)), d->gen_v = sid_calloc(nf * sizeof(float));
-    if (cfg->beta1 > 0) d->fake_m = sid_calloc(nf * sizeof(float)), d->gen_m = sid_calloc(nf * sizeof(float));
-    const size_t cs = (size_t)cfg->micro * d->T * d->Wt;
-    d->ctx_round = sid_malloc(cs * sizeof(float)), d->ctx_uncond = sid_malloc(cs * sizeof(float));
-    for (int i = 0; i < cfg->micro; i++)
-        memcpy(d->ctx_uncond + (size_t)i * d->T * d->Wt, d->ctx + (size_t)d->prompts.n * d->T * d->Wt,
-               (size_t)d->T * d->Wt * sizeof(float));
+    const size_t nf = d->fake.total, m = (size_t)cfg->micro;
+    d->fake_v = dev_alloc(d, nf * sizeof(float)), d->gen_v = dev_alloc(d, nf * sizeof(float));
+    if (cfg->beta1 > 0) d->fake_m = dev_alloc(d, nf * sizeof(float)), d->gen_m = dev_alloc(d, nf * sizeof(float));
+    const size_t row = (size_t)d->T * d->Wt;
+    d->ctx_round = dev_alloc(d, m * row * sizeof(float)), d->ctx_uncond = dev_alloc(d, m * row * sizeof(float));
+    d->r_idx = dev_alloc(d, m * sizeof(int32_t)), d->r_a = dev_alloc(d, m * sizeof(float));
+    d->r_s = dev_alloc(d, m * sizeof(float)), d->r_t = dev_alloc(d, m * sizeof(float));
+    d->r_z = dev_alloc(d, m * d->D * sizeof(float)), d->r_eps = dev_alloc(d, m * d->D * sizeof(float));
+    d->r_zx = cfg->gen_steps > 1 ? dev_alloc(d, (size_t)(cfg->gen_steps - 1) * m * d->D * sizeof(float)) : NULL;
+    d->r_flags = dev_alloc(d, m * sizeof(float)), d->stats = dev_alloc(d, 4 * sizeof(double));
+    int32_t *empty = sid_malloc(m * sizeof(int32_t));  // the empty prompt's embedding, once per slot
+    for (size_t i = 0; i < m; i++) empty[i] = d->prompts.n;
+    d->be->upload(d->r_idx, empty, m * sizeof(int32_t));
+    d->be->gather_rows(d->ctx_uncond, d->ctx, d->r_idx, (int)m, row);
+    free(empty);
     d->rng = sid_rng_new(cfg->seed);
     return d;
 fail:
@@ -174,21 +206,46 @@ void sid_distill_close(sid_distill *d) {
     if (!d) return;
     if (d->teacher.components) sid_sd_free(&d->teacher);
     sid_params_free(&d->fake), sid_params_free(&d->gen), sid_params_free(&d->ema);
-    free(d->fake_m), free(d->fake_v), free(d->gen_m), free(d->gen_v);
+    if (d->be) {
+        void *bufs[] = {d->fake_m, d->fake_v, d->gen_m, d->gen_v, d->ctx, d->ctx_round, d->ctx_uncond, d->r_idx, d->r_a,
+                        d->r_s, d->r_t, d->r_z, d->r_eps, d->r_zx, d->r_flags, d->stats};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sid_distill_free(d, bufs[i]);
+    }
     sid_tokenizer_free(d->tok);
     sid_prompts_free(&d->prompts);
-    free(d->ctx), free(d->ctx_round), free(d->ctx_uncond);
     sid_schedule_free(&d->sched);
     if (d->act.base) sid_arena_free(&d->act);
+    if (d->meta.base) sid_arena_free(&d->meta);
     free(d);
 }
 
-static void gather_ctx(sid_distill *d, const int *prompt, int m) {
-    const size_t row = (size_t)d->T * d->Wt;
+// A round's inputs into the device: prompt rows (-1: the empty prompt), the per-sample noise
+// coefficients of its timesteps, the timesteps as floats, and the noise.
+static void upload_round(sid_distill *d, const sid_round_inputs *in) {
+    const int m = in->m;
+    int32_t *idx = sid_malloc((size_t)m * sizeof(int32_t));
+    float *a = sid_malloc((size_t)m * 3 * sizeof(float)), *s = a + m, *t = a + 2 * m;
     for (int i = 0; i < m; i++) {
-        const int p = prompt[i] < 0 ? d->prompts.n : prompt[i];
-        memcpy(d->ctx_round + i * row, d->ctx + (size_t)p * row, row * sizeof(float));
+        idx[i] = in->prompt[i] < 0 ? d->prompts.n : in->prompt[i];
+        a[i] = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s[i] = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
+        t[i] = (float)in->t[i];
     }
+    const sid_backend *be = d->be;
+    be->upload(d->r_idx, idx, (size_t)m * sizeof(int32_t));
+    be->upload(d->r_a, a, (size_t)m * sizeof(float)), be->upload(d->r_s, s, (size_t)m * sizeof(float));
+    be->upload(d->r_t, t, (size_t)m * sizeof(float));
+    be->upload(d->r_z, in->z, (size_t)m * d->D * sizeof(float)), be->upload(d->r_eps, in->eps, (size_t)m * d->D * sizeof(float));
+    if (in->z_extra) be->upload(d->r_zx, in->z_extra, (size_t)(d->cfg.gen_steps - 1) * m * d->D * sizeof(float));
+    be->gather_rows(d->ctx_round, d->ctx, d->r_idx, m, (size_t)d->T * d->Wt);
+    free(idx), free(a);
+}
+
+void sid_distill_read_stats(sid_distill *d, sid_iter_stats *st) {
+    double v[4];
+    d->be->download(v, d->stats, sizeof v);
+    st->loss_fake += v[0], st->loss_gen += v[1];
+    st->nonfinite_fake += (size_t)v[2], st->nonfinite_gen += (size_t)v[3];
+    d->be->fill((float *)d->stats, 0.0f, 8);  // four doubles are eight floats of zero bits
 }
 
 // ---------------------------------------------------------------- guided evaluation
@@ -198,42 +255,50 @@ typedef struct {
 } guided_saved;
 
 // eps [m, D]: the kappa-guided prediction (one batched [uncond; cond] pass unless kappa == 1).
-static guided_saved guided_f(sid_distill *d, const sid_params *ps, const float *xt, const float *tf, float kappa, int m,
-                             float *eps) {
-    sid_ctx c = {(sid_params *)ps, &d->act, NULL};
+static guided_saved guided_f(sid_distill *d, const sid_params *ps, const float *xt, float kappa, int m, float *eps) {
+    sid_ctx c = {(sid_params *)ps, &d->act, d->be, &d->meta};
+    const sid_backend *be = d->be;
     const sid_unet *u = &d->teacher.unet;
-    if (kappa == 1.0f) return (guided_saved){sid_unet_forward(&c, u, eps, xt, tf, d->ctx_round, m, d->H, d->W, d->T), 0};
+    if (kappa == 1.0f) return (guided_saved){sid_unet_forward(&c, u, eps, xt, d->r_t, d->ctx_round, m, d->H, d->W, d->T), 0};
     const size_t n = (size_t)m * d->D, cs = (size_t)m * d->T * d->Wt;
     float *x2 = sid_ctx_out(&c, 2 * n), *t2 = sid_ctx_out(&c, 2 * (size_t)m), *c2 = sid_ctx_out(&c, 2 * cs);
     float *o2 = sid_ctx_out(&c, 2 * n);
-    memcpy(x2, xt, n * 4), memcpy(x2 + n, xt, n * 4), memcpy(t2, tf, m * 4), memcpy(t2 + m, tf, m * 4);
-    memcpy(c2, d->ctx_uncond, cs * 4), memcpy(c2 + cs, d->ctx_round, cs * 4);
+    be->scale_fwd(x2, xt, 1.0f, n), be->scale_fwd(x2 + n, xt, 1.0f, n);  // copies
+    be->scale_fwd(t2, d->r_t, 1.0f, (size_t)m), be->scale_fwd(t2 + m, d->r_t, 1.0f, (size_t)m);
+    be->scale_fwd(c2, d->ctx_uncond, 1.0f, cs), be->scale_fwd(c2 + cs, d->ctx_round, 1.0f, cs);
     guided_saved g = {sid_unet_forward(&c, u, o2, x2, t2, c2, 2 * m, d->H, d->W, d->T), 1};
-    sid_cfg_combine(eps, o2, o2 + n, kappa, n);
+    be->cfg_combine_fwd(eps, o2, o2 + n, kappa, n);
     return g;
 }
 
 // Backward of guided_f for d(loss)/d(eps): parameter gradients (unless ps is frozen) and dxt += d/dx_t.
 static void guided_b(sid_distill *d, const sid_params *ps, guided_saved g, const float *deps, float kappa, int m, float *dxt) {
-    sid_ctx c = {(sid_params *)ps, &d->act, NULL};
+    sid_ctx c = {(sid_params *)ps, &d->act, d->be, &d->meta};
+    const sid_backend *be = d->be;
     const sid_unet *u = &d->teacher.unet;
     const size_t n = (size_t)m * d->D;
     if (!g.two) {
         sid_unet_backward(&c, u, dxt, NULL, deps, g.s);
         return;
     }
-    float *do2 = sid_ctx_out(&c, 2 * n), *dx2 = dxt ? sid_ctx_floats(&c, 2 * n) : NULL;
-    for (size_t i = 0; i < n; i++) do2[i] = (1 - kappa) * deps[i], do2[n + i] = kappa * deps[i];
+    float *do2 = sid_ctx_floats(&c, 2 * n), *dx2 = dxt ? sid_ctx_floats(&c, 2 * n) : NULL;
+    be->cfg_combine_bwd(do2, do2 + n, deps, kappa, n);
     sid_unet_backward(&c, u, dx2, NULL, do2, g.s);
-    if (dxt)
-        for (size_t i = 0; i < n; i++) dxt[i] += dx2[i] + dx2[n + i];
+    if (dxt) {  // dxt += dx2[:n] + dx2[n:], summed in that order
+        be->add_fwd(dx2, dx2, dx2 + n, n);
+        be->add_fwd(dxt, dxt, dx2, n);
+    }
 }
 
 // ---------------------------------------------------------------- dropping NaN samples
-static int sample_has_nan(const float *x, size_t D) {
-    for (size_t i = 0; i < D; i++)
-        if (isnan(x[i])) return 1;
-    return 0;
+// keep[i] = 0 for the samples whose flag the device set (one small download per round).
+static unsigned char *download_keep(sid_distill *d, int m) {
+    float *f = sid_malloc((size_t)m * sizeof(float));
+    d->be->download(f, d->r_flags, (size_t)m * sizeof(float));
+    unsigned char *keep = sid_malloc((size_t)m);
+    for (int i = 0; i < m; i++) keep[i] = f[i] == 0.0f;
+    free(f);
+    return keep;
 }
 
 // The round's inputs without the dropped samples (keep[i] == 0), in heap copies.
@@ -292,124 +357,92 @@ static int rerun_without_dropped(sid_distill *d, const sid_round_inputs *in, uns
 void sid_distill_fake_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st) {
     const int m = in->m;
     const size_t n = (size_t)m * d->D;
-    sid_arena_reset(&d->act, 0);
-    sid_ctx c = {&d->fake, &d->act, NULL};
-    gather_ctx(d, in->prompt, m);
+    const sid_backend *be = d->be;
+    sid_arena_reset(&d->act, 0), sid_arena_reset(&d->meta, 0);
+    sid_ctx c = {&d->fake, &d->act, be, &d->meta};
+    upload_round(d, in);
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *eps_hat = sid_ctx_out(&c, n), *deps = sid_ctx_floats(&c, n);
-    float *tf = sid_ctx_out(&c, (size_t)m);
-    sid_generator_apply(&d->g, &d->gen, &d->act, d->ctx_round, d->T, in->z, in->z_extra, m, xg);  // no gradient
-    sid_add_noise(&d->sched, xt, xg, in->eps, in->t, m, d->D);
-    for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
-    guided_saved g = guided_f(d, &d->fake, xt, tf, d->cfg.kappa[0], m, eps_hat);
-    unsigned char *keep = sid_malloc((size_t)m);
-    for (int i = 0; i < m; i++) keep[i] = !sample_has_nan(eps_hat + i * d->D, d->D);
-    if (rerun_without_dropped(d, in, keep, &st->dropped_fake, st, sid_distill_fake_round)) return;
-    double loss = 0;
+    sid_generator_apply(&d->g, &d->gen, &d->act, d->ctx_round, d->T, d->r_z, in->z_extra ? d->r_zx : NULL, m, xg);
+    be->add_noise_fwd(xt, xg, d->r_eps, d->r_a, d->r_s, m, d->D);
+    guided_saved g = guided_f(d, &d->fake, xt, d->cfg.kappa[0], m, eps_hat);
+    be->fill(d->r_flags, 0.0f, (size_t)m);
+    be->nan_rows(d->r_flags, eps_hat, m, d->D);
+    if (rerun_without_dropped(d, in, download_keep(d, m), &st->dropped_fake, st, sid_distill_fake_round)) return;
     const float scale = 1.0f / d->cfg.batch;  // the divisor stays the batch, whatever is dropped
-    for (int i = 0; i < m; i++) {
-        const float *e = eps_hat + i * d->D, *t = in->eps + i * d->D;
-        for (size_t k = 0; k < d->D; k++) {
-            const float r = e[k] - t[k];
-            loss += (double)r * r;
-            deps[i * d->D + k] = 2 * scale * r;
-        }
-    }
-    st->loss_fake += loss * scale;
+    be->dsm_loss_fwd(d->stats, eps_hat, d->r_eps, scale, m, d->D);
+    be->dsm_loss_bwd(deps, eps_hat, d->r_eps, scale, m, d->D);
     guided_b(d, &d->fake, g, deps, d->cfg.kappa[0], m, NULL);
 }
 
 static void adam(const sid_distill *d, sid_params *ps, float *m, float *v, float lr, int64_t step) {
-    const sid_adam_cfg a = {.lr = lr, .beta1 = d->cfg.beta1, .beta2 = d->cfg.beta2, .eps = d->cfg.adam_eps};
-    sid_adam_step(ps->data, ps->grad, m, v, ps->total, &a, step);
+    d->be->adam(ps->data, ps->grad, m, v, ps->total, lr, d->cfg.beta1, d->cfg.beta2, d->cfg.adam_eps, 0.0f, 0, step);
 }
 
 void sid_distill_fake_update(sid_distill *d, sid_iter_stats *st) {
-    st->nonfinite_fake += sid_nan_to_num(d->fake.grad, d->fake.total, 1e5f, -1e5f);
+    (void)st;  // the sanitised count is on the device until sid_distill_read_stats
+    d->be->sanitize(d->fake.grad, d->fake.total, 1e5f, -1e5f, d->stats + 2);
     adam(d, &d->fake, d->fake_m, d->fake_v, d->cfg.lr, ++d->fake_steps);
-    memset(d->fake.grad, 0, d->fake.total * sizeof(float));
+    d->be->fill(d->fake.grad, 0.0f, d->fake.total);
 }
 
 // ---------------------------------------------------------------- phase 2: the generator
 void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st) {
     const int m = in->m;
     const size_t n = (size_t)m * d->D, D = d->D;
-    sid_arena_reset(&d->act, 0);
-    sid_ctx c = {&d->gen, &d->act, NULL};
-    gather_ctx(d, in->prompt, m);
+    const sid_backend *be = d->be;
+    sid_arena_reset(&d->act, 0), sid_arena_reset(&d->meta, 0);
+    sid_ctx c = {&d->gen, &d->act, be, &d->meta};
+    upload_round(d, in);
     float *xg = sid_ctx_out(&c, n), *xt = sid_ctx_out(&c, n), *ef = sid_ctx_out(&c, n), *er = sid_ctx_out(&c, n);
-    float *tf = sid_ctx_out(&c, (size_t)m), *dxt = sid_ctx_floats(&c, n), *dxg = sid_ctx_floats(&c, n);
+    float *dxt = sid_ctx_floats(&c, n), *dxg = sid_ctx_floats(&c, n), *dyf = sid_ctx_floats(&c, n), *dyr = sid_ctx_floats(&c, n);
     float *def = sid_ctx_floats(&c, n), *der = sid_ctx_floats(&c, n);
-    float *yf0 = d->g.clip_sample ? sid_ctx_out(&c, n) : NULL, *yr0 = d->g.clip_sample ? sid_ctx_out(&c, n) : NULL;
+    const int clip = d->g.clip_sample;
+    const float r = d->g.clip_range;
+    float *yf0 = clip ? sid_ctx_out(&c, n) : NULL, *yr0 = clip ? sid_ctx_out(&c, n) : NULL;
     sid_generator_saved gs;
-    sid_generator_forward(&d->g, &d->gen, &d->act, d->ctx_round, d->T, in->z, in->z_extra, m, xg, &gs);
-    sid_add_noise(&d->sched, xt, xg, in->eps, in->t, m, D);
-    for (int i = 0; i < m; i++) tf[i] = (float)in->t[i];
+    sid_generator_forward(&d->g, &d->gen, &d->act, d->ctx_round, d->T, d->r_z, in->z_extra ? d->r_zx : NULL, m, xg, &gs);
+    be->add_noise_fwd(xt, xg, d->r_eps, d->r_a, d->r_s, m, D);
     sid_params fake_frozen = d->fake;  // psi is frozen here: gradients reach only its input
     fake_frozen.grad = NULL;
-    guided_saved gf = guided_f(d, &fake_frozen, xt, tf, d->cfg.kappa[1], m, ef);
-    guided_saved gr = guided_f(d, &d->teacher.unet_ps, xt, tf, d->cfg.kappa[3], m, er);
-    unsigned char *keep = sid_malloc((size_t)m);
-    for (int i = 0; i < m; i++) {
-        const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
-        const size_t o = (size_t)i * D;
-        // y = (x_t - s eps) / a, per sample with its own t (clamped as the scheduler's x0 when clip_sample)
-        float *yf = ef + o, *yr = er + o;
-        for (size_t k = 0; k < D; k++) yf[k] = (xt[o + k] - s * yf[k]) / a, yr[k] = (xt[o + k] - s * yr[k]) / a;
-        if (yf0) {
-            memcpy(yf0 + o, yf, D * sizeof(float)), memcpy(yr0 + o, yr, D * sizeof(float));
-            sid_clip_x0(yf, D, d->g.clip_range), sid_clip_x0(yr, D, d->g.clip_range);
-        }
-        keep[i] = !(sample_has_nan(xg + o, D) || sample_has_nan(yf, D) || sample_has_nan(yr, D));
+    guided_saved gf = guided_f(d, &fake_frozen, xt, d->cfg.kappa[1], m, ef);
+    guided_saved gr = guided_f(d, &d->teacher.unet_ps, xt, d->cfg.kappa[3], m, er);
+    // y = (x_t - s eps) / a per sample with its own t, in place (clamped as the scheduler's x0 when clip_sample)
+    float *yf = ef, *yr = er;
+    be->x0_from_eps_fwd(yf, xt, ef, d->r_a, d->r_s, m, D), be->x0_from_eps_fwd(yr, xt, er, d->r_a, d->r_s, m, D);
+    if (clip) {
+        be->scale_fwd(yf0, yf, 1.0f, n), be->scale_fwd(yr0, yr, 1.0f, n);
+        be->clamp_fwd(yf, yf0, -r, r, n), be->clamp_fwd(yr, yr0, -r, r, n);
     }
-    if (rerun_without_dropped(d, in, keep, &st->dropped_gen, st, sid_distill_gen_round)) return;
+    be->fill(d->r_flags, 0.0f, (size_t)m);
+    be->nan_rows(d->r_flags, xg, m, D), be->nan_rows(d->r_flags, yf, m, D), be->nan_rows(d->r_flags, yr, m, D);
+    if (rerun_without_dropped(d, in, download_keep(d, m), &st->dropped_gen, st, sid_distill_gen_round)) return;
     const float alpha = d->cfg.alpha, inv_b = 1.0f / d->cfg.batch;
-    float *mask_r = sid_ctx_out(&c, D), *mask_f = sid_ctx_out(&c, D);
-    for (size_t k = 0; k < D; k++) mask_r[k] = mask_f[k] = 1;
-    double loss = 0;
-    for (int i = 0; i < m; i++) {
-        const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]), s = sid_schedule_sqrt_1m_ab(&d->sched, in->t[i]);
-        const size_t o = (size_t)i * D;
-        const float *yf = ef + o, *yr = er + o;
-        double w = 0;
-        for (size_t k = 0; k < D; k++) w += fabs((double)xg[o + k] - yr[k]);
-        w = w / D > 1e-5 ? w / D : 1e-5;  // stop-gradient normaliser
-        const float kw = (float)(inv_b / w);
-        if (yf0) {  // the clamps' gradients: 1 where a prediction was not clamped, else 0
-            for (size_t k = 0; k < D; k++) mask_r[k] = mask_f[k] = 1;
-            sid_clip_x0_backward(mask_r, yr0 + o, D, d->g.clip_range);
-            sid_clip_x0_backward(mask_f, yf0 + o, D, d->g.clip_range);
-        }
-        double l = 0;
-        for (size_t k = 0; k < D; k++) {
-            const float dd = yr[k] - yf[k], e = (yr[k] - xg[o + k]) - alpha * dd;
-            l += (double)dd * e;
-            const float g_yr = mask_r[k] * kw * (e + (1 - alpha) * dd), g_yf = mask_f[k] * kw * (alpha * dd - e);
-            dxg[o + k] = -kw * dd;                      // the explicit x_g term
-            der[o + k] = -(s / a) * g_yr, def[o + k] = -(s / a) * g_yf;
-            dxt[o + k] = (g_yr + g_yf) / a;             // through y = (x_t - s eps) / a directly
-        }
-        loss += l / w;
+    be->sid_loss_fwd(d->stats + 1, xg, yr, yf, alpha, inv_b, m, D);
+    be->sid_loss_bwd(dxg, dyr, dyf, xg, yr, yf, alpha, inv_b, m, D);  // dxg: the explicit x_g term
+    if (clip) {  // the clamps' gradients: zero where a prediction was clamped
+        float *gr_ = sid_ctx_floats(&c, n), *gf_ = sid_ctx_floats(&c, n);
+        be->clamp_bwd(gr_, dyr, yr0, -r, r, n), be->clamp_bwd(gf_, dyf, yf0, -r, r, n);
+        dyr = gr_, dyf = gf_;
     }
-    st->loss_gen += loss * inv_b;
+    // through y = (x_t - s eps) / a: directly into x_t, and into each network's eps
+    be->x0_from_eps_bwd(dxt, der, dyr, d->r_a, d->r_s, m, D), be->x0_from_eps_bwd(dxt, def, dyf, d->r_a, d->r_s, m, D);
     guided_b(d, &d->teacher.unet_ps, gr, der, d->cfg.kappa[3], m, dxt);  // teacher: input gradient only
     guided_b(d, &fake_frozen, gf, def, d->cfg.kappa[1], m, dxt);       // fake: input gradient only
-    for (int i = 0; i < m; i++) {  // x_t = a x_g + s eps
-        const float a = sid_schedule_sqrt_ab(&d->sched, in->t[i]);
-        for (size_t k = 0; k < D; k++) dxg[(size_t)i * D + k] += a * dxt[(size_t)i * D + k];
-    }
+    be->add_noise_bwd(dxg, NULL, dxt, d->r_a, d->r_s, m, D);          // x_t = a x_g + s eps
     sid_generator_backward(&d->g, &d->gen, &d->act, &gs, dxg, m);
 }
 
 void sid_distill_gen_update(sid_distill *d, sid_iter_stats *st) {
-    st->nonfinite_gen += sid_nan_to_num(d->gen.grad, d->gen.total, 1e5f, -1e5f);
+    (void)st;
+    d->be->sanitize(d->gen.grad, d->gen.total, 1e5f, -1e5f, d->stats + 3);
     adam(d, &d->gen, d->gen_m, d->gen_v, d->cfg.glr, ++d->gen_steps_done);
-    memset(d->gen.grad, 0, d->gen.total * sizeof(float));
+    d->be->fill(d->gen.grad, 0.0f, d->gen.total);
 }
 
 void sid_distill_ema(sid_distill *d) {
     const double beta = d->cfg.ema_halflife_img > 0
                             ? sid_ema_beta(d->cfg.batch, d->cfg.ema_halflife_img, d->cfg.ema_rampup, (double)d->nimg)
                             : 0.0;
-    sid_ema_update(d->ema.data, d->gen.data, d->gen.total, (float)beta);
+    d->be->ema(d->ema.data, d->gen.data, d->gen.total, (float)beta);
     d->nimg += d->cfg.batch;
 }

@@ -12,6 +12,7 @@
 #include "io/json.h"
 #include "diffusion/schedule.h"
 #include "models/checkpoint.h"
+#include "ops/backend.h"
 #include "sid/generator.h"
 
 // The largest --batch (and --micro): per-round arrays are sized from it, and beyond it one
@@ -19,6 +20,8 @@
 #define SID_DISTILL_MAX_BATCH 65536
 // Address space reserved for one round's activations (pages are touched only as used).
 #define SID_DISTILL_ARENA_BYTES ((size_t)12 << 30)
+// On a device the arena is allocated for real: smaller, and --micro sized to fit it.
+#define SID_DISTILL_DEVICE_ARENA_BYTES ((size_t)4 << 30)
 
 typedef struct {
     const char *teacher_dir, *prompts_file, *out_dir;
@@ -41,6 +44,7 @@ typedef struct {
     const char *classifier_dir;
     const char *eval_prompts;  // held-out prompts for the grids and metrics
     int64_t stop_after_img;    // end this invocation early (0: at duration); resume continues
+    const sid_backend *be;     // where it runs (NULL: the CPU); not a setting of the run's maths
 } sid_distill_cfg;
 
 sid_distill_cfg sid_distill_defaults(void);
@@ -75,6 +79,9 @@ void sid_distill_fake_update(sid_distill *d, sid_iter_stats *st);
 void sid_distill_gen_round(sid_distill *d, const sid_round_inputs *in, sid_iter_stats *st);
 void sid_distill_gen_update(sid_distill *d, sid_iter_stats *st);
 void sid_distill_ema(sid_distill *d);  // and nimg += batch
+// The rounds' losses and the updates' sanitised counts live on the device until read: adds them
+// to st and zeroes them there (one small download; the dropped counts are in st already).
+void sid_distill_read_stats(sid_distill *d, sid_iter_stats *st);
 // NULL when an iteration's stats are fit to go on, else why the run must stop: a non-finite loss,
 // every sample of a phase dropped as NaN, or most of a network's gradients sanitised.
 const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st);
@@ -88,7 +95,9 @@ const sid_sd_model *sid_distill_teacher(const sid_distill *d);
 const sid_generator *sid_distill_generator(const sid_distill *d);
 // Text embeddings [n, T, width] of arbitrary prompts with the teacher's text encoder (heap; NULL
 // with an error); *truncated (when given) is increased by the prompts cut to T tokens.
+// The embeddings are in the device's memory; release with sid_distill_free.
 float *sid_distill_encode(sid_distill *d, const char *const *texts, int n, int *truncated);
+void sid_distill_free(const sid_distill *d, void *device_buffer);
 
 // A run's config.json: every setting, floats in their shortest form. The load fills c (its
 // strings point into the returned JSON, which the caller frees with cJSON_Delete); NULL with an

@@ -119,7 +119,8 @@ static int check_round_memory(sid_distill *d) {
     sid_distill_fake_round(d, &in, &st);
     sid_distill_gen_round(d, &in, &st);
     const double one = (double)d->act.peak;
-    memset(d->fake.grad, 0, d->fake.total * sizeof(float)), memset(d->gen.grad, 0, d->gen.total * sizeof(float));
+    d->be->fill(d->fake.grad, 0.0f, d->fake.total), d->be->fill(d->gen.grad, 0.0f, d->gen.total);
+    sid_distill_read_stats(d, &st);  // and forgotten: the probe is no training
     sid_arena_reset(&d->act, 0);
     d->act.peak = 0;
     free(z);
@@ -147,18 +148,25 @@ static int image_shape(const sid_distill *d, int *C, int *H, int *W) {
     return 0;
 }
 
+// x [n, D] in the device's memory -> host pixels [n, C, H, W].
 static float *to_images(sid_distill *d, const float *x, int n) {
     int C, H, W;
     image_shape(d, &C, &H, &W);
     const size_t per = (size_t)C * H * W;
     float *img = sid_malloc((size_t)n * per * sizeof(float));
-    if (!(d->teacher.components & SID_SD_VAE)) return memcpy(img, x, (size_t)n * per * sizeof(float));
+    if (!(d->teacher.components & SID_SD_VAE)) {
+        d->be->download(img, x, (size_t)n * per * sizeof(float));
+        return img;
+    }
+    float *dimg = d->be->alloc((size_t)16 * per * sizeof(float));
     for (int i0 = 0; i0 < n; i0 += 16) {
         const int b = n - i0 < 16 ? n - i0 : 16;
-        sid_arena_reset(&d->act, 0);
-        sid_ctx c = {&d->teacher.vae_ps, &d->act, NULL};
-        sid_vae_decode(&c, &d->teacher.vae, img + (size_t)i0 * per, x + (size_t)i0 * d->D, b, d->H, d->W);
+        sid_arena_reset(&d->act, 0), sid_arena_reset(&d->meta, 0);
+        sid_ctx c = {&d->teacher.vae_ps, &d->act, d->be, &d->meta};
+        sid_vae_decode(&c, &d->teacher.vae, dimg, x + (size_t)i0 * d->D, b, d->H, d->W);
+        d->be->download(img + (size_t)i0 * per, dimg, (size_t)b * per * sizeof(float));
     }
+    d->be->free(dimg);
     return img;
 }
 
@@ -171,26 +179,41 @@ static int write_grid(sid_distill *d, const char *path, const float *x, int n) {
     return rc;
 }
 
-// One-step samples of the EMA generator for n prompts with noise from seed: x [n, D].
+// One-step samples of the EMA generator for n prompts (embeddings ctx in the device's memory) with
+// noise from seed: x [n, D] in the device's memory.
 static void ema_samples(sid_distill *d, const float *ctx, int n, uint64_t seed, float *x) {
     sid_rng r = sid_rng_new(seed);
     const int extra = d->cfg.gen_steps - 1;
-    float *z = sid_malloc((size_t)n * d->D * sizeof(float)), *ze = NULL, *zc = NULL;
-    sid_rng_normal(&r, z, (size_t)n * d->D);
+    const size_t D = d->D;
+    float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL, *zc = NULL;
+    sid_rng_normal(&r, z, (size_t)n * D);
     if (extra) {
-        ze = sid_malloc((size_t)extra * n * d->D * sizeof(float)), zc = sid_malloc((size_t)extra * 128 * d->D * sizeof(float));
-        sid_rng_normal(&r, ze, (size_t)extra * n * d->D);
+        ze = sid_malloc((size_t)extra * n * D * sizeof(float)), zc = sid_malloc((size_t)extra * 128 * D * sizeof(float));
+        sid_rng_normal(&r, ze, (size_t)extra * n * D);
     }
+    float *dz = d->be->alloc((size_t)128 * D * sizeof(float));
+    float *dzc = extra ? d->be->alloc((size_t)extra * 128 * D * sizeof(float)) : NULL;
     for (int i0 = 0; i0 < n; i0 += 128) {
         const int b = n - i0 < 128 ? n - i0 : 128;
-        sid_arena_reset(&d->act, 0);
+        sid_arena_reset(&d->act, 0), sid_arena_reset(&d->meta, 0);
         // the multi-step noise of a chunk is laid out [steps-1, b, D]: take this chunk's slices
         for (int k = 0; k < extra; k++)
-            memcpy(zc + (size_t)k * b * d->D, ze + ((size_t)k * n + i0) * d->D, (size_t)b * d->D * sizeof(float));
-        sid_generator_apply(&d->g, &d->ema, &d->act, ctx + (size_t)i0 * d->T * d->Wt, d->T, z + (size_t)i0 * d->D, zc, b,
-                            x + (size_t)i0 * d->D);
+            memcpy(zc + (size_t)k * b * D, ze + ((size_t)k * n + i0) * D, (size_t)b * D * sizeof(float));
+        d->be->upload(dz, z + (size_t)i0 * D, (size_t)b * D * sizeof(float));
+        if (extra) d->be->upload(dzc, zc, (size_t)extra * b * D * sizeof(float));
+        sid_generator_apply(&d->g, &d->ema, &d->act, ctx + (size_t)i0 * d->T * d->Wt, d->T, dz, dzc, b, x + (size_t)i0 * D);
     }
+    d->be->free(dz), sid_distill_free(d, dzc);
     free(z), free(ze), free(zc);
+}
+
+// A host copy of a device parameter block (for checkpoints, exports and checks): the names are
+// shared with ps, the data is the caller's to free.
+static sid_params host_params(const sid_distill *d, const sid_params *ps) {
+    sid_params h = *ps;
+    h.data = sid_malloc(ps->total * sizeof(float) + 64), h.grad = NULL, h.be = NULL;
+    d->be->download(h.data, ps->data, ps->total * sizeof(float));
+    return h;
 }
 
 // ---------------------------------------------------------------- files
@@ -250,24 +273,28 @@ static int export_generator(const sid_distill *d, const char *dir) {
         "tokenizer/special_tokens_map.json", "tokenizer/added_tokens.json", "scheduler/scheduler_config.json",
         "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"};
     static const char *const sub[] = {"unet", "text_encoder", "tokenizer", "scheduler", "vae"};
-    if (sid_params_check_finite(&d->ema, "distill: the generator")) return -1;  // never export a broken model
+    sid_params ema = host_params(d, &d->ema);
+    const int bad = sid_params_check_finite(&ema, "distill: the generator");  // never export a broken model
+    if (bad) return free(ema.data), -1;
     char a[2048], b[2048];
     for (int i = 0; i < 5; i++) {
         snprintf(a, sizeof a, "%s/%s", d->cfg.teacher_dir, sub[i]);
         if (i && !sid_file_exists(a)) continue;
         snprintf(a, sizeof a, "%s/%s", dir, sub[i]);
-        if (sid_mkdir_p(a)) return -1;
+        if (sid_mkdir_p(a)) return free(ema.data), -1;
     }
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(a, sizeof a, "%s/%s", d->cfg.teacher_dir, files[i]);
         snprintf(b, sizeof b, "%s/%s", dir, files[i]);
-        if (sid_file_exists(a) && link_or_copy(a, b)) return -1;
+        if (sid_file_exists(a) && link_or_copy(a, b)) return free(ema.data), -1;
     }
-    if (write_model_index(d, dir)) return -1;
+    if (write_model_index(d, dir)) return free(ema.data), -1;
     snprintf(a, sizeof a, "%s/unet/config.json", dir);
-    if (sid_unet_config_save(&d->teacher.unet_cfg, a)) return -1;
+    if (sid_unet_config_save(&d->teacher.unet_cfg, a)) return free(ema.data), -1;
     snprintf(a, sizeof a, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    if (sid_params_save(&d->ema, a, SID_F32)) return -1;
+    const int saved = sid_params_save(&ema, a, SID_F32);
+    free(ema.data);
+    if (saved) return -1;
     snprintf(a, sizeof a, "%s/sid_generator.json", dir);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "kind", "SiD-LSG one-step generator");
@@ -285,12 +312,15 @@ static int save_state(const sid_distill *d, const prompt_stream *ps, const char 
     static const char *const names[3] = {"fake", "gen", "gen_ema"};
     sid_st_entry e[10];
     int n = 0;
-    for (int k = 0; k < 3; k++) e[n++] = (sid_st_entry){names[k], SID_F32, 1, {(int64_t)nets[k]->total}, nets[k]->data};
-    e[n++] = (sid_st_entry){"fake.adam_v", SID_F32, 1, {(int64_t)d->fake.total}, d->fake_v};
-    e[n++] = (sid_st_entry){"gen.adam_v", SID_F32, 1, {(int64_t)d->gen.total}, d->gen_v};
-    if (d->fake_m) {
-        e[n++] = (sid_st_entry){"fake.adam_m", SID_F32, 1, {(int64_t)d->fake.total}, d->fake_m};
-        e[n++] = (sid_st_entry){"gen.adam_m", SID_F32, 1, {(int64_t)d->gen.total}, d->gen_m};
+    float *host[7] = {0};  // device blocks come to the host for the file
+    const float *dev[7] = {nets[0]->data, nets[1]->data, nets[2]->data, d->fake_v, d->gen_v, d->fake_m, d->gen_m};
+    static const char *const extra[4] = {"fake.adam_v", "gen.adam_v", "fake.adam_m", "gen.adam_m"};
+    const size_t total = d->fake.total;
+    for (int k = 0; k < 7; k++) {
+        if (!dev[k]) continue;
+        host[k] = sid_malloc(total * sizeof(float));
+        d->be->download(host[k], dev[k], total * sizeof(float));
+        e[n++] = (sid_st_entry){k < 3 ? names[k] : extra[k - 3], SID_F32, 1, {(int64_t)total}, host[k]};
     }
     e[n++] = (sid_st_entry){"prompt_perm", SID_I32, 1, {ps->n}, ps->perm};
     char v[6][32];
@@ -299,7 +329,9 @@ static int save_state(const sid_distill *d, const prompt_stream *ps, const char 
     snprintf(v[4], 32, "%lld", (long long)d->fake_steps), snprintf(v[5], 32, "%lld", (long long)d->gen_steps_done);
     const char *kv[12] = {"nimg", v[0], "rng_seed", v[1], "rng_offset", v[2], "prompt_pos", v[3],
                           "fake_updates", v[4], "gen_updates", v[5]};
-    return sid_st_write(path, e, n, kv, 6);
+    const int rc = sid_st_write(path, e, n, kv, 6);
+    for (int k = 0; k < 7; k++) free(host[k]);
+    return rc;
 }
 
 static int load_state(sid_distill *d, prompt_stream *ps, const char *path) {
@@ -314,16 +346,19 @@ static int load_state(sid_distill *d, prompt_stream *ps, const char *path) {
               {"gen.adam_v", d->gen_v, d->gen.total},     {"fake.adam_m", d->fake_m, d->fake.total},
               {"gen.adam_m", d->gen_m, d->gen.total}};
     int rc = 0;
+    float *host = sid_malloc(d->fake.total * sizeof(float));  // read on the host, then into the device
     for (int k = 0; k < 7 && !rc; k++) {
         if (!t[k].dst) continue;
         const sid_st_tensor *x = sid_st_find(&st, t[k].name);
         if (!x || sid_shape_numel(x->ndim, x->shape) != (int64_t)t[k].n) {
             sid_set_error("%s: '%s' missing or of another size (a different teacher or --beta1?)", path, t[k].name);
             rc = -1;
-        } else {
-            rc = sid_st_read_f32(&st, x, t[k].dst);
+        } else if (!(rc = sid_st_read_f32(&st, x, host))) {
+            if (k == 1) rc = sid_weights_check(host, t[k].n, path, "gen");  // a broken state does not resume
+            if (!rc) d->be->upload(t[k].dst, host, t[k].n * sizeof(float));
         }
     }
+    free(host);
     const sid_st_tensor *p = sid_st_find(&st, "prompt_perm");
     if (!rc && (!p || p->dtype != SID_I32 || sid_shape_numel(p->ndim, p->shape) != ps->n)) {
         sid_set_error("%s: prompt_perm missing or for another prompt file", path);
@@ -354,7 +389,6 @@ static int load_state(sid_distill *d, prompt_stream *ps, const char *path) {
         d->fake_steps = (int64_t)val[4], d->gen_steps_done = (int64_t)val[5];
     }
     sid_st_close(&st);
-    if (!rc && sid_params_check_finite(&d->gen, path)) rc = -1;
     return rc;
 }
 
@@ -440,6 +474,34 @@ const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st) 
     return NULL;
 }
 
+// The sum over the ranks of a gradient block in the device's memory (staged through the host; the
+// NCCL path of src/dist/nccl.h is for a trainer whose devices are GPUs).
+static void sum_over_ranks(const sid_distill *d, float *g, size_t n, const char *what) {
+    if (sid_dist_size() == 1) return;
+    if (d->be == &sid_backend_cpu) {
+        sid_dist_sum_f32(g, n, what);
+        return;
+    }
+    float *h = sid_malloc(n * sizeof(float));
+    d->be->download(h, g, n * sizeof(float));
+    sid_dist_sum_f32(h, n, what);
+    d->be->upload(g, h, n * sizeof(float));
+    free(h);
+}
+
+// The weights of every network as one hash, to compare across ranks.
+static uint64_t weights_hash(const sid_distill *d) {
+    const sid_params *nets[3] = {&d->gen, &d->fake, &d->ema};
+    uint64_t h = 0;
+    float *host = sid_malloc(d->gen.total * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        d->be->download(host, nets[k]->data, nets[k]->total * sizeof(float));
+        h = sid_dist_hash(host, nets[k]->total * sizeof(float), h);
+    }
+    free(host);
+    return h;
+}
+
 // Data parallelism (src/dist/dist.h): every rank draws the same global rounds and trains on its
 // slice; gradients and the tick's stats are summed over the ranks before each update, so every
 // rank takes the same Adam steps and holds the same weights (checked at every state dump); rank 0
@@ -509,7 +571,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             gp[ng++] = evalp.text[i];
         }
     if (!(grid_ctx = sid_distill_encode(d, gp, ng, &eval_cut))) goto done;
-    grid = sid_malloc((size_t)GRID * d->D * sizeof(float));
+    grid = d->be->alloc((size_t)GRID * d->D * sizeof(float));  // samples in the device's memory
     // metrics: balanced classes over the held-out prompts
     nm = cfg->metrics ? cfg->metrics_n : 0;
     if (nm) {
@@ -524,7 +586,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             mcls[i] = k, mp[i] = nbc[k] ? evalp.text[byc[k][(i / 10) % nbc[k]]] : "";
         }
         metric_ctx = sid_distill_encode(d, mp, nm, NULL);
-        mimg = sid_malloc((size_t)nm * d->D * sizeof(float));
+        mimg = d->be->alloc((size_t)nm * d->D * sizeof(float));
         free(mp);
         for (int k = 0; k < 10; k++) free(byc[k]);
         if (!metric_ctx) goto done;
@@ -564,15 +626,16 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             draw_round(d, &ps, dropout, &rb, &in);
             sid_distill_fake_round(d, &in, &st);
         }
-        sid_dist_sum_f32(d->fake.grad, d->fake.total, "fake-net gradients");
+        sum_over_ranks(d, d->fake.grad, d->fake.total, "fake-net gradients");
         sid_distill_fake_update(d, &st);
         for (int r = 0; r < A; r++) {
             draw_round(d, &ps, 0, &rb, &in);
             sid_distill_gen_round(d, &in, &st);
         }
-        sid_dist_sum_f32(d->gen.grad, d->gen.total, "generator gradients");
+        sum_over_ranks(d, d->gen.grad, d->gen.total, "generator gradients");
         sid_distill_gen_update(d, &st);
         sid_distill_ema(d);
+        sid_distill_read_stats(d, &st);  // the one download of an iteration besides the rounds' NaN flags
         if (R > 1) {  // the iteration's losses and drops over all ranks (the sanitised counts already are)
             double v[4] = {st.loss_fake, st.loss_gen, st.dropped_fake, st.dropped_gen};
             sid_dist_sum_f64(v, 4, "iteration stats");
@@ -610,10 +673,7 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
                 if (R > 1) {  // every rank stops with rank 0's failure, and all must hold the same weights
                     sid_dist_bcast(&wrc, sizeof wrc, 0, "snapshot");
                     if (wrc && !r0) sid_set_error("distill: rank 0 could not write the snapshot at %lld images", (long long)d->nimg);
-                    uint64_t h = sid_dist_hash(d->gen.data, d->gen.total * sizeof(float), 0);
-                    h = sid_dist_hash(d->fake.data, d->fake.total * sizeof(float), h);
-                    h = sid_dist_hash(d->ema.data, d->ema.total * sizeof(float), h);
-                    if (!wrc && sid_dist_same_u64(h, "distill: the weights")) wrc = -1;
+                    if (!wrc && sid_dist_same_u64(weights_hash(d), "distill: the weights")) wrc = -1;
                 }
                 if (wrc) {
                     rc = -1;
@@ -621,8 +681,11 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
                 }
                 if (nm && r0) {
                     ema_samples(d, metric_ctx, nm, 7, mimg);
+                    float *h = sid_malloc((size_t)nm * d->D * sizeof(float));
+                    d->be->download(h, mimg, (size_t)nm * d->D * sizeof(float));
                     sid_eval_result er;
-                    if (sid_eval_images(&cls, &ref, mimg, mcls, nm, &er) == 0) fid = er.fid, align = er.alignment;
+                    if (sid_eval_images(&cls, &ref, h, mcls, nm, &er) == 0) fid = er.fid, align = er.alignment;
+                    free(h);
                 }
             }
             if (stats) fprintf(stats,
@@ -644,7 +707,8 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
 done:
     if (stats) fclose(stats);
     round_buffers_free(&rb);
-    free(grid_ctx), free(grid), free(metric_ctx), free(mimg), free(mcls), free(ps.perm);
+    sid_distill_free(d, grid_ctx), sid_distill_free(d, grid), sid_distill_free(d, metric_ctx), sid_distill_free(d, mimg);
+    free(mcls), free(ps.perm);
     if (nm) sid_gauss_free(&ref);
     sid_distill_close(d);
     sid_prompts_free(&evalp);

@@ -130,6 +130,26 @@ def main():
     reduce("mean |a-b| per sample", "mean_abs", 3, 11)
     reduce("dot per sample", "dot", 3, 11)
 
+    # SiD-LSG arithmetic (appended, so the cases above keep their random inputs)
+    case("cfg combine kappa 4.5", lambda uc, c: uc + 4.5 * (c - uc), [u(29), u(29)], [1, 1])
+
+    def per_sample(name, fn, N, D, lo, hi):
+        case(name, lambda x, e, a, s: fn(x.view(N, D), e.view(N, D), a.view(N, 1), s.view(N, 1)).reshape(-1),
+             [u(N * D, lo=lo, hi=hi), u(N * D, lo=lo, hi=hi), u(N, lo=lo, hi=hi), u(N, lo=lo, hi=hi)], [1, 1, 0, 0])
+    per_sample("add noise per sample", lambda x, e, a, s: a * x + s * e, 3, 11, -1, 1)
+    per_sample("x0 from eps per sample", lambda x, e, a, s: (x - s * e) / a, 3, 11, 0.4, 1.2)
+    case("clamp [-0.5, 0.6]", lambda x: torch.clamp(x, -0.5, 0.6), [u(37)], [1])
+    case("dsm loss", lambda eh, e: 0.25 * ((eh.double() - e.double()) ** 2).sum().float().reshape(1),
+         [u(33), u(33)], [1, 0])
+
+    def sid_loss(xg, yr, yf, alpha=1.2, scale=0.25, N=3, D=11):
+        xg, yr, yf = xg.view(N, D), yr.view(N, D), yf.view(N, D)
+        w = (xg - yr).abs().double().mean(1).clamp(min=1e-5).detach()
+        dd = yr - yf
+        e = (yr - xg) - alpha * dd
+        return (scale * ((dd.double() * e.double()).sum(1) / w).sum()).float().reshape(1)
+    case("sid generator loss alpha 1.2", sid_loss, [u(33), u(33), u(33)], [1, 1, 1])
+
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():
         for k, x in enumerate(inputs):

@@ -118,6 +118,9 @@ static sid_backend make_table(void) {
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd);
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd);
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd);
+    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd);
+    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd);
+    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows);
 #undef OP
     return t;
 }

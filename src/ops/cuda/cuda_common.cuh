@@ -135,4 +135,30 @@ void sid_cuda_mean_abs_bwd(float *da, float *db, const float *dout, const float 
 void sid_cuda_dot_fwd(float *out, const float *a, const float *b, int N, int D);
 void sid_cuda_dot_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int N, int D);
 
+// SiD-LSG arithmetic (sid_ops.cu)
+void sid_cuda_cfg_combine_fwd(float *out, const float *uncond, const float *cond, float kappa, size_t n);
+void sid_cuda_cfg_combine_bwd(float *duncond, float *dcond, const float *dout, float kappa, size_t n);
+void sid_cuda_add_noise_fwd(float *xt, const float *x0, const float *eps, const float *a, const float *s, int N,
+                            size_t D);
+void sid_cuda_add_noise_bwd(float *dx0, float *deps, const float *dxt, const float *a, const float *s, int N,
+                            size_t D);
+void sid_cuda_x0_from_eps_fwd(float *x0, const float *xt, const float *eps, const float *a, const float *s, int N,
+                              size_t D);
+void sid_cuda_x0_from_eps_bwd(float *dxt, float *deps, const float *dx0, const float *a, const float *s, int N,
+                              size_t D);
+void sid_cuda_clamp_fwd(float *out, const float *in, float lo, float hi, size_t n);
+void sid_cuda_clamp_bwd(float *din, const float *dout, const float *in, float lo, float hi, size_t n);
+void sid_cuda_dsm_loss_fwd(double *loss, const float *eps_hat, const float *eps, float scale, int N, size_t D);
+void sid_cuda_dsm_loss_bwd(float *deps_hat, const float *eps_hat, const float *eps, float scale, int N, size_t D);
+void sid_cuda_sid_loss_fwd(double *loss, const float *xg, const float *yr, const float *yf, float alpha, float scale,
+                           int N, size_t D);
+void sid_cuda_sid_loss_bwd(float *dxg, float *dyr, float *dyf, const float *xg, const float *yr, const float *yf,
+                           float alpha, float scale, int N, size_t D);
+void sid_cuda_nan_rows(float *flags, const float *x, int N, size_t D);
+void sid_cuda_sanitize(float *x, size_t n, float posinf, float neginf, double *count);
+void sid_cuda_adam(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                   float eps, float weight_decay, int decoupled, int64_t step);
+void sid_cuda_ema(float *ema, const float *w, size_t n, float beta);
+void sid_cuda_gather_rows(float *out, const float *table, const int32_t *idx, int m, size_t row);
+
 #endif

@@ -79,11 +79,6 @@ static void insert(region *r) {
     live_bytes += r->size;
 }
 
-static void set_prot(region *r, int prot) {
-    if (mprotect(r->map, r->data, prot) != 0)
-        sid_die("guard: mprotect of a %zu-byte buffer failed (%s; more live guard buffers than vm.max_map_count allows?)",
-                r->size, strerror(errno));
-}
 
 // ---------------------------------------------------------------- the fault handler
 static void say(const char *s) {
@@ -220,11 +215,26 @@ static region *check(const char *op, const char *name, const void *p, int64_t by
     abort();
 }
 
+// Opens or closes only the pages of an argument's extent: a protection change costs time in
+// proportion to the pages it covers, and an op touches a small part of a large buffer (an arena,
+// a table of text embeddings); reading past the extent faults at page granularity.
+static void set_prot_extent(const garg *a, int prot) {
+    if (!a->r || a->bytes <= 0) return;
+    const uintptr_t base = (uintptr_t)a->r->map, end = base + a->r->data;
+    uintptr_t lo = (uintptr_t)a->p & ~(uintptr_t)(page - 1), hi = ((uintptr_t)a->p + (uintptr_t)a->bytes + page - 1) & ~(uintptr_t)(page - 1);
+    if (lo < base) lo = base;
+    if (hi > end) hi = end;
+    if (hi > lo && mprotect((void *)lo, hi - lo, prot) != 0)
+        sid_die("guard: mprotect of %zu bytes of a %zu-byte buffer failed (%s; more live guard buffers than "
+                "vm.max_map_count allows?)",
+                (size_t)(hi - lo), a->r->size, strerror(errno));
+}
+
 static void enter(const char *op, garg *a, int n) {
     pthread_mutex_lock(&lock);
     for (int i = 0; i < n; i++) a[i].r = a[i].p ? check(op, a[i].name, a[i].p, a[i].bytes) : NULL;
     for (int i = 0; i < n; i++)
-        if (a[i].r && a[i].r->open++ == 0) set_prot(a[i].r, PROT_READ | PROT_WRITE);
+        if (a[i].r) a[i].r->open++, set_prot_extent(&a[i], PROT_READ | PROT_WRITE);
     current_op = op;
     pthread_mutex_unlock(&lock);
 }
@@ -232,7 +242,7 @@ static void enter(const char *op, garg *a, int n) {
 static void leave(garg *a, int n) {
     pthread_mutex_lock(&lock);
     for (int i = 0; i < n; i++)
-        if (a[i].r && --a[i].r->open == 0) set_prot(a[i].r, PROT_NONE);
+        if (a[i].r) a[i].r->open--, set_prot_extent(&a[i], PROT_NONE);
     current_op = NULL;
     pthread_mutex_unlock(&lock);
 }
@@ -542,6 +552,84 @@ REDUCE(mean_abs)
 REDUCE(dot)
 #undef REDUCE
 
+// ---- SiD-LSG arithmetic: coefficients a, s are [N]; tensors [N, D]; losses and counts one double.
+#define F64(nm, ptr, n) {nm, ptr, cnt(n, 8), NULL}
+static int64_t szi(int N, size_t D) { return N < 0 ? -1 : cnt(N, sz(D)); }
+static void g_cfg_combine_fwd(float *out, const float *uncond, const float *cond, float kappa, size_t n) {
+    RUN("cfg_combine_fwd", sid_cfg_combine_fwd(out, uncond, cond, kappa, n), F32("out", out, sz(n)),
+        F32("uncond", uncond, sz(n)), F32("cond", cond, sz(n)));
+}
+static void g_cfg_combine_bwd(float *duncond, float *dcond, const float *dout, float kappa, size_t n) {
+    RUN("cfg_combine_bwd", sid_cfg_combine_bwd(duncond, dcond, dout, kappa, n), F32("duncond", duncond, sz(n)),
+        F32("dcond", dcond, sz(n)), F32("dout", dout, sz(n)));
+}
+static void g_add_noise_fwd(float *xt, const float *x0, const float *eps, const float *a, const float *s, int N,
+                            size_t D) {
+    RUN("add_noise_fwd", sid_add_noise_fwd(xt, x0, eps, a, s, N, D), F32("xt", xt, szi(N, D)),
+        F32("x0", x0, szi(N, D)), F32("eps", eps, szi(N, D)), F32("a", a, N), F32("s", s, N));
+}
+static void g_add_noise_bwd(float *dx0, float *deps, const float *dxt, const float *a, const float *s, int N,
+                            size_t D) {
+    RUN("add_noise_bwd", sid_add_noise_bwd(dx0, deps, dxt, a, s, N, D), F32("dx0", dx0, szi(N, D)),
+        F32("deps", deps, szi(N, D)), F32("dxt", dxt, szi(N, D)), F32("a", a, N), F32("s", s, N));
+}
+static void g_x0_from_eps_fwd(float *x0, const float *xt, const float *eps, const float *a, const float *s, int N,
+                              size_t D) {
+    RUN("x0_from_eps_fwd", sid_x0_from_eps_fwd(x0, xt, eps, a, s, N, D), F32("x0", x0, szi(N, D)),
+        F32("xt", xt, szi(N, D)), F32("eps", eps, szi(N, D)), F32("a", a, N), F32("s", s, N));
+}
+static void g_x0_from_eps_bwd(float *dxt, float *deps, const float *dx0, const float *a, const float *s, int N,
+                              size_t D) {
+    RUN("x0_from_eps_bwd", sid_x0_from_eps_bwd(dxt, deps, dx0, a, s, N, D), F32("dxt", dxt, szi(N, D)),
+        F32("deps", deps, szi(N, D)), F32("dx0", dx0, szi(N, D)), F32("a", a, N), F32("s", s, N));
+}
+static void g_clamp_fwd(float *out, const float *in, float lo, float hi, size_t n) {
+    RUN("clamp_fwd", sid_clamp_fwd(out, in, lo, hi, n), F32("out", out, sz(n)), F32("in", in, sz(n)));
+}
+static void g_clamp_bwd(float *din, const float *dout, const float *in, float lo, float hi, size_t n) {
+    RUN("clamp_bwd", sid_clamp_bwd(din, dout, in, lo, hi, n), F32("din", din, sz(n)), F32("dout", dout, sz(n)),
+        F32("in", in, sz(n)));
+}
+static void g_dsm_loss_fwd(double *loss, const float *eps_hat, const float *eps, float scale, int N, size_t D) {
+    RUN("dsm_loss_fwd", sid_dsm_loss_fwd(loss, eps_hat, eps, scale, N, D), F64("loss", loss, 1),
+        F32("eps_hat", eps_hat, szi(N, D)), F32("eps", eps, szi(N, D)));
+}
+static void g_dsm_loss_bwd(float *deps_hat, const float *eps_hat, const float *eps, float scale, int N, size_t D) {
+    RUN("dsm_loss_bwd", sid_dsm_loss_bwd(deps_hat, eps_hat, eps, scale, N, D), F32("deps_hat", deps_hat, szi(N, D)),
+        F32("eps_hat", eps_hat, szi(N, D)), F32("eps", eps, szi(N, D)));
+}
+static void g_sid_loss_fwd(double *loss, const float *xg, const float *yr, const float *yf, float alpha, float scale,
+                           int N, size_t D) {
+    RUN("sid_loss_fwd", sid_sid_loss_fwd(loss, xg, yr, yf, alpha, scale, N, D), F64("loss", loss, 1),
+        F32("xg", xg, szi(N, D)), F32("yr", yr, szi(N, D)), F32("yf", yf, szi(N, D)));
+}
+static void g_sid_loss_bwd(float *dxg, float *dyr, float *dyf, const float *xg, const float *yr, const float *yf,
+                           float alpha, float scale, int N, size_t D) {
+    RUN("sid_loss_bwd", sid_sid_loss_bwd(dxg, dyr, dyf, xg, yr, yf, alpha, scale, N, D), F32("dxg", dxg, szi(N, D)),
+        F32("dyr", dyr, szi(N, D)), F32("dyf", dyf, szi(N, D)), F32("xg", xg, szi(N, D)), F32("yr", yr, szi(N, D)),
+        F32("yf", yf, szi(N, D)));
+}
+static void g_nan_rows(float *flags, const float *x, int N, size_t D) {
+    RUN("nan_rows", sid_nan_rows(flags, x, N, D), F32("flags", flags, N), F32("x", x, szi(N, D)));
+}
+static void g_sanitize(float *x, size_t n, float posinf, float neginf, double *count) {
+    RUN("sanitize", sid_sanitize(x, n, posinf, neginf, count), F32("x", x, sz(n)), F64("count", count, 1));
+}
+static void g_adam(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                   float eps, float weight_decay, int decoupled, int64_t step) {
+    RUN("adam", sid_adam(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, step), F32("w", w, sz(n)),
+        F32("g", g, sz(n)), F32("m", m, sz(n)), F32("v", v, sz(n)));
+}
+static void g_ema(float *ema, const float *w, size_t n, float beta) {
+    RUN("ema", sid_ema(ema, w, n, beta), F32("ema", ema, sz(n)), F32("w", w, sz(n)));
+}
+// The table's extent is (largest index + 1) rows, read from the indices (as the embedding's ids).
+static void g_gather_rows(float *out, const float *table, const int32_t *idx, int m, size_t row) {
+    const int64_t rows = id_rows("gather_rows", idx, m);
+    RUN("gather_rows", sid_gather_rows(out, table, idx, m, row), F32("out", out, szi(m, row)),
+        F32("table", table, cnt(rows, sz(row))), F32("idx", idx, m));
+}
+
 #define OP(name) .name = g_##name
 const sid_backend sid_backend_guard = {
     .name = "guard", .available = guard_available, .alloc = guard_alloc, .free = guard_free,
@@ -555,5 +643,8 @@ const sid_backend sid_backend_guard = {
     OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
     OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
     OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
+    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd),
+    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd),
+    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows),
 };
 #undef OP
