@@ -129,6 +129,13 @@ cmp -s "$tmp/dev-cpu/training-state.safetensors" "$tmp/dev-guard/training-state.
     && { echo "cli/distill-guard-same-as-cpu ... ok"; pass=$((pass + 1)); } \
     || { echo "cli/distill-guard-same-as-cpu FAILED: the guard device's run differs from the CPU's"; fail=$((fail + 1)); }
 check distill-guard-resume 0 'resuming' "$SID" --threads 1 distill --resume "$tmp/dev-guard" --kimg 0.006 --device guard
+for dev in cpu guard; do  # DDIM with guidance on the guard device: the CPU's pixels
+    check "sample-on-$dev" 0 'sample: 3 images' "$SID" sample --model tests/data/pipelines/sd2_tiny --prompt 'a bag' --n 3 \
+        --steps 3 --cfg 2.5 --out "$tmp/sample-$dev.png" --device "$dev"
+done
+cmp -s "$tmp/sample-cpu.png" "$tmp/sample-guard.png" && { echo "cli/sample-guard-same-as-cpu ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/sample-guard-same-as-cpu FAILED"; fail=$((fail + 1)); }
+check teacher-device-guard nonzero '^sid: train-teacher: --device guard: this command runs on the CPU only' "$SID" train-teacher --device guard
 check sample-device-bad nonzero "^sid: sample: --device tpu: backend 'tpu': not compiled" "$SID" sample --prompt x --device tpu
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -30,7 +30,7 @@ int cmd_eval_model(int argc, char **argv) {
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance scale (default 3)"},
         {"--chunk", SID_FLAG_INT, &chunk, 1, 4096, "images per network batch"},
         {"--grid", SID_FLAG_STR, &grid, 0, 0, "also write the first 100 images as a PNG grid"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), or guard/cuda for a distilled generator (env SID_DEVICE)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
     };
     if (sid_flags_parse("eval-model", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     sid_prompts pf = {0};
@@ -54,7 +54,7 @@ int cmd_eval_model(int argc, char **argv) {
     int t_init = 0, gsteps = 0;
     const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
     if (is_gen < 0) sid_die("%s", sid_error());
-    const sid_backend *be = sid_cli_device("eval-model", device, !is_gen);  // DDIM: the CPU only so far
+    const sid_backend *be = sid_cli_device("eval-model", device, 0);
     sid_text2img p;
     if (sid_text2img_open_on(&p, model, be)) sid_die("%s", sid_error());
     int C, H, W;

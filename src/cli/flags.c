@@ -81,6 +81,6 @@ const sid_backend *sid_cli_device(const char *cmd, const char *device, int cpu_o
     const sid_backend *be = sid_backend_by_name(name);
     if (!be) sid_die("%s: --device %s: %s", cmd, name, sid_error());
     if (cpu_only && be != &sid_backend_cpu)
-        sid_die("%s: --device %s: this command runs on the CPU only so far (generate runs on any device)", cmd, name);
+        sid_die("%s: --device %s: this command runs on the CPU only so far (distill, generate, sample and eval-model run on any device)", cmd, name);
     return be;
 }

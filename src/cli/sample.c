@@ -30,11 +30,11 @@ int cmd_sample(int argc, char **argv) {
         {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns (default: images per prompt)"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (the only one for DDIM so far; env SID_DEVICE)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
     };
     if (sid_flags_parse("sample", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!prompt && !prompts_file) sid_die("sample: give --prompt TEXT or --prompts FILE");
-    sid_cli_device("sample", device, 1);
+    const sid_backend *be = sid_cli_device("sample", device, 0);
     sid_prompts pf = {0};
     if (prompts_file && sid_prompts_load(prompts_file, &pf)) sid_die("%s", sid_error());
     const int np = prompt ? 1 : pf.n, per = (int)n;
@@ -48,7 +48,7 @@ int cmd_sample(int argc, char **argv) {
     if (!grid_only && sid_mkdir_p(out)) sid_die("%s", sid_error());
 
     sid_text2img p;
-    if (sid_text2img_open(&p, model)) sid_die("%s", sid_error());
+    if (sid_text2img_open_on(&p, model, be)) sid_die("%s", sid_error());
     int C, H, W;
     sid_text2img_image_shape(&p, &C, &H, &W);
     float *img = sid_malloc((size_t)total * C * H * W * sizeof(float));

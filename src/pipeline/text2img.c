@@ -97,19 +97,20 @@ void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W) {
 
 typedef struct {
     sid_text2img *p;
-    const float *cond, *uncond;  // [n, T, W]
+    const float *cond, *uncond;  // [n, T, W], in the pipeline's memory
     float cfg;
-    sid_arena *act;
+    sid_arena *act, *meta;
     int H, W;
 } denoiser;
 
-static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, int N) {
-    const denoiser *d = ctxp;
+// eps [N, D] at x_t [N, D] and timesteps t [N], all in the pipeline's memory.
+static void guided_eps(const denoiser *d, float *eps, const float *x, const float *t, int N) {
     const sid_sd_model *m = d->p->m;
+    const sid_backend *be = sid_backend_or_cpu(d->p->be);
     const int T = d->p->max_len, Wd = m->clip_cfg.hidden, C = m->unet_cfg.in_channels;
     const size_t D = (size_t)C * d->H * d->W, nctx = (size_t)N * T * Wd;
-    sid_arena_reset(d->act, 0);
-    sid_ctx c = {(sid_params *)&m->unet_ps, d->act, NULL};
+    sid_arena_reset(d->act, 0), sid_arena_reset(d->meta, 0);
+    sid_ctx c = {(sid_params *)&m->unet_ps, d->act, d->p->be, d->meta};
     if (d->cfg == 1.0f) {
         sid_unet_forward(&c, &m->unet, eps, x, t, d->cond, N, d->H, d->W, T);
         return;
@@ -117,11 +118,59 @@ static void guided_eps(void *ctxp, float *eps, const float *x, const float *t, i
     // one batched pass over [uncond; cond], as diffusers does
     float *x2 = sid_ctx_out(&c, 2 * D * N), *t2 = sid_ctx_out(&c, 2 * (size_t)N), *ctx2 = sid_ctx_out(&c, 2 * nctx);
     float *e2 = sid_ctx_out(&c, 2 * D * N);
-    memcpy(x2, x, D * N * sizeof(float)), memcpy(x2 + D * N, x, D * N * sizeof(float));
-    memcpy(t2, t, N * sizeof(float)), memcpy(t2 + N, t, N * sizeof(float));
-    memcpy(ctx2, d->uncond, nctx * sizeof(float)), memcpy(ctx2 + nctx, d->cond, nctx * sizeof(float));
+    be->scale_fwd(x2, x, 1.0f, D * N), be->scale_fwd(x2 + D * N, x, 1.0f, D * N);  // copies
+    be->scale_fwd(t2, t, 1.0f, (size_t)N), be->scale_fwd(t2 + N, t, 1.0f, (size_t)N);
+    be->scale_fwd(ctx2, d->uncond, 1.0f, nctx), be->scale_fwd(ctx2 + nctx, d->cond, 1.0f, nctx);
     sid_unet_forward(&c, &m->unet, e2, x2, t2, ctx2, 2 * N, d->H, d->W, T);
-    sid_cfg_combine(eps, e2, e2 + D * N, d->cfg, D * N);
+    be->cfg_combine_fwd(eps, e2, e2 + D * N, d->cfg, D * N);
+}
+
+// sid_ddim_sample's loop with every buffer in the pipeline's memory: each step's scalars
+// (sid_ddim_step_coeffs) as per-sample arrays filled on the device, and the step as the ops that
+// compute sid_ddim_step_with's expressions in the same order (so the CPU's samples do not change).
+static int ddim_sample(const denoiser *d, const sid_schedule *s, const sid_ddim_config *c, int n_steps, float *x, int N,
+                       size_t D) {
+    if (n_steps < 1 || n_steps > s->T) {
+        sid_set_error("ddim: the number of steps must be in [1, %d], got %d", s->T, n_steps);
+        return -1;
+    }
+    int *ts = sid_malloc((size_t)n_steps * sizeof *ts);
+    if (sid_ddim_timesteps(c, s->T, n_steps, ts) != 0) return free(ts), -1;
+    const sid_backend *be = sid_backend_or_cpu(d->p->be);
+    const size_t n = (size_t)N * D;
+    float *out = be->alloc(n * sizeof(float)), *p0 = be->alloc(n * sizeof(float)), *e = be->alloc(n * sizeof(float));
+    float *k = be->alloc((size_t)5 * N * sizeof(float)), *tf = k, *sa = k + N, *sb = k + 2 * N, *sap = k + 3 * N,
+          *dir = k + 4 * N;
+    for (int step = 0; step < n_steps; step++) {
+        const sid_ddim_coeffs q = sid_ddim_step_coeffs(s, c, ts[step], sid_ddim_prev_timestep(ts[step], s->T, n_steps));
+        be->fill(tf, (float)ts[step], (size_t)N);
+        guided_eps(d, out, x, tf, N);
+        be->fill(sa, q.sqrt_ab, (size_t)N), be->fill(sb, q.sqrt_1m_ab, (size_t)N);
+        be->fill(sap, q.sqrt_ab_prev, (size_t)N), be->fill(dir, q.dir, (size_t)N);
+        const float *eps = out;
+        switch (c->prediction) {
+        case SID_PRED_V:  // p0 = sa x - sb v, e = sa v + sb x
+            be->scale_fwd(sb, sb, -1.0f, (size_t)N);
+            be->add_noise_fwd(p0, x, out, sa, sb, N, D);
+            be->scale_fwd(sb, sb, -1.0f, (size_t)N);
+            be->add_noise_fwd(e, out, x, sa, sb, N, D);
+            eps = e;
+            break;
+        case SID_PRED_SAMPLE:  // p0 = the output, e = (x - sa p0) / sb
+            be->scale_fwd(p0, out, 1.0f, n);
+            be->x0_from_eps_fwd(e, x, p0, sb, sa, N, D);
+            eps = e;
+            break;
+        default:  // p0 = (x - sb eps) / sa
+            be->x0_from_eps_fwd(p0, x, out, sa, sb, N, D);
+            break;
+        }
+        if (q.clip_range > 0) be->clamp_fwd(p0, p0, -q.clip_range, q.clip_range, n);
+        be->add_noise_fwd(x, p0, eps, sap, dir, N, D);  // x_prev = sa_prev p0 + dir e
+    }
+    be->free(out), be->free(p0), be->free(e), be->free(k);
+    free(ts);
+    return 0;
 }
 
 // Latents [b, C, S, S] -> out: decoded by the VAE when the model has one, else copied; both in the
@@ -130,9 +179,8 @@ static void to_pixels(const sid_text2img *p, sid_arena *act, sid_arena *meta, co
     const sid_sd_model *m = p->m;
     const int S = m->unet_cfg.sample_size;
     if (m->components & SID_SD_VAE) {
-        sid_arena_reset(act, 0);
-        if (meta->base) sid_arena_reset(meta, 0);
-        sid_ctx c = {(sid_params *)&m->vae_ps, act, p->be, p->be ? meta : NULL};
+        sid_arena_reset(act, 0), sid_arena_reset(meta, 0);
+        sid_ctx c = {(sid_params *)&m->vae_ps, act, p->be, meta};
         sid_vae_decode(&c, &m->vae, out, x, b, S, S);
     } else {
         sid_backend_or_cpu(p->be)->scale_fwd(out, x, 1.0f, (size_t)b * m->unet_cfg.in_channels * S * S);
@@ -142,40 +190,44 @@ static void to_pixels(const sid_text2img *p, sid_arena *act, sid_arena *meta, co
 int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int steps, float cfg,
                         int chunk, float *out) {
     const sid_sd_model *m = p->m;
-    if (p->be) {
-        sid_set_error("sample: DDIM sampling runs on the CPU only so far (asked for %s)", p->be->name);
-        return -1;
-    }
+    const sid_backend *be = sid_backend_or_cpu(p->be);
     const sid_unet_config *u = &m->unet_cfg;
     const int T = p->max_len, Wd = m->clip_cfg.hidden, S = u->sample_size;
     const size_t D = (size_t)u->in_channels * S * S, nctx_one = (size_t)T * Wd;
     sid_schedule sched;
     if (sid_schedule_init(&sched, m->train_timesteps, m->beta_start, m->beta_end)) return -1;
     const sid_ddim_config dc = sid_sd_ddim_config(m);
-    float *x = sid_malloc((size_t)n * D * sizeof(float));
-    sid_rng rng = sid_rng_new(seed);
-    sid_rng_normal(&rng, x, (size_t)n * D);
     if (chunk < 1) chunk = n;
-    float *cond = sid_malloc((size_t)chunk * nctx_one * sizeof(float)), *uncond = sid_malloc((size_t)chunk * nctx_one * sizeof(float));
+    // the noise from the host's counter-based RNG (the same numbers on every device)
+    float *xh = sid_malloc((size_t)n * D * sizeof(float));
+    sid_rng rng = sid_rng_new(seed);
+    sid_rng_normal(&rng, xh, (size_t)n * D);
+    int C, H, W;
+    sid_text2img_image_shape(p, &C, &H, &W);
+    const size_t P = (size_t)C * H * W;
+    float *x = dev_alloc(p, (size_t)chunk * D * sizeof(float)), *img = dev_alloc(p, (size_t)chunk * P * sizeof(float));
+    float *cond = dev_alloc(p, (size_t)chunk * nctx_one * sizeof(float));
+    float *uncond = dev_alloc(p, (size_t)chunk * nctx_one * sizeof(float));
     const char **empty = sid_malloc((size_t)chunk * sizeof *empty);
     for (int i = 0; i < chunk; i++) empty[i] = "";
     int rc = sid_text2img_encode(p, empty, chunk, uncond);
-    sid_arena act;
-    // Address space only: pages are touched as the forward pass uses them (outputs are not zero-filled).
-    sid_arena_init(&act, "sampling activations", (size_t)6 << 30);
-    int C, H, W;
-    sid_text2img_image_shape(p, &C, &H, &W);
+    sid_arena act, meta;
+    // On the CPU address space only: pages are touched as the forward pass uses them.
+    sid_backend_arena_init(&act, p->be, "sampling activations", p->be ? sid_device_arena_bytes((size_t)1 << 30) : (size_t)6 << 30);
+    sid_arena_init(&meta, "sampling state", (size_t)4 << 20);
     for (int i0 = 0; i0 < n && rc == 0; i0 += chunk) {
         const int b = n - i0 < chunk ? n - i0 : chunk;
         rc = sid_text2img_encode(p, prompts + i0, b, cond);
-        denoiser d = {p, cond, uncond, cfg, &act, S, S};
-        if (!rc) rc = sid_ddim_sample(&sched, &dc, steps, guided_eps, &d, x + (size_t)i0 * D, b, D);
+        be->upload(x, xh + (size_t)i0 * D, (size_t)b * D * sizeof(float));
+        denoiser d = {p, cond, uncond, cfg, &act, &meta, S, S};
+        if (!rc) rc = ddim_sample(&d, &sched, &dc, steps, x, b, D);
         if (rc) break;
-        sid_arena meta = {0};
-        to_pixels(p, &act, &meta, x + (size_t)i0 * D, b, out + (size_t)i0 * C * H * W);
+        to_pixels(p, &act, &meta, x, b, img);
+        be->download(out + (size_t)i0 * P, img, (size_t)b * P * sizeof(float));
     }
-    sid_arena_free(&act);
-    free(x), free(cond), free(uncond), free(empty);
+    sid_arena_free(&act), sid_arena_free(&meta);
+    dev_free(p, x), dev_free(p, img), dev_free(p, cond), dev_free(p, uncond);
+    free(xh), free(empty);
     sid_schedule_free(&sched);
     return rc;
 }
