@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "ops/backend.h"
 #include "dist/dist.h"
 #include "teacher/teacher.h"
 
@@ -32,10 +33,10 @@ int cmd_train_teacher(int argc, char **argv) {
         {"--snapshot-every", SID_FLAG_INT, &snap, 1, 1e9, "steps between state dumps and folder exports"},
         {"--resume", SID_FLAG_BOOL, &c.resume, 0, 0, "continue from OUT/train_state.safetensors"},
         {"--keep-snapshots", SID_FLAG_BOOL, &c.keep_snapshots, 0, 0, "export every snapshot to OUT/snapshots/ (FID curve)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (the only one so far; env SID_DEVICE)"},
+        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
     };
     if (sid_flags_parse("train-teacher", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
-    sid_cli_device("train-teacher", device, 1);
+    c.be = sid_cli_device("train-teacher", device, 0);
     c.stop_after = (int64_t)stop_after, c.steps = (int64_t)steps, c.batch = (int)batch, c.warmup = (int)warmup, c.log_every = (int)log_every;
     c.snapshot_every = (int)snap, c.seed = (uint64_t)seed, c.lr = (float)lr, c.lr_final = (float)lr_final;
     c.p_uncond = (float)p, c.ema_halflife_img = ema_kimg * 1000;

@@ -19,6 +19,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 #include "train/optim.h"
 
@@ -208,7 +209,78 @@ static double lr_at(const sid_teacher_train_cfg *c, int64_t step) {
     return c->lr_final + 0.5 * (c->lr - c->lr_final) * (1 + cos(M_PI * (p > 1 ? 1 : p)));
 }
 
+// ---------------------------------------------------------------- the device
+// A train_state's blocks in be's memory (moved there once, after init or resume; the parameter
+// sets by sid_params_to_backend), and host copies of them for state dumps and exports.
+static float *to_device(const sid_backend *be, float *host, size_t n) {
+    if (be == &sid_backend_cpu) return host;
+    float *d = be->alloc(n * sizeof(float));
+    be->upload(d, host, n * sizeof(float));
+    free(host);
+    return d;
+}
+
+static void device_free(const sid_backend *be, void *p) {
+    if (be == &sid_backend_cpu) free(p);
+    else if (p) be->free(p);
+}
+
+static float *device_buf(const sid_backend *be, size_t n) {
+    return be == &sid_backend_cpu ? sid_calloc(n * sizeof(float)) : be->alloc(n * sizeof(float));
+}
+
+// The sum over the ranks of a gradient block in the device's memory (staged through the host
+// off the CPU).
+static void sum_over_ranks(const sid_backend *be, float *g, size_t n, const char *what) {
+    if (sid_dist_size() == 1) return;
+    if (be == &sid_backend_cpu) return sid_dist_sum_f32(g, n, what);
+    float *h = sid_malloc(n * sizeof(float));
+    be->download(h, g, n * sizeof(float));
+    sid_dist_sum_f32(h, n, what);
+    be->upload(g, h, n * sizeof(float));
+    free(h);
+}
+
+typedef struct {
+    train_state st;
+    sid_params ps[2];
+} host_state;
+
+static void stage(const sid_backend *be, const train_state *s, host_state *h) {
+    for (int k = 0; k < 2; k++) {
+        const size_t n = s->ps[k]->total;
+        h->ps[k] = *s->ps[k], h->ps[k].grad = NULL, h->ps[k].be = NULL;
+        float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]}, *copy[4];
+        for (int b = 0; b < 4; b++) copy[b] = sid_malloc(n * sizeof(float)), be->download(copy[b], blocks[b], n * sizeof(float));
+        h->ps[k].data = copy[0], h->st.m[k] = copy[1], h->st.v[k] = copy[2], h->st.ema[k] = copy[3];
+        h->st.ps[k] = &h->ps[k];
+    }
+}
+
+static void stage_free(host_state *h) {
+    for (int k = 0; k < 2; k++) free(h->ps[k].data), free(h->st.m[k]), free(h->st.v[k]), free(h->st.ema[k]);
+}
+
+// The EMA weights as a parameter set for export (host memory).
+static sid_params ema_params(const host_state *h, int k) {
+    sid_params e = h->ps[k];
+    e.data = h->st.ema[k];
+    return e;
+}
+
+static int write_snapshot(const sid_backend *be, const train_state *st, const char *state_path, int64_t step,
+                          const sid_rng *rng, const char *dir, const sid_unet_config *uc, const sid_clip_config *cc,
+                          const sid_tokenizer *tok, int with_state) {
+    host_state h;
+    stage(be, st, &h);
+    const sid_params eu = ema_params(&h, 0), ec = ema_params(&h, 1);
+    const int rc = (with_state && save_state(state_path, &h.st, step, rng)) || export_folder(dir, uc, &eu, cc, &ec, tok);
+    stage_free(&h);
+    return rc ? -1 : 0;
+}
+
 int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
+    const sid_backend *be = sid_backend_or_cpu(cfg->be);
     char path[1024], tokdir[1024], state_path[1024];
     if (cfg->batch < 1 || cfg->steps < 1 || !(cfg->lr > 0) || cfg->p_uncond < 0 || cfg->p_uncond > 1) {
         sid_set_error("train-teacher: batch, steps and lr must be positive and p_uncond in [0, 1]");
@@ -286,19 +358,34 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         memcpy(ema_u.data, ups.data, ups.total * sizeof(float));
         memcpy(ema_c.data, cps.data, cps.total * sizeof(float));
     }
-    fprintf(stderr, "train-teacher: UNet %zu + text encoder %zu parameters, vocabulary %d, %d images, %d prompts\n",
-            sid_params_count(&ups), sid_params_count(&cps), cc.vocab_size, data.n, prompts.n);
+    if (r0)
+        fprintf(stderr, "train-teacher: UNet %zu + text encoder %zu parameters, vocabulary %d, %d images, %d prompts\n",
+                sid_params_count(&ups), sid_params_count(&cps), cc.vocab_size, data.n, prompts.n);
+    // from here on the weights, Adam moments and EMA live in the device's memory
+    sid_params_to_backend(&ups, be), sid_params_to_backend(&cps, be);
+    for (int k = 0; k < 2; k++) {
+        const size_t n = st.ps[k]->total;
+        st.m[k] = to_device(be, st.m[k], n), st.v[k] = to_device(be, st.v[k], n), st.ema[k] = to_device(be, st.ema[k], n);
+    }
 
     const int B = cfg->batch, D = 32 * 32, W = cc.hidden;
     sid_schedule sched;
     sid_schedule_init(&sched, 1000, SID_SD_BETA_START, SID_SD_BETA_END);
-    float *x0 = sid_malloc((size_t)B * D * 4), *eps = sid_malloc((size_t)B * D * 4), *xt = sid_malloc((size_t)B * D * 4);
-    float *pred = sid_malloc((size_t)B * D * 4), *dpred = sid_malloc((size_t)B * D * 4), *tf = sid_malloc((size_t)B * 4);
-    float *ctx = sid_malloc((size_t)B * MAX_LEN * W * 4), *dctx = sid_malloc((size_t)B * MAX_LEN * W * 4);
-    float *loss = sid_malloc((size_t)B * 4), *dloss = sid_malloc((size_t)B * 4), *u = sid_malloc((size_t)B * 4);
+    // host: the batch as drawn (xt holds the per-image noise coefficients before they go up)
+    float *x0 = sid_malloc((size_t)B * D * 4), *eps = sid_malloc((size_t)B * D * 4), *xt = sid_malloc((size_t)2 * B * 4);
+    float *tf = sid_malloc((size_t)B * 4), *loss = sid_malloc((size_t)B * 4), *u = sid_malloc((size_t)B * 4);
     int32_t *t = sid_malloc((size_t)B * 4), *bid = sid_malloc((size_t)B * MAX_LEN * 4);
-    sid_arena act;
-    sid_arena_init(&act, "teacher activations", (size_t)B * 24 << 20);
+    // one step's buffers in the device's memory (the batch is drawn on the host)
+    const size_t nb = (size_t)B * D;
+    float *d_x0 = device_buf(be, nb), *d_eps = device_buf(be, nb), *d_xt = device_buf(be, nb), *d_pred = device_buf(be, nb);
+    float *d_dpred = device_buf(be, nb), *d_tf = device_buf(be, (size_t)B), *d_loss = device_buf(be, (size_t)B);
+    float *d_dloss = device_buf(be, (size_t)B), *d_a = device_buf(be, (size_t)B), *d_s = device_buf(be, (size_t)B);
+    float *d_ctx = device_buf(be, (size_t)B * MAX_LEN * W), *d_dctx = device_buf(be, (size_t)B * MAX_LEN * W);
+    int32_t *d_bid = (int32_t *)device_buf(be, (size_t)B * MAX_LEN);
+    double *d_bad = (double *)device_buf(be, 2);
+    sid_arena act, meta;
+    sid_backend_arena_init(&act, be, "teacher activations", (size_t)B * 24 << 20);
+    sid_arena_init(&meta, "teacher saved state", (size_t)4 << 20);
     const sid_adam_cfg adam = {.lr = cfg->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     snprintf(path, sizeof path, "%s/log.jsonl", cfg->out_dir);
     FILE *log = r0 ? fopen(path, resume ? "a" : "w") : NULL;
@@ -325,32 +412,40 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         }
         sid_sample_timesteps(&rng, t, (size_t)B, 0, 1000);
         sid_rng_normal(&rng, eps, (size_t)B * D);
-        sid_add_noise(&sched, xt, x0, eps, t, B, D);
-        for (int i = 0; i < B; i++) tf[i] = (float)t[i];
+        for (int i = 0; i < B; i++)  // xt = sqrt(ab) x0 + sqrt(1 - ab) eps, on the device
+            tf[i] = (float)t[i], xt[i] = sid_schedule_sqrt_ab(&sched, t[i]), xt[B + i] = sid_schedule_sqrt_1m_ab(&sched, t[i]);
+        be->upload(d_x0, x0, nb * 4), be->upload(d_eps, eps, nb * 4), be->upload(d_tf, tf, (size_t)B * 4);
+        be->upload(d_a, xt, (size_t)B * 4), be->upload(d_s, xt + B, (size_t)B * 4);
+        be->upload(d_bid, bid, (size_t)B * MAX_LEN * 4);
+        be->add_noise_fwd(d_xt, d_x0, d_eps, d_a, d_s, B, D);
 
         // forward, epsilon MSE, backward through the UNet into the text encoder
-        sid_arena_reset(&act, 0);
-        memset(ups.grad, 0, ups.total * sizeof(float));
-        memset(cps.grad, 0, cps.total * sizeof(float));
-        memset(dctx, 0, (size_t)B * MAX_LEN * W * sizeof(float));
-        memset(dpred, 0, (size_t)B * D * sizeof(float));
-        sid_ctx cu = {&ups, &act, NULL}, ccx = {&cps, &act};
-        const int32_t *sb = bid + (size_t)lo * MAX_LEN;
-        const float *sx = xt + (size_t)lo * D, *st_ = tf + lo, *se = eps + (size_t)lo * D;
-        sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, ctx, sb, b, MAX_LEN, cc.layers);
+        sid_arena_reset(&act, 0), sid_arena_reset(&meta, 0);
+        be->fill(ups.grad, 0.0f, ups.total), be->fill(cps.grad, 0.0f, cps.total);
+        be->fill(d_dctx, 0.0f, (size_t)B * MAX_LEN * W), be->fill(d_dpred, 0.0f, nb);
+        sid_ctx cu = {&ups, &act, be, &meta}, ccx = {&cps, &act, be, &meta};
+        const int32_t *sb = d_bid + (size_t)lo * MAX_LEN;
+        const float *sx = d_xt + (size_t)lo * D, *st_ = d_tf + lo, *se = d_eps + (size_t)lo * D;
+        sid_clip_saved *cs = sid_clip_forward(&ccx, &clip, d_ctx, sb, b, MAX_LEN, cc.layers);
         if (!cs) sid_die("%s", sid_error());
-        sid_unet_saved *us = sid_unet_forward(&cu, &unet, pred, sx, st_, ctx, b, 32, 32, MAX_LEN);
-        sid_mse_fwd(loss, pred, se, b, D);
+        sid_unet_saved *us = sid_unet_forward(&cu, &unet, d_pred, sx, st_, d_ctx, b, 32, 32, MAX_LEN);
+        be->mse_fwd(d_loss, d_pred, se, b, D);
+        be->fill(d_dloss, 1.0f / B, (size_t)b);
+        be->mse_bwd(d_dpred, NULL, d_dloss, d_pred, se, b, D);
+        sid_unet_backward(&cu, &unet, NULL, d_dctx, d_dpred, us);
+        sid_clip_backward(&ccx, &clip, NULL, d_dctx, sb, cs, b, MAX_LEN);
+        be->download(loss, d_loss, (size_t)b * 4);  // the step's one download: the per-image losses
         double l = 0;
-        for (int i = 0; i < b; i++) l += loss[i], dloss[i] = 1.0f / B;
-        sid_mse_bwd(dpred, NULL, dloss, pred, se, b, D);
-        sid_unet_backward(&cu, &unet, NULL, dctx, dpred, us);
-        sid_clip_backward(&ccx, &clip, NULL, dctx, sb, cs, b, MAX_LEN);
-        sid_dist_sum_f32(ups.grad, ups.total, "UNet gradients");
-        sid_dist_sum_f32(cps.grad, cps.total, "text encoder gradients");
+        for (int i = 0; i < b; i++) l += loss[i];
+        sum_over_ranks(be, ups.grad, ups.total, "UNet gradients");
+        sum_over_ranks(be, cps.grad, cps.total, "text encoder gradients");
         sid_dist_sum_f64(&l, 1, "the loss");
 
-        nonfinite += sid_nan_to_num(ups.grad, ups.total, 1e5f, -1e5f) + sid_nan_to_num(cps.grad, cps.total, 1e5f, -1e5f);
+        double bad[1] = {0};
+        be->fill((float *)d_bad, 0.0f, 2);  // one double
+        be->sanitize(ups.grad, ups.total, 1e5f, -1e5f, d_bad), be->sanitize(cps.grad, cps.total, 1e5f, -1e5f, d_bad);
+        be->download(bad, d_bad, sizeof(double));
+        nonfinite += (size_t)bad[0];
         if (!isfinite(l)) {
             sid_set_error("train-teacher: loss is %g at step %lld (lower --lr?); last good state: %s", l, (long long)step,
                           state_path);
@@ -359,12 +454,12 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         }
         sid_adam_cfg a = adam;
         a.lr = (float)lr_at(cfg, step);
-        sid_adam_step(ups.data, ups.grad, st.m[0], st.v[0], ups.total, &a, step + 1);
-        sid_adam_step(cps.data, cps.grad, st.m[1], st.v[1], cps.total, &a, step + 1);
+        for (int k = 0; k < 2; k++)
+            be->adam(st.ps[k]->data, st.ps[k]->grad, st.m[k], st.v[k], st.ps[k]->total, a.lr, a.beta1, a.beta2, a.eps,
+                     a.weight_decay, a.decoupled, step + 1);
         const double nimg = (double)step * B;
         const float beta = (float)sid_ema_beta(B, cfg->ema_halflife_img, 0.05, nimg);
-        sid_ema_update(ema_u.data, ups.data, ups.total, beta);
-        sid_ema_update(ema_c.data, cps.data, cps.total, beta);
+        be->ema(st.ema[0], ups.data, ups.total, beta), be->ema(st.ema[1], cps.data, cps.total, beta);
         step++;
         loss_acc += l / B, loss_n++;
         if (r0) sid_progress_update(&bar, step);
@@ -379,32 +474,33 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
             loss_acc = 0, loss_n = 0, t_last = now;
         }
         if (step % cfg->snapshot_every == 0 || step == end) {
-            if (r0 && (save_state(state_path, &st, step, &rng) ||
-                       export_folder(cfg->out_dir, &uc, &ema_u, &cc, &ema_c, tok)))
-                rc = -1;
+            if (r0 && write_snapshot(be, &st, state_path, step, &rng, cfg->out_dir, &uc, &cc, tok, 1)) rc = -1;
             if (R > 1) {  // every rank stops with rank 0's failure; all must hold the same weights
                 sid_dist_bcast(&rc, sizeof rc, 0, "snapshot");
                 if (rc && !r0) sid_set_error("train-teacher: rank 0 could not write the snapshot at step %lld", (long long)step);
-                const uint64_t h = sid_dist_hash(cps.data, cps.total * sizeof(float),
-                                                 sid_dist_hash(ups.data, ups.total * sizeof(float), 0));
+                host_state hs;
+                stage(be, &st, &hs);
+                const uint64_t h = sid_dist_hash(hs.ps[1].data, cps.total * sizeof(float),
+                                                 sid_dist_hash(hs.ps[0].data, ups.total * sizeof(float), 0));
+                stage_free(&hs);
                 if (!rc && sid_dist_same_u64(h, "train-teacher: the weights")) rc = -1;
             }
             if (!rc && r0 && cfg->keep_snapshots) {
                 char snap[1100];
                 snprintf(snap, sizeof snap, "%s/snapshots/kimg-%06lld", cfg->out_dir, (long long)(step * B / 1000));
-                if (sid_mkdir_p(snap) || export_folder(snap, &uc, &ema_u, &cc, &ema_c, tok)) rc = -1;
+                if (sid_mkdir_p(snap) || write_snapshot(be, &st, state_path, step, &rng, snap, &uc, &cc, tok, 0)) rc = -1;
                 snprintf(snap + strlen(snap), sizeof snap - strlen(snap), "/tokenizer");
                 if (!rc && (sid_mkdir_p(snap) || build_tokenizer(cfg, snap))) rc = -1;
             }
         }
     }
     if (r0) sid_progress_finish(&bar), fclose(log);
-    sid_arena_free(&act);
-    free(x0), free(eps), free(xt), free(pred), free(dpred), free(tf), free(ctx), free(dctx), free(loss), free(dloss);
-    free(u), free(t), free(bid), free(ids);
+    sid_arena_free(&act), sid_arena_free(&meta);
+    void *dbufs[] = {d_x0, d_eps, d_xt, d_pred, d_dpred, d_tf, d_loss, d_dloss, d_a, d_s, d_ctx, d_dctx, d_bid, d_bad};
+    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) device_free(be, dbufs[i]);
+    free(x0), free(eps), free(xt), free(tf), free(loss), free(u), free(t), free(bid), free(ids);
     for (int k = 0; k < SID_FMNIST_CLASSES; k++) free(by_class[k]);
-    for (int k = 0; k < 2; k++) free(st.m[k]), free(st.v[k]);
-    free(ema_u.data), free(ema_c.data);
+    for (int k = 0; k < 2; k++) device_free(be, st.m[k]), device_free(be, st.v[k]), device_free(be, st.ema[k]);
     sid_schedule_free(&sched);
     sid_unet_free(&unet);
     sid_clip_free(&clip);

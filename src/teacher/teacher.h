@@ -27,6 +27,7 @@ typedef struct {
     int log_every, snapshot_every;  // steps between log lines / folder exports + state dumps
     int resume;
     int keep_snapshots;        // also export each snapshot to out_dir/snapshots/kimg-NNNNNN (FID curve)
+    const struct sid_backend *be;  // where it trains (NULL: the CPU)
 } sid_teacher_train_cfg;
 
 sid_teacher_train_cfg sid_teacher_train_defaults(void);

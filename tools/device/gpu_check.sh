@@ -19,4 +19,16 @@ B=${SID_GPU_BUILD:-build-gpu}
     echo "== test_ops (every op on cpu and cuda: double reference, finite differences, PyTorch, cpu vs cuda at scale)"
     SID_TEST_VERBOSE=1 timeout 300 "$B/tests/test_ops"; echo "test_ops exit $?"
     echo "== bench_backends"; timeout 120 "$B/bench/bench_backends"; echo "bench exit $?"
+    # the model-level suite: each runs on every usable backend (cpu, guard, cuda) and states its CUDA tolerance
+    for t in test_unet test_clip_vae test_pipelines test_distill; do
+        echo "== $t"; SID_TEST_VERBOSE=1 SID_TEST_DATA=tests/data timeout 300 "$B/tests/$t"; echo "$t exit $?"
+    done
+    echo "== the built-in demo's distillation on CUDA next to the CPU (8 kimg, batch 16, kappa 1)"
+    for dev in cuda cpu; do
+        rm -rf "$OUT/demo-$dev"
+        /usr/bin/time -f "$dev: %e s wall" "$B/sid" distill --teacher models/teacher --out "$OUT/demo-$dev" --kappa 1 \
+            --kimg 8 --tick 1.6 --snap 5 --device "$dev" 2>&1 | tail -n 2
+        tail -n 1 "$OUT/demo-$dev/stats.jsonl"
+    done
+    "$B/sid" eval-model --model "$OUT/demo-cuda/generator" --n 1000 --device cuda
 } 2>&1 | tee "$OUT/gpu_check.log"
