@@ -21,24 +21,13 @@ static void cpu_free(void *p) { free(p); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_sync(void) {}
 
-#define OP(name) .name = sid_##name
+#define X(name) .name = sid_##name,
 const sid_backend sid_backend_cpu = {
     .name = "cpu", .available = cpu_available, .alloc = cpu_alloc, .free = cpu_free,
     .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,
-    OP(linear_fwd), OP(linear_bwd), OP(conv2d_fwd), OP(conv2d_bwd),
-    OP(groupnorm_fwd), OP(groupnorm_bwd), OP(layernorm_fwd), OP(layernorm_bwd),
-    OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd),
-    OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd),
-    OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd),
-    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
-    OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
-    OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
-    OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
-    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd),
-    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd),
-    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows),
+    SID_OPS(X)
 };
-#undef OP
+#undef X
 
 static void backend_zero(void *owner, void *p, size_t bytes) {
     ((const sid_backend *)owner)->fill(p, 0.0f, bytes / sizeof(float));
@@ -58,8 +47,12 @@ void sid_backend_arena_init(sid_arena *a, const sid_backend *be, const char *nam
         sid_arena_init(a, name, cap);
         return;
     }
+    // The guard device is for tests: its arenas are real memory (poisoned below), so they are kept
+    // to 512 MiB unless SID_DEVICE_ARENA_MB says otherwise.
+    if (be == &sid_backend_guard && !getenv("SID_DEVICE_ARENA_MB") && cap > ((size_t)512 << 20)) cap = (size_t)512 << 20;
     cap = (cap + 63) / 64 * 64;
-    void *base = be->alloc(cap);
+    // on the guard device NaN, so that an output read before any op wrote it shows up
+    void *base = be == &sid_backend_guard ? sid_guard_alloc_poisoned(cap) : be->alloc(cap);
     if (!base) sid_die("%s: cannot allocate %zu bytes on the %s device", name, cap, be->name);
     sid_arena_init_with(a, name, base, cap, (void *)be, backend_zero, backend_release);
 }

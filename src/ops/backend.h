@@ -14,6 +14,68 @@
 extern "C" {
 #endif
 
+// Every op of the table, once: the struct below and each backend's table are made from this list,
+// so a backend cannot miss one (X(name) is applied to each).
+#define SID_OPS(X) \
+    X(linear_fwd) \
+    X(linear_bwd) \
+    X(conv2d_fwd) \
+    X(conv2d_bwd) \
+    X(groupnorm_fwd) \
+    X(groupnorm_bwd) \
+    X(layernorm_fwd) \
+    X(layernorm_bwd) \
+    X(act_fwd) \
+    X(act_bwd) \
+    X(geglu_fwd) \
+    X(geglu_bwd) \
+    X(softmax_fwd) \
+    X(softmax_bwd) \
+    X(attention_fwd) \
+    X(attention_bwd) \
+    X(upsample2x_fwd) \
+    X(upsample2x_bwd) \
+    X(concat_fwd) \
+    X(concat_bwd) \
+    X(transpose_fwd) \
+    X(transpose_bwd) \
+    X(fill) \
+    X(add_fwd) \
+    X(add_bwd) \
+    X(scale_fwd) \
+    X(scale_bwd) \
+    X(mul_fwd) \
+    X(mul_bwd) \
+    X(add_channel_bias_fwd) \
+    X(add_channel_bias_bwd) \
+    X(timestep_embedding_fwd) \
+    X(timestep_embedding_bwd) \
+    X(embedding_fwd) \
+    X(embedding_bwd) \
+    X(mse_fwd) \
+    X(mse_bwd) \
+    X(mean_abs_fwd) \
+    X(mean_abs_bwd) \
+    X(dot_fwd) \
+    X(dot_bwd) \
+    X(cfg_combine_fwd) \
+    X(cfg_combine_bwd) \
+    X(add_noise_fwd) \
+    X(add_noise_bwd) \
+    X(x0_from_eps_fwd) \
+    X(x0_from_eps_bwd) \
+    X(clamp_fwd) \
+    X(clamp_bwd) \
+    X(dsm_loss_fwd) \
+    X(dsm_loss_bwd) \
+    X(sid_loss_fwd) \
+    X(sid_loss_bwd) \
+    X(nan_rows) \
+    X(sanitize) \
+    X(adam) \
+    X(ema) \
+    X(gather_rows)
+
 #define SID_OP(name) __typeof__(sid_##name) *name
 
 typedef struct sid_backend {
@@ -25,64 +87,9 @@ typedef struct sid_backend {
     void (*download)(void *host_dst, const void *src, size_t bytes);
     void (*sync)(void);
 
-    SID_OP(linear_fwd);
-    SID_OP(linear_bwd);
-    SID_OP(conv2d_fwd);
-    SID_OP(conv2d_bwd);
-    SID_OP(groupnorm_fwd);
-    SID_OP(groupnorm_bwd);
-    SID_OP(layernorm_fwd);
-    SID_OP(layernorm_bwd);
-    SID_OP(act_fwd);
-    SID_OP(act_bwd);
-    SID_OP(geglu_fwd);
-    SID_OP(geglu_bwd);
-    SID_OP(softmax_fwd);
-    SID_OP(softmax_bwd);
-    SID_OP(attention_fwd);
-    SID_OP(attention_bwd);
-    SID_OP(upsample2x_fwd);
-    SID_OP(upsample2x_bwd);
-    SID_OP(concat_fwd);
-    SID_OP(concat_bwd);
-    SID_OP(transpose_fwd);
-    SID_OP(transpose_bwd);
-    SID_OP(fill);
-    SID_OP(add_fwd);
-    SID_OP(add_bwd);
-    SID_OP(scale_fwd);
-    SID_OP(scale_bwd);
-    SID_OP(mul_fwd);
-    SID_OP(mul_bwd);
-    SID_OP(add_channel_bias_fwd);
-    SID_OP(add_channel_bias_bwd);
-    SID_OP(timestep_embedding_fwd);
-    SID_OP(timestep_embedding_bwd);
-    SID_OP(embedding_fwd);
-    SID_OP(embedding_bwd);
-    SID_OP(mse_fwd);
-    SID_OP(mse_bwd);
-    SID_OP(mean_abs_fwd);
-    SID_OP(mean_abs_bwd);
-    SID_OP(dot_fwd);
-    SID_OP(dot_bwd);
-    SID_OP(cfg_combine_fwd);
-    SID_OP(cfg_combine_bwd);
-    SID_OP(add_noise_fwd);
-    SID_OP(add_noise_bwd);
-    SID_OP(x0_from_eps_fwd);
-    SID_OP(x0_from_eps_bwd);
-    SID_OP(clamp_fwd);
-    SID_OP(clamp_bwd);
-    SID_OP(dsm_loss_fwd);
-    SID_OP(dsm_loss_bwd);
-    SID_OP(sid_loss_fwd);
-    SID_OP(sid_loss_bwd);
-    SID_OP(nan_rows);
-    SID_OP(sanitize);
-    SID_OP(adam);
-    SID_OP(ema);
-    SID_OP(gather_rows);
+#define X(name) SID_OP(name);
+    SID_OPS(X)
+#undef X
 } sid_backend;
 
 #undef SID_OP

@@ -21,6 +21,7 @@
 #include "io/safetensors.h"
 #include "ops/ops.h"
 #include "sid/distill_state.h"
+#include "train/state.h"
 
 typedef struct {
     uint32_t *perm;
@@ -307,89 +308,43 @@ static int export_generator(const sid_distill *d, const char *dir) {
 }
 
 // ---------------------------------------------------------------- state
+// The run's state: the three networks and the Adam moments (Adam's m only with beta1 > 0), the
+// prompt stream's order, and the counters (src/train/state.h).
+static void state_layout(const sid_distill *d, sid_state_block b[7]) {
+    const size_t n = d->fake.total;
+    b[0] = (sid_state_block){"fake", d->fake.data, n, 1}, b[1] = (sid_state_block){"gen", d->gen.data, n, 1};
+    b[2] = (sid_state_block){"gen_ema", d->ema.data, n, 1};
+    b[3] = (sid_state_block){"fake.adam_v", d->fake_v, n, 0}, b[4] = (sid_state_block){"gen.adam_v", d->gen_v, n, 0};
+    b[5] = (sid_state_block){"fake.adam_m", d->fake_m, n, 0}, b[6] = (sid_state_block){"gen.adam_m", d->gen_m, n, 0};
+}
+
 static int save_state(const sid_distill *d, const prompt_stream *ps, const char *path) {
-    const sid_params *nets[3] = {&d->fake, &d->gen, &d->ema};
-    static const char *const names[3] = {"fake", "gen", "gen_ema"};
-    sid_st_entry e[10];
-    int n = 0;
-    float *host[7] = {0};  // device blocks come to the host for the file
-    const float *dev[7] = {nets[0]->data, nets[1]->data, nets[2]->data, d->fake_v, d->gen_v, d->fake_m, d->gen_m};
-    static const char *const extra[4] = {"fake.adam_v", "gen.adam_v", "fake.adam_m", "gen.adam_m"};
-    const size_t total = d->fake.total;
-    for (int k = 0; k < 7; k++) {
-        if (!dev[k]) continue;
-        host[k] = sid_malloc(total * sizeof(float));
-        d->be->download(host[k], dev[k], total * sizeof(float));
-        e[n++] = (sid_st_entry){k < 3 ? names[k] : extra[k - 3], SID_F32, 1, {(int64_t)total}, host[k]};
-    }
-    e[n++] = (sid_st_entry){"prompt_perm", SID_I32, 1, {ps->n}, ps->perm};
-    char v[6][32];
-    snprintf(v[0], 32, "%lld", (long long)d->nimg), snprintf(v[1], 32, "%llu", (unsigned long long)d->rng.seed);
-    snprintf(v[2], 32, "%llu", (unsigned long long)d->rng.offset), snprintf(v[3], 32, "%d", ps->pos);
-    snprintf(v[4], 32, "%lld", (long long)d->fake_steps), snprintf(v[5], 32, "%lld", (long long)d->gen_steps_done);
-    const char *kv[12] = {"nimg", v[0], "rng_seed", v[1], "rng_offset", v[2], "prompt_pos", v[3],
-                          "fake_updates", v[4], "gen_updates", v[5]};
-    const int rc = sid_st_write(path, e, n, kv, 6);
-    for (int k = 0; k < 7; k++) free(host[k]);
-    return rc;
+    sid_state_block b[7];
+    state_layout(d, b);
+    const sid_st_entry perm = {"prompt_perm", SID_I32, 1, {ps->n}, ps->perm};
+    const sid_state_counter c[6] = {{"nimg", NULL, (uint64_t)d->nimg},           {"rng_seed", NULL, d->rng.seed},
+                                    {"rng_offset", NULL, d->rng.offset},         {"prompt_pos", NULL, (uint64_t)ps->pos},
+                                    {"fake_updates", NULL, (uint64_t)d->fake_steps},
+                                    {"gen_updates", NULL, (uint64_t)d->gen_steps_done}};
+    return sid_state_save(path, d->be, b, 7, &perm, 1, c, 6);
 }
 
 static int load_state(sid_distill *d, prompt_stream *ps, const char *path) {
-    sid_safetensors st;
-    if (sid_st_open(&st, path)) return -1;
-    struct {
-        const char *name;
-        float *dst;
-        size_t n;
-    } t[7] = {{"fake", d->fake.data, d->fake.total},      {"gen", d->gen.data, d->gen.total},
-              {"gen_ema", d->ema.data, d->ema.total},     {"fake.adam_v", d->fake_v, d->fake.total},
-              {"gen.adam_v", d->gen_v, d->gen.total},     {"fake.adam_m", d->fake_m, d->fake.total},
-              {"gen.adam_m", d->gen_m, d->gen.total}};
-    int rc = 0;
-    float *host = sid_malloc(d->fake.total * sizeof(float));  // read on the host, then into the device
-    for (int k = 0; k < 7 && !rc; k++) {
-        if (!t[k].dst) continue;
-        const sid_st_tensor *x = sid_st_find(&st, t[k].name);
-        if (!x || sid_shape_numel(x->ndim, x->shape) != (int64_t)t[k].n) {
-            sid_set_error("%s: '%s' missing or of another size (a different teacher or --beta1?)", path, t[k].name);
-            rc = -1;
-        } else if (!(rc = sid_st_read_f32(&st, x, host))) {
-            if (k == 1) rc = sid_weights_check(host, t[k].n, path, "gen");  // a broken state does not resume
-            if (!rc) d->be->upload(t[k].dst, host, t[k].n * sizeof(float));
-        }
-    }
-    free(host);
-    const sid_st_tensor *p = sid_st_find(&st, "prompt_perm");
-    if (!rc && (!p || p->dtype != SID_I32 || sid_shape_numel(p->ndim, p->shape) != ps->n)) {
-        sid_set_error("%s: prompt_perm missing or for another prompt file", path);
-        rc = -1;
-    }
-    if (!rc) memcpy(ps->perm, p->data, (size_t)ps->n * sizeof(int32_t));
+    sid_state_block b[7];
+    state_layout(d, b);
+    sid_st_entry perm = {"prompt_perm", SID_I32, 1, {ps->n}, ps->perm};
     // "fake_steps"/"gen_steps": the names of the update counters in states written before 2026-12
-    const char *keys[6][2] = {{"nimg", NULL},         {"rng_seed", NULL},
-                              {"rng_offset", NULL},   {"prompt_pos", NULL},
-                              {"fake_updates", "fake_steps"}, {"gen_updates", "gen_steps"}};
-    unsigned long long val[6] = {0};
-    for (int k = 0; k < 6 && !rc; k++) {
-        const cJSON *j = st.metadata ? cJSON_GetObjectItemCaseSensitive(st.metadata, keys[k][0]) : NULL;
-        if (!j && keys[k][1] && st.metadata) j = cJSON_GetObjectItemCaseSensitive(st.metadata, keys[k][1]);
-        if (!cJSON_IsString(j)) {
-            sid_set_error("%s: metadata lacks '%s'", path, keys[k][0]);
-            rc = -1;
-        } else {
-            val[k] = strtoull(j->valuestring, NULL, 10);
-        }
+    sid_state_counter c[6] = {{"nimg", NULL, 0},       {"rng_seed", NULL, 0},
+                              {"rng_offset", NULL, 0}, {"prompt_pos", NULL, 0},
+                              {"fake_updates", "fake_steps", 0}, {"gen_updates", "gen_steps", 0}};
+    if (sid_state_load(path, d->be, b, 7, &perm, 1, c, 6)) return -1;
+    if (c[3].value > (uint64_t)ps->n) {
+        sid_set_error("%s: prompt_pos %llu is past the %d prompts", path, (unsigned long long)c[3].value, ps->n);
+        return -1;
     }
-    if (!rc && (val[3] > (unsigned long long)ps->n)) {
-        sid_set_error("%s: prompt_pos %llu is past the %d prompts", path, val[3], ps->n);
-        rc = -1;
-    }
-    if (!rc) {
-        d->nimg = (int64_t)val[0], d->rng.seed = val[1], d->rng.offset = val[2], ps->pos = (int)val[3];
-        d->fake_steps = (int64_t)val[4], d->gen_steps_done = (int64_t)val[5];
-    }
-    sid_st_close(&st);
-    return rc;
+    d->nimg = (int64_t)c[0].value, d->rng.seed = c[1].value, d->rng.offset = c[2].value, ps->pos = (int)c[3].value;
+    d->fake_steps = (int64_t)c[4].value, d->gen_steps_done = (int64_t)c[5].value;
+    return 0;
 }
 
 // ---------------------------------------------------------------- the run's config.json

@@ -22,6 +22,7 @@
 #include "ops/backend.h"
 #include "ops/ops.h"
 #include "train/optim.h"
+#include "train/state.h"
 
 enum { MAX_LEN = 16 };  // tokens per prompt: the longest prompt is 9 tokens with bos/eos
 
@@ -139,67 +140,32 @@ typedef struct {
     float *v[2], *m[2], *ema[2];
 } train_state;
 
-static int save_state(const char *path, const train_state *s, int64_t step, const sid_rng *rng) {
-    static const char *const net[2] = {"unet", "text_encoder"};
-    sid_st_entry e[8];
-    char names[8][48];
-    int n = 0;
+static void state_layout(const train_state *s, sid_state_block b[8]) {
+    static const char *const names[8] = {"unet.params",         "unet.adam_m",         "unet.adam_v",
+                                         "unet.ema",            "text_encoder.params", "text_encoder.adam_m",
+                                         "text_encoder.adam_v", "text_encoder.ema"};
     for (int k = 0; k < 2; k++) {
-        const float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]};
-        static const char *const what[4] = {"params", "adam_m", "adam_v", "ema"};
-        for (int b = 0; b < 4; b++) {
-            snprintf(names[n], sizeof names[n], "%s.%s", net[k], what[b]);
-            e[n] = (sid_st_entry){names[n], SID_F32, 1, {(int64_t)s->ps[k]->total}, blocks[b]};
-            n++;
-        }
+        float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]};
+        for (int i = 0; i < 4; i++) b[4 * k + i] = (sid_state_block){names[4 * k + i], blocks[i], s->ps[k]->total, i == 0};
     }
-    char meta_step[32], meta_seed[32], meta_off[32];
-    snprintf(meta_step, sizeof meta_step, "%lld", (long long)step);
-    snprintf(meta_seed, sizeof meta_seed, "%llu", (unsigned long long)rng->seed);
-    snprintf(meta_off, sizeof meta_off, "%llu", (unsigned long long)rng->offset);
-    const char *kv[6] = {"step", meta_step, "rng_seed", meta_seed, "rng_offset", meta_off};
-    return sid_st_write(path, e, n, kv, 3);
+}
+
+// be: where the blocks are (the state file is written through the host).
+static int save_state(const char *path, const sid_backend *be, const train_state *s, int64_t step, const sid_rng *rng) {
+    sid_state_block b[8];
+    state_layout(s, b);
+    const sid_state_counter c[3] = {{"step", NULL, (uint64_t)step}, {"rng_seed", NULL, rng->seed},
+                                    {"rng_offset", NULL, rng->offset}};
+    return sid_state_save(path, be, b, 8, NULL, 0, c, 3);
 }
 
 static int load_state(const char *path, train_state *s, int64_t *step, sid_rng *rng) {
-    sid_safetensors st;
-    if (sid_st_open(&st, path)) return -1;
-    static const char *const net[2] = {"unet", "text_encoder"};
-    static const char *const what[4] = {"params", "adam_m", "adam_v", "ema"};
-    int rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        float *blocks[4] = {s->ps[k]->data, s->m[k], s->v[k], s->ema[k]};
-        for (int b = 0; b < 4 && !rc; b++) {
-            char name[48];
-            snprintf(name, sizeof name, "%s.%s", net[k], what[b]);
-            const sid_st_tensor *t = sid_st_find(&st, name);
-            if (!t || sid_shape_numel(t->ndim, t->shape) != (int64_t)s->ps[k]->total) {
-                sid_set_error("%s: tensor '%s' missing or of another size (state of a different architecture?)", path, name);
-                rc = -1;
-            } else {
-                rc = sid_st_read_f32(&st, t, blocks[b]);
-            }
-        }
-    }
-    const char *vs = NULL, *vo = NULL, *vstep = NULL;
-    if (!rc && st.metadata) {
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(st.metadata, "step");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(st.metadata, "rng_seed");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(st.metadata, "rng_offset");
-        vstep = cJSON_IsString(a) ? a->valuestring : NULL, vs = cJSON_IsString(b) ? b->valuestring : NULL;
-        vo = cJSON_IsString(c) ? c->valuestring : NULL;
-    }
-    if (!rc && (!vstep || !vs || !vo)) {
-        sid_set_error("%s: metadata lacks step / rng_seed / rng_offset", path);
-        rc = -1;
-    }
-    if (!rc) {
-        *step = strtoll(vstep, NULL, 10);
-        rng->seed = strtoull(vs, NULL, 10);
-        rng->offset = strtoull(vo, NULL, 10);
-    }
-    sid_st_close(&st);
-    return rc;
+    sid_state_block b[8];
+    state_layout(s, b);
+    sid_state_counter c[3] = {{"step", NULL, 0}, {"rng_seed", NULL, 0}, {"rng_offset", NULL, 0}};
+    if (sid_state_load(path, NULL, b, 8, NULL, 0, c, 3)) return -1;
+    *step = (int64_t)c[0].value, rng->seed = c[1].value, rng->offset = c[2].value;
+    return 0;
 }
 
 // ---------------------------------------------------------------- the loop
@@ -274,7 +240,7 @@ static int write_snapshot(const sid_backend *be, const train_state *st, const ch
     host_state h;
     stage(be, st, &h);
     const sid_params eu = ema_params(&h, 0), ec = ema_params(&h, 1);
-    const int rc = (with_state && save_state(state_path, &h.st, step, rng)) || export_folder(dir, uc, &eu, cc, &ec, tok);
+    const int rc = (with_state && save_state(state_path, be, st, step, rng)) || export_folder(dir, uc, &eu, cc, &ec, tok);
     stage_free(&h);
     return rc ? -1 : 0;
 }

@@ -108,20 +108,9 @@ static sid_backend make_table(void) {
     t.upload = cuda_upload;
     t.download = cuda_download;
     t.sync = cuda_sync;
-#define OP(nm) t.nm = sid_cuda_##nm
-    OP(linear_fwd), OP(linear_bwd), OP(conv2d_fwd), OP(conv2d_bwd);
-    OP(groupnorm_fwd), OP(groupnorm_bwd), OP(layernorm_fwd), OP(layernorm_bwd);
-    OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd);
-    OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd);
-    OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd);
-    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd);
-    OP(add_channel_bias_fwd), OP(add_channel_bias_bwd);
-    OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd);
-    OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd);
-    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd);
-    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd);
-    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows);
-#undef OP
+#define X(nm) t.nm = sid_cuda_##nm;
+    SID_OPS(X)
+#undef X
     return t;
 }
 

@@ -630,21 +630,10 @@ static void g_gather_rows(float *out, const float *table, const int32_t *idx, in
         F32("table", table, cnt(rows, sz(row))), F32("idx", idx, m));
 }
 
-#define OP(name) .name = g_##name
+#define X(name) .name = g_##name,
 const sid_backend sid_backend_guard = {
     .name = "guard", .available = guard_available, .alloc = guard_alloc, .free = guard_free,
     .upload = guard_upload, .download = guard_download, .sync = guard_sync,
-    OP(linear_fwd), OP(linear_bwd), OP(conv2d_fwd), OP(conv2d_bwd),
-    OP(groupnorm_fwd), OP(groupnorm_bwd), OP(layernorm_fwd), OP(layernorm_bwd),
-    OP(act_fwd), OP(act_bwd), OP(geglu_fwd), OP(geglu_bwd), OP(softmax_fwd), OP(softmax_bwd),
-    OP(attention_fwd), OP(attention_bwd), OP(upsample2x_fwd), OP(upsample2x_bwd),
-    OP(concat_fwd), OP(concat_bwd), OP(transpose_fwd), OP(transpose_bwd),
-    OP(fill), OP(add_fwd), OP(add_bwd), OP(scale_fwd), OP(scale_bwd), OP(mul_fwd), OP(mul_bwd),
-    OP(add_channel_bias_fwd), OP(add_channel_bias_bwd),
-    OP(timestep_embedding_fwd), OP(timestep_embedding_bwd), OP(embedding_fwd), OP(embedding_bwd),
-    OP(mse_fwd), OP(mse_bwd), OP(mean_abs_fwd), OP(mean_abs_bwd), OP(dot_fwd), OP(dot_bwd),
-    OP(cfg_combine_fwd), OP(cfg_combine_bwd), OP(add_noise_fwd), OP(add_noise_bwd),
-    OP(x0_from_eps_fwd), OP(x0_from_eps_bwd), OP(clamp_fwd), OP(clamp_bwd), OP(dsm_loss_fwd), OP(dsm_loss_bwd),
-    OP(sid_loss_fwd), OP(sid_loss_bwd), OP(nan_rows), OP(sanitize), OP(adam), OP(ema), OP(gather_rows),
+    SID_OPS(X)
 };
-#undef OP
+#undef X
