@@ -92,7 +92,7 @@ bench: $(BENCHES)
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
-	$(MAKE) SID_CUDA=0 SID_MPI=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	SID_ASAN=1 $(MAKE) SID_CUDA=0 SID_MPI=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
 
 # The main job: distil the shipped teacher with SiD-LSG and write out/demo/report.md.

@@ -83,7 +83,9 @@ void sid_distill_ema(sid_distill *d);  // and nimg += batch
 // to st and zeroes them there (one small download; the dropped counts are in st already).
 void sid_distill_read_stats(sid_distill *d, sid_iter_stats *st);
 // NULL when an iteration's stats are fit to go on, else why the run must stop: a non-finite loss,
-// every sample of a phase dropped as NaN, or most of a network's gradients sanitised.
+// every sample of a phase dropped as NaN, or most of a network's gradients sanitised. The run
+// checks the drops after each iteration and the rest (the mean iteration) once per tick, from the
+// tick's one stats block, before anything of the tick is written.
 const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st);
 
 // Parameter blocks (UNet layout) for tests: fake psi, generator theta, EMA, and their gradients.

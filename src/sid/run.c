@@ -590,14 +590,31 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
         sum_over_ranks(d, d->gen.grad, d->gen.total, "generator gradients");
         sid_distill_gen_update(d, &st);
         sid_distill_ema(d);
-        sid_distill_read_stats(d, &st);  // the one download of an iteration besides the rounds' NaN flags
-        if (R > 1) {  // the iteration's losses and drops over all ranks (the sanitised counts already are)
-            double v[4] = {st.loss_fake, st.loss_gen, st.dropped_fake, st.dropped_gen};
-            sid_dist_sum_f64(v, 4, "iteration stats");
-            st.loss_fake = v[0], st.loss_gen = v[1], st.dropped_fake = (int)v[2], st.dropped_gen = (int)v[3];
+        if (R > 1) {  // the iteration's drops over all ranks
+            double v[2] = {st.dropped_fake, st.dropped_gen};
+            sid_dist_sum_f64(v, 2, "iteration stats");
+            st.dropped_fake = (int)v[0], st.dropped_gen = (int)v[1];
         }
         train_s += sid_now() - it_t0, train_flops += sid_ops_flops() - it_f0;
+        // the drops are known on the host at once; losses and sanitised counts stay on the device
+        // until the tick's stats block, checked there before anything is written
         const char *bad = sid_distill_verdict(d, &st);
+        const int at_tick = d->nimg >= next_tick || d->nimg >= end;
+        if (!bad && at_tick) {
+            sid_iter_stats dev = {0};
+            sid_distill_read_stats(d, &dev);  // the tick's one download besides the rounds' NaN flags
+            if (R > 1) {  // the sanitised counts are of the summed gradients already
+                double v[2] = {dev.loss_fake, dev.loss_gen};
+                sid_dist_sum_f64(v, 2, "tick losses");
+                dev.loss_fake = v[0], dev.loss_gen = v[1];
+            }
+            acc.loss_fake = dev.loss_fake, acc.loss_gen = dev.loss_gen;
+            acc.nonfinite_fake = dev.nonfinite_fake, acc.nonfinite_gen = dev.nonfinite_gen;
+            const int n_it = iters + 1;  // the mean iteration of the tick
+            st = (sid_iter_stats){dev.loss_fake / n_it, dev.loss_gen / n_it, st.dropped_fake, st.dropped_gen,
+                                  dev.nonfinite_fake / n_it, dev.nonfinite_gen / n_it};
+            bad = sid_distill_verdict(d, &st);
+        }
         if (bad) {
             sid_set_error("distill: %s at %lld images (dropped %d + %d samples, sanitised %zu + %zu gradients); stopped, "
                           "last good state: %s",
@@ -606,11 +623,10 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             rc = -1;
             break;
         }
-        acc.loss_fake += st.loss_fake, acc.loss_gen += st.loss_gen, acc.dropped_fake += st.dropped_fake;
-        acc.dropped_gen += st.dropped_gen, acc.nonfinite_fake += st.nonfinite_fake, acc.nonfinite_gen += st.nonfinite_gen;
+        acc.dropped_fake += st.dropped_fake, acc.dropped_gen += st.dropped_gen;
         iters++;
         if (r0) sid_progress_update(&bar, d->nimg);
-        if (d->nimg >= next_tick || d->nimg >= end) {
+        if (at_tick) {
             tick++;
             next_tick += (int64_t)cfg->tick_img;
             const double now = sid_now(), dt = now - t_tick;
