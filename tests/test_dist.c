@@ -87,6 +87,10 @@ static void test_ranks_match_one_process(void) {
     EXPECT(run(0, "one", "--kimg 0.016") == 0, "one process failed (%s/one.log)", g_tmp);
     EXPECT(run(2, "two", "--kimg 0.016") == 0, "2 ranks failed (%s/two.log)", g_tmp);
     EXPECT(run(4, "four", "--kimg 0.016") == 0, "4 ranks failed (%s/four.log)", g_tmp);
+    // on the guard device (gradients staged through the host for MPI): the CPU ranks' weights exactly
+    EXPECT(run(2, "two-guard", "--kimg 0.016 --device guard") == 0, "2 ranks on the guard device failed (%s/two-guard.log)",
+           g_tmp);
+    EXPECT(state_diff("two", "two-guard") == 0, "2 ranks on the guard device differ from 2 on the CPU");
     const double d2 = state_diff("one", "two"), d4 = state_diff("one", "four");
     EXPECT(d2 < DP_TOL, "2 ranks vs one process: weights differ by %.3g", d2);
     EXPECT(d4 < DP_TOL, "4 ranks vs one process: weights differ by %.3g", d4);

@@ -11,6 +11,30 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "ops/backend.h"
+#ifdef SID_HAVE_NCCL
+#include "dist/nccl.h"
+#endif
+
+void sid_dist_sum_on(const sid_backend *be, float *x, size_t n, const char *what) {
+    if (sid_dist_size() == 1) return;
+    be = sid_backend_or_cpu(be);
+    if (be == &sid_backend_cpu) {
+        sid_dist_sum_f32(x, n, what);
+        return;
+    }
+#ifdef SID_HAVE_NCCL
+    if (strcmp(be->name, "cuda") == 0) {
+        if (sid_dist_nccl_init() || sid_dist_nccl_sum_f32(x, n)) sid_die("%s (%s)", sid_error(), what);
+        return;
+    }
+#endif
+    float *h = sid_malloc(n * sizeof(float));
+    be->download(h, x, n * sizeof(float));
+    sid_dist_sum_f32(h, n, what);
+    be->upload(x, h, n * sizeof(float));
+    free(h);
+}
 
 uint64_t sid_dist_hash(const void *data, size_t bytes, uint64_t h) {
     const unsigned char *p = data;

@@ -28,6 +28,11 @@ int sid_dist_compiled(void);    // 1 when built with MPI
 // in the watchdog's message.
 void sid_dist_sum_f32(float *x, size_t n, const char *what);
 void sid_dist_sum_f64(double *x, size_t n, const char *what);
+// The same for n floats in be's memory: MPI on the CPU's, NCCL on a GPU's (its communicator set up
+// at the first call, every rank calling at the same point), staged through the host elsewhere
+// (the guard device).
+struct sid_backend;
+void sid_dist_sum_on(const struct sid_backend *be, float *x, size_t n, const char *what);
 // Root's bytes to every rank.
 void sid_dist_bcast(void *buf, size_t bytes, int root, const char *what);
 // 0 when every rank passed the same value, else -1 with an error naming the ranks that differ.

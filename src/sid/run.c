@@ -429,20 +429,6 @@ const char *sid_distill_verdict(const sid_distill *d, const sid_iter_stats *st) 
     return NULL;
 }
 
-// The sum over the ranks of a gradient block in the device's memory (staged through the host; the
-// NCCL path of src/dist/nccl.h is for a trainer whose devices are GPUs).
-static void sum_over_ranks(const sid_distill *d, float *g, size_t n, const char *what) {
-    if (sid_dist_size() == 1) return;
-    if (d->be == &sid_backend_cpu) {
-        sid_dist_sum_f32(g, n, what);
-        return;
-    }
-    float *h = sid_malloc(n * sizeof(float));
-    d->be->download(h, g, n * sizeof(float));
-    sid_dist_sum_f32(h, n, what);
-    d->be->upload(g, h, n * sizeof(float));
-    free(h);
-}
 
 // The weights of every network as one hash, to compare across ranks.
 static uint64_t weights_hash(const sid_distill *d) {
@@ -581,13 +567,13 @@ int sid_distill_run(const sid_distill_cfg *cfg) {
             draw_round(d, &ps, dropout, &rb, &in);
             sid_distill_fake_round(d, &in, &st);
         }
-        sum_over_ranks(d, d->fake.grad, d->fake.total, "fake-net gradients");
+        sid_dist_sum_on(d->be, d->fake.grad, d->fake.total, "fake-net gradients");
         sid_distill_fake_update(d, &st);
         for (int r = 0; r < A; r++) {
             draw_round(d, &ps, 0, &rb, &in);
             sid_distill_gen_round(d, &in, &st);
         }
-        sum_over_ranks(d, d->gen.grad, d->gen.total, "generator gradients");
+        sid_dist_sum_on(d->be, d->gen.grad, d->gen.total, "generator gradients");
         sid_distill_gen_update(d, &st);
         sid_distill_ema(d);
         if (R > 1) {  // the iteration's drops over all ranks

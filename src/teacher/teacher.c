@@ -195,17 +195,6 @@ static float *device_buf(const sid_backend *be, size_t n) {
     return be == &sid_backend_cpu ? sid_calloc(n * sizeof(float)) : be->alloc(n * sizeof(float));
 }
 
-// The sum over the ranks of a gradient block in the device's memory (staged through the host
-// off the CPU).
-static void sum_over_ranks(const sid_backend *be, float *g, size_t n, const char *what) {
-    if (sid_dist_size() == 1) return;
-    if (be == &sid_backend_cpu) return sid_dist_sum_f32(g, n, what);
-    float *h = sid_malloc(n * sizeof(float));
-    be->download(h, g, n * sizeof(float));
-    sid_dist_sum_f32(h, n, what);
-    be->upload(g, h, n * sizeof(float));
-    free(h);
-}
 
 typedef struct {
     train_state st;
@@ -403,8 +392,8 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
         be->download(loss, d_loss, (size_t)b * 4);  // the step's one download: the per-image losses
         double l = 0;
         for (int i = 0; i < b; i++) l += loss[i];
-        sum_over_ranks(be, ups.grad, ups.total, "UNet gradients");
-        sum_over_ranks(be, cps.grad, cps.total, "text encoder gradients");
+        sid_dist_sum_on(be, ups.grad, ups.total, "UNet gradients");
+        sid_dist_sum_on(be, cps.grad, cps.total, "text encoder gradients");
         sid_dist_sum_f64(&l, 1, "the loss");
 
         double bad[1] = {0};
