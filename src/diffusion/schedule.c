@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 // Bit parity with PyTorch needs every a*b+c below rounded twice, as PyTorch's separate
 // elementwise kernels do: clang contracts to FMA by default unless told not to (GCC does not in
@@ -135,8 +136,7 @@ void sid_eps_from_v(const sid_schedule *s, float *out, const float *P /*x_t*/, c
 
 void sid_clip_x0(float *x0, size_t n, float range) {
     if (!(range > 0)) sid_die("sid_clip_x0: range must be positive, got %g", (double)range);
-    // comparisons, not fminf/fmaxf, which would turn a NaN into a bound
-    for (size_t k = 0; k < n; k++) x0[k] = x0[k] < -range ? -range : x0[k] > range ? range : x0[k];
+    sid_clamp_fwd(x0, x0, -range, range, n);  // the CPU op (comparisons: a NaN stays NaN)
 }
 
 void sid_clip_x0_backward(float *dx, const float *x0_unclipped, size_t n, float range) {

@@ -57,7 +57,7 @@ typedef struct {
     int steps_offset;              // default 0; added to "leading" timesteps
     int set_alpha_to_one;          // default 1: the last step lands on alpha 1, else on ab[0]
     // clip_sample: x0 predictions are clamped to [-clip_sample_range, clip_sample_range] (DDIM and
-    // DDPM step()); distillation code applies it with sid_clip_x0 / sid_clip_x0_backward.
+    // DDPM step()); the generator and the SiD phases apply it with the clamp op (ops.h).
     int clip_sample;          // default 1
     float clip_sample_range;  // default 1
     // Text encoder layers to run for the conditioning (sid_clip_forward's n_layers): all of the
@@ -104,7 +104,7 @@ int sid_sd_single_file_version(const char *path);
 //   beta_schedule            "linear"      "scaled_linear" only; others refused
 //   trained_betas            null          non-null refused
 //   prediction_type          "epsilon"     "epsilon", "v_prediction"; "sample" and others refused
-//   clip_sample              true          honoured: clip_sample (DDIM step; sid_clip_x0 elsewhere)
+//   clip_sample              true          honoured: clip_sample (DDIM step; the clamp op elsewhere)
 //   clip_sample_range        1.0           honoured when clip_sample (> 0, else refused)
 //   thresholding             false         true refused: dynamic thresholding is not implemented
 //   dynamic_thresholding_ratio, sample_max_value   irrelevant: used only with thresholding

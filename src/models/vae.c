@@ -567,15 +567,5 @@ void sid_vae_encode(const sid_ctx *c, const sid_vae *v, float *mean, float *logv
         be->scale_fwd(logvar + b * nl, moments + nl, 1.0f, nl);
     }
     sid_arena_reset(c->act, mark);
-    // The clamp of logvar to [-30, 20] has no op (ops.h): it runs on a host copy, one round trip of
-    // B * latent * h * w floats (a clamp op on the backend would make it device-resident).
-    const size_t nlv = (size_t)B * nl;
-    float *lv = sid_malloc(nlv * sizeof(float) + 4);
-    be->download(lv, logvar, nlv * sizeof(float));
-    for (size_t i = 0; i < nlv; i++) {
-        const float x = lv[i];
-        lv[i] = x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x;
-    }
-    be->upload(logvar, lv, nlv * sizeof(float));
-    free(lv);
+    be->clamp_fwd(logvar, logvar, -30.0f, 20.0f, (size_t)B * nl);  // diffusers' DiagonalGaussianDistribution
 }

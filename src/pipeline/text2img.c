@@ -45,13 +45,9 @@ int sid_text2img_open_on(sid_text2img *p, const char *dir, const sid_backend *be
     return 0;
 }
 
-// A buffer in the pipeline's memory (the device's, or the host's on the CPU).
-static void *dev_alloc(const sid_text2img *p, size_t bytes) { return p->be ? p->be->alloc(bytes) : sid_malloc(bytes); }
-static void dev_free(const sid_text2img *p, void *x) {
-    if (!x) return;
-    if (p->be) p->be->free(x);
-    else free(x);
-}
+// A buffer in the pipeline's memory (the device's, or the host's on the CPU), zero-filled.
+static void *dev_alloc(const sid_text2img *p, size_t bytes) { return sid_backend_or_cpu(p->be)->alloc(bytes); }
+static void dev_free(const sid_text2img *p, void *x) { sid_backend_or_cpu(p->be)->free(x); }
 
 void sid_text2img_close(sid_text2img *p) {
     if (p->m) sid_sd_free(p->m);

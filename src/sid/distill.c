@@ -151,11 +151,6 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
                       d->teacher.prediction_type);
         goto fail;
     }
-    if (d->teacher.clip_sample && d->be != &sid_backend_cpu) {
-        sid_set_error("%s: clip_sample is true: that runs on the CPU only so far (asked for %s)", cfg->teacher_dir,
-                      d->be->name);
-        goto fail;
-    }
     if (!d->teacher.tokenizer_dir[0] || !(d->tok = sid_tokenizer_load(d->teacher.tokenizer_dir))) {
         if (!d->teacher.tokenizer_dir[0]) sid_set_error("%s: no tokenizer/ folder", cfg->teacher_dir);
         goto fail;

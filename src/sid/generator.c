@@ -1,8 +1,5 @@
 #include "sid/generator.h"
 
-#include <string.h>
-
-#include "core/error.h"
 #include "models/layers.h"
 
 // x0 = (x_in - s eps) / a as backend ops: out = x_in + (-s) eps, then x (1/a).
@@ -17,8 +14,6 @@ void sid_generator_forward(const sid_generator *g, const sid_params *ps, sid_are
                            const float *z, const float *z_extra, int N, float *x, sid_generator_saved *gs) {
     sid_ctx c = {(sid_params *)ps, act, g->be, g->meta};
     const sid_backend *be = sid_be(&c);
-    if (g->clip_sample && be != &sid_backend_cpu)
-        sid_die("generator: clip_sample runs on the CPU only so far (backend %s)", be->name);
     const size_t D = (size_t)g->unet->cfg.in_channels * g->H * g->W, n = (size_t)N * D;
     const int K = g->steps;
     float *tf = sid_ctx_out(&c, (size_t)N), *eps = sid_ctx_out(&c, n), *tmp = sid_ctx_out(&c, n);
@@ -34,9 +29,9 @@ void sid_generator_forward(const sid_generator *g, const sid_params *ps, sid_are
         sid_unet_saved *us = sid_unet_forward(&c, g->unet, eps, xin, tf, ctx, N, g->H, g->W, M);
         x0_from_eps(be, x, xin, eps, tmp, a, sg, n);
         float *x0 = NULL;
-        if (g->clip_sample) {
-            if (gs) x0 = sid_ctx_out(&c, n), memcpy(x0, x, n * sizeof(float));
-            sid_clip_x0(x, n, g->clip_range);
+        if (g->clip_sample) {  // the scheduler's pred_original_sample, clamped
+            if (gs) x0 = sid_ctx_out(&c, n), be->scale_fwd(x0, x, 1.0f, n);
+            be->clamp_fwd(x, x, -g->clip_range, g->clip_range, n);
         }
         if (gs) gs->t[i] = t, gs->x_in[i] = xin, gs->s[i] = us, gs->x0[i] = x0;
     }
@@ -58,7 +53,11 @@ void sid_generator_backward(const sid_generator *g, sid_params *ps, sid_arena *a
     be->scale_fwd(dD, dx_in, 1.0f, n);
     for (int i = gs->K - 1; i >= 0; i--) {
         const float a = sid_schedule_sqrt_ab(g->sched, gs->t[i]), sg = sid_schedule_sqrt_1m_ab(g->sched, gs->t[i]);
-        if (gs->x0[i]) sid_clip_x0_backward(dD, gs->x0[i], n, g->clip_range);
+        if (gs->x0[i]) {  // the clamp passes the gradient only where x0 was inside the range
+            float *masked = sid_ctx_floats(&c, n);
+            be->clamp_bwd(masked, dD, gs->x0[i], -g->clip_range, g->clip_range, n);
+            dD = masked;
+        }
         // D = (x_in - s eps) / a: d/d eps = -(s/a) dD, d/d x_in = dD / a (+ through the UNet)
         be->scale_fwd(deps, dD, -(sg / a), n);
         if (i > 0) be->scale_fwd(dx, dD, 1.0f / a, n);

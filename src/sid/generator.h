@@ -22,7 +22,7 @@ typedef struct {
     int H, W;              // sample size (latent or pixel)
     // Where it runs: every buffer given to the functions below (ps, act, ctx, z, x, ...) is in this
     // backend's memory (NULL: the CPU); meta is the host arena for saved state when act is not
-    // host memory. clip_sample runs on the CPU only so far.
+    // host memory.
     const sid_backend *be;
     sid_arena *meta;
 } sid_generator;

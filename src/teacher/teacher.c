@@ -178,6 +178,9 @@ static double lr_at(const sid_teacher_train_cfg *c, int64_t step) {
 // ---------------------------------------------------------------- the device
 // A train_state's blocks in be's memory (moved there once, after init or resume; the parameter
 // sets by sid_params_to_backend), and host copies of them for state dumps and exports.
+// n zero floats in be's memory (the CPU backend's alloc is the host's calloc).
+static float *floats_on(const sid_backend *be, size_t n) { return be->alloc(n * sizeof(float)); }
+
 static float *to_device(const sid_backend *be, float *host, size_t n) {
     if (be == &sid_backend_cpu) return host;
     float *d = be->alloc(n * sizeof(float));
@@ -186,14 +189,6 @@ static float *to_device(const sid_backend *be, float *host, size_t n) {
     return d;
 }
 
-static void device_free(const sid_backend *be, void *p) {
-    if (be == &sid_backend_cpu) free(p);
-    else if (p) be->free(p);
-}
-
-static float *device_buf(const sid_backend *be, size_t n) {
-    return be == &sid_backend_cpu ? sid_calloc(n * sizeof(float)) : be->alloc(n * sizeof(float));
-}
 
 
 typedef struct {
@@ -332,12 +327,12 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
     int32_t *t = sid_malloc((size_t)B * 4), *bid = sid_malloc((size_t)B * MAX_LEN * 4);
     // one step's buffers in the device's memory (the batch is drawn on the host)
     const size_t nb = (size_t)B * D;
-    float *d_x0 = device_buf(be, nb), *d_eps = device_buf(be, nb), *d_xt = device_buf(be, nb), *d_pred = device_buf(be, nb);
-    float *d_dpred = device_buf(be, nb), *d_tf = device_buf(be, (size_t)B), *d_loss = device_buf(be, (size_t)B);
-    float *d_dloss = device_buf(be, (size_t)B), *d_a = device_buf(be, (size_t)B), *d_s = device_buf(be, (size_t)B);
-    float *d_ctx = device_buf(be, (size_t)B * MAX_LEN * W), *d_dctx = device_buf(be, (size_t)B * MAX_LEN * W);
-    int32_t *d_bid = (int32_t *)device_buf(be, (size_t)B * MAX_LEN);
-    double *d_bad = (double *)device_buf(be, 2);
+    float *d_x0 = floats_on(be, nb), *d_eps = floats_on(be, nb), *d_xt = floats_on(be, nb), *d_pred = floats_on(be, nb);
+    float *d_dpred = floats_on(be, nb), *d_tf = floats_on(be, (size_t)B), *d_loss = floats_on(be, (size_t)B);
+    float *d_dloss = floats_on(be, (size_t)B), *d_a = floats_on(be, (size_t)B), *d_s = floats_on(be, (size_t)B);
+    float *d_ctx = floats_on(be, (size_t)B * MAX_LEN * W), *d_dctx = floats_on(be, (size_t)B * MAX_LEN * W);
+    int32_t *d_bid = (int32_t *)floats_on(be, (size_t)B * MAX_LEN);
+    double *d_bad = (double *)floats_on(be, 2);
     sid_arena act, meta;
     sid_backend_arena_init(&act, be, "teacher activations", (size_t)B * 24 << 20);
     sid_arena_init(&meta, "teacher saved state", (size_t)4 << 20);
@@ -452,10 +447,10 @@ int sid_teacher_train(const sid_teacher_train_cfg *cfg) {
     if (r0) sid_progress_finish(&bar), fclose(log);
     sid_arena_free(&act), sid_arena_free(&meta);
     void *dbufs[] = {d_x0, d_eps, d_xt, d_pred, d_dpred, d_tf, d_loss, d_dloss, d_a, d_s, d_ctx, d_dctx, d_bid, d_bad};
-    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) device_free(be, dbufs[i]);
+    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) be->free(dbufs[i]);
     free(x0), free(eps), free(xt), free(tf), free(loss), free(u), free(t), free(bid), free(ids);
     for (int k = 0; k < SID_FMNIST_CLASSES; k++) free(by_class[k]);
-    for (int k = 0; k < 2; k++) device_free(be, st.m[k]), device_free(be, st.v[k]), device_free(be, st.ema[k]);
+    for (int k = 0; k < 2; k++) be->free(st.m[k]), be->free(st.v[k]), be->free(st.ema[k]);
     sid_schedule_free(&sched);
     sid_unet_free(&unet);
     sid_clip_free(&clip);
