@@ -101,7 +101,7 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@SID_BIN=$(BUILD)/sid bash scripts/demo.sh
 
-# The guidance sweep (kappa 1, 1.5, 2, 3 at the demo's settings, next to the teacher): docs/sweep.md.
+# The guidance sweep (kappa 1, 1.5, 2, 3, 4.5 at the demo's settings, next to the teacher, on the panel): docs/sweep.md.
 sweep: $(BUILD)/sid
 	SID_BIN=$(BUILD)/sid bash scripts/sweep.sh
 

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source scripts/panel_rows.sh
 SID=${SID_BIN:-build/sid}
 TEACHER=${TEACHER:-models/teacher}
 OUT=${OUT:-out/demo}
@@ -41,14 +42,21 @@ cfgval() { json_number "$OUT/run/config.json" "$1"; }
     echo
     echo "FID on the evaluation classifier's features against the 10k test images (models/classifier);"
     echo "alignment = fraction classified as the prompted class; held-out prompts (data/prompts/fmnist_eval.txt)."
-    echo "N=$N_EVAL keeps the demo within its time budget: both rows use the same N, so they compare;"
-    echo "absolute FIDs are biased upward at small N (real-vs-real floor at N=5000: see models/classifier/README.md)."
     echo
-    echo "Why kappa 1 by default: at kappa 1 (LSG off, plain SiD) the one-step generator beats the teacher's"
-    echo "DDIM-25 at the same guidance within this budget. At kappa >= 1.5 the generator is more strongly guided"
-    echo "than the teacher's CFG sampling at the same scale (higher alignment) and its FID is still above the"
-    echo "teacher's after 8 kimg: see the guidance sweep, docs/sweep.md (\`scripts/sweep.sh\`). KAPPA=1.5 make demo"
-    echo "runs the demo with LSG."
+    echo "## The whole evaluation panel (docs/evaluation.md)"
+    echo
+    panel_header
+    panel_row "teacher, DDIM-25, CFG $KAPPA" "$tea"
+    panel_row "one-step generator" "$gen"
+    panel_floor_row "$gen"
+    echo
+    panel_compare "the one-step generator" "$gen" "the teacher (DDIM-25, CFG $KAPPA)" "$tea"
+    echo
+    echo "Two feature networks of different architecture, trained apart: the CNN classifier and an MLP on the"
+    echo "pixels (models/features-mlp). N=$N_EVAL keeps the demo within its time budget; both models use the"
+    echo "same N, prompts and seeds, so they compare; FID is biased upward at small N (the floor row is real"
+    echo "images scored the same way). The curves of a longer run and the guidance sweep: docs/evaluation.md,"
+    echo "docs/sweep.md."
     echo
     echo "## Samples for the same held-out prompts (columns: the 10 classes, T-shirt/top ... Ankle boot)"
     echo

@@ -57,6 +57,9 @@ check sample-needs-prompt nonzero 'give --prompt' "$SID" sample --model "$tmp/no
 check sample-missing-model nonzero "^sid: .*$tmp/none" "$SID" sample --model "$tmp/none" --prompt "a bag"
 check eval-missing-model nonzero "^sid: .*$tmp/none" "$SID" eval --real --model "$tmp/none"
 check eval-unknown-option nonzero '^sid: eval' "$SID" eval --bogus
+check eval-panel 0 'panel=\{"n":20,.*"cnn":\{"fid".*"mlp":\{"fid".*"pixels":\{"mean"' "$SID" eval --images tests/data/eval/noise20.safetensors
+check eval-panel-no-mlp nonzero "^sid: the evaluation panel's second feature network: .*$tmp/none.*--arch mlp" \
+    "$SID" eval --images tests/data/eval/noise20.safetensors --features-mlp "$tmp/none"
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     check teacher-few-steps 0 'wrote' "$SID" train-teacher --out "$tmp/teacher" --steps 4 --batch 4 --snapshot-every 2
     # the teacher's training on the guard device: the CPU's state bit for bit (one thread each)
@@ -117,7 +120,7 @@ for p in sd15_tiny sd2_tiny; do
     if [ -n "${SID_ASAN:-}" ]; then  # its 10,000-image reference features take 2 minutes under ASan
         echo "cli/$p-eval-model SKIPPED under ASan (the plain run checks it)"
     else
-        check "$p-eval-model" 0 '"converted": true' "$SID" eval-model --model "$d/generator" --n 20
+        check "$p-eval-model" 0 '"converted": true, "panel": {"n": 20,.*"mlp": {"fid"' "$SID" eval-model --model "$d/generator" --n 20
     fi
     # the generator, text encoder and VAE with every buffer on the guard device: the same pixels
     check "$p-generate-guard" 0 'generate: 4 images .*guard' "$SID" generate --model "$d/generator" \

@@ -170,14 +170,14 @@ static double batch_loss(const sid_classifier *c, sid_arena *act, const float *x
     return l;
 }
 
-static void test_classifier_gradients(void) {
+static void check_gradients(sid_cls_arch arch) {
     enum { B = 3 };
     sid_classifier c;
-    sid_classifier_init(&c, 1);
+    sid_classifier_init_arch(&c, arch, 1);
     sid_classifier_init_random(&c, test_seed);
     // GN weights and biases away from their 1/0 defaults, so their gradients are generic
     sid_rng r = sid_rng_new(test_seed + 1);
-    for (int i = 0; i < SID_CLS_STAGES; i++) {
+    for (int i = 0; i < (arch == SID_CLS_CNN ? SID_CLS_STAGES : 0); i++) {
         float *g = sid_p(&c.ps, c.norm[i].w), *b = sid_p(&c.ps, c.norm[i].b);
         sid_rng_uniform(&r, g, (size_t)c.norm[i].C);
         sid_rng_uniform(&r, b, (size_t)c.norm[i].C);
@@ -245,6 +245,9 @@ static void test_classifier_gradients(void) {
     sid_arena_free(&act);
     sid_classifier_free(&c);
 }
+
+static void test_classifier_gradients(void) { check_gradients(SID_CLS_CNN); }
+static void test_mlp_gradients(void) { check_gradients(SID_CLS_MLP); }
 
 static void test_softmax_xent(void) {
     const float z[2 * 3] = {1, 2, 3, 0, 0, 0};
@@ -609,7 +612,7 @@ static void test_quantize(void) {
 }
 
 TEST_LIST(T(test_fmnist_test_split), T(test_fmnist_train_split), T(test_fmnist_missing), T(test_fmnist_names_and_pad),
-          T(test_softmax_xent), T(test_classifier_gradients), T(test_classifier_training_lowers_loss),
+          T(test_softmax_xent), T(test_classifier_gradients), T(test_mlp_gradients), T(test_classifier_training_lowers_loss),
           T(test_classifier_batch_independence), T(test_classifier_save_load), T(test_fid_identical_sets),
           T(test_fid_shifted_means), T(test_fid_diagonal_closed_form), T(test_fid_lapack_vs_naive),
           T(test_fid_different_sets_synthetic), T(test_quantize), T(test_shipped_classifier))

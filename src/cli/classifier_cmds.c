@@ -14,6 +14,7 @@
 #include "data/fmnist.h"
 #include "eval/classifier.h"
 #include "eval/eval.h"
+#include "eval/panel.h"
 #include "io/safetensors.h"
 
 // Declared here until cli/commands.h lists them (identical prototypes there are fine).
@@ -47,14 +48,14 @@ static void augment(float *dst, const float *src, int flip, int dx, int dy) {
 }
 
 static const char *train_usage =
-    "usage: sid train-classifier [--epochs N] [--batch N] [--lr X] [--seed N] [--out DIR] [--threads N]\n"
+    "usage: sid train-classifier [--arch cnn|mlp] [--epochs N] [--batch N] [--lr X] [--seed N] [--out DIR] [--threads N]\n"
     "                            [--data DIR] [--limit N] [--no-augment] [--dtype f16|f32]";
 
 int cmd_train_classifier(int argc, char **argv) {
     int epochs = 4, batch = 128, limit = 0, aug = 1;
     uint64_t seed = 0;
     double lr = 1e-3;
-    const char *out = SID_CLS_DEFAULT_DIR, *data = NULL, *dtype_name = "f16";
+    const char *out = NULL, *data = NULL, *dtype_name = "f16", *arch_name = "cnn";
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--epochs") == 0) epochs = (int)parse_long(a, v, 1, 1000), i++;
@@ -64,6 +65,7 @@ int cmd_train_classifier(int argc, char **argv) {
         else if (strcmp(a, "--threads") == 0) sid_threads_set((int)parse_long(a, v, 1, 1024)), i++;
         else if (strcmp(a, "--limit") == 0) limit = (int)parse_long(a, v, 0, 1 << 24), i++;
         else if (strcmp(a, "--out") == 0 && v) out = v, i++;
+        else if (strcmp(a, "--arch") == 0 && v) arch_name = v, i++;
         else if (strcmp(a, "--data") == 0 && v) data = v, i++;
         else if (strcmp(a, "--dtype") == 0 && v) dtype_name = v, i++;
         else if (strcmp(a, "--no-augment") == 0) aug = 0;
@@ -74,6 +76,9 @@ int cmd_train_classifier(int argc, char **argv) {
     if (strcmp(dtype_name, "f16") == 0) dtype = SID_F16;
     else if (strcmp(dtype_name, "f32") == 0) dtype = SID_F32;
     else sid_die("--dtype: '%s' is not one of f16, f32", dtype_name);
+    sid_cls_arch arch;
+    if (sid_classifier_arch_parse(arch_name, &arch)) sid_die("--arch: %s", sid_error());
+    if (!out) out = arch == SID_CLS_MLP ? SID_CLS_MLP_DIR : SID_CLS_DEFAULT_DIR;
 
     sid_fmnist train, test;
     if (sid_fmnist_load(&train, data, 1, limit)) sid_die("%s", sid_error());
@@ -81,14 +86,14 @@ int cmd_train_classifier(int argc, char **argv) {
     if (train.n < batch) sid_die("train-classifier: %d training images are fewer than one batch of %d", train.n, batch);
 
     sid_classifier c;
-    sid_classifier_init(&c, 1);
+    sid_classifier_init_arch(&c, arch, 1);
     sid_classifier_init_random(&c, seed);
     const sid_adam_cfg adam = {.lr = (float)lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     sid_classifier_trainer t;
     sid_classifier_trainer_init(&t, &c, batch, &adam);
     printf("train-classifier: %s, %zu parameters; %d training images, %d test images; %d epochs of batch %d, "
            "Adam lr %g with cosine decay, %s, seed %llu, %d threads\n",
-           SID_CLS_ARCH, sid_params_count(&c.ps), train.n, test.n, epochs, batch, lr,
+           sid_classifier_arch_name(arch), sid_params_count(&c.ps), train.n, test.n, epochs, batch, lr,
            aug ? "random flips and 1-pixel shifts" : "no augmentation", (unsigned long long)seed, sid_threads_get());
     fflush(stdout);
 
@@ -182,7 +187,8 @@ int cmd_train_classifier(int argc, char **argv) {
 // ---------------------------------------------------------------- sid eval
 
 static const char *eval_usage =
-    "usage: sid eval --images FILE.safetensors [--labels FILE.safetensors] [--model DIR] [--data DIR] [--threads N]\n"
+    "usage: sid eval --images FILE.safetensors [--labels FILE.safetensors] [--model DIR] [--features-mlp DIR]\n"
+    "                [--no-panel] [--data DIR] [--threads N]\n"
     "       sid eval --real [--n-small N] [--model DIR] [--data DIR] [--threads N]";
 
 // Reads tensor `name` of st as n ints (I32 or I64); -1 with an error when absent or of another type.
@@ -218,7 +224,8 @@ static int read_labels(const sid_safetensors *st, const char *name, int **out, i
     return 0;
 }
 
-static int eval_images_file(const sid_classifier *c, const char *path, const char *labels_path, const char *data) {
+static int eval_images_file(const sid_classifier *c, const char *path, const char *labels_path, const char *data,
+                            const sid_classifier *mlp) {
     sid_safetensors st, lst = {0};
     if (sid_st_open(&st, path)) sid_die("%s", sid_error());
     const sid_st_tensor *t = sid_st_find(&st, "images");
@@ -254,13 +261,27 @@ static int eval_images_file(const sid_classifier *c, const char *path, const cha
                        100 * r.class_alignment[k]);
     }
     printf("fid=%.6f alignment=%.6f n=%d\n", r.fid, labels ? r.alignment : NAN, n);
+    if (mlp) {  // the whole panel (eval/panel.h) as one JSON line
+        const sid_classifier *nets[2] = {c, mlp};
+        const char *names[2] = {"cnn", "mlp"};
+        sid_panel_ref pref;
+        sid_panel pr;
+        if (n < 10) sid_die("%s: the panel needs at least 10 images (--no-panel for FID alone)", path);
+        if (sid_panel_ref_init(&pref, nets, names, 2, data, n, 0) || sid_panel_eval(&pref, imgs, labels, n, &pr))
+            sid_die("%s", sid_error());
+        cJSON *pj = sid_panel_json(&pr);
+        char *txt = cJSON_PrintUnformatted(pj);
+        printf("panel=%s\n", txt);
+        free(txt), cJSON_Delete(pj);
+        sid_panel_ref_free(&pref);
+    }
     sid_gauss_free(&ref);
     free(imgs), free(labels);
     return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = SID_CLS_DEFAULT_DIR, *data = NULL, *images = NULL, *labels = NULL;
+    const char *model = SID_CLS_DEFAULT_DIR, *data = NULL, *images = NULL, *labels = NULL, *mlp_dir = SID_CLS_MLP_DIR;
     int real = 0, n_small = 5000;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -269,6 +290,8 @@ int cmd_eval(int argc, char **argv) {
         else if (strcmp(a, "--model") == 0 && v) model = v, i++;
         else if (strcmp(a, "--data") == 0 && v) data = v, i++;
         else if (strcmp(a, "--real") == 0) real = 1;
+        else if (strcmp(a, "--features-mlp") == 0 && v) mlp_dir = v, i++;
+        else if (strcmp(a, "--no-panel") == 0) mlp_dir = NULL;
         else if (strcmp(a, "--n-small") == 0) n_small = (int)parse_long(a, v, 2, 1 << 24), i++;
         else if (strcmp(a, "--threads") == 0) sid_threads_set((int)parse_long(a, v, 1, 1024)), i++;
         else if (strcmp(a, "--help") == 0) return puts(eval_usage), 0;
@@ -279,7 +302,10 @@ int cmd_eval(int argc, char **argv) {
     if (sid_classifier_load(&c, model)) sid_die("%s", sid_error());
     int rc = 0;
     if (images) {
-        rc = eval_images_file(&c, images, labels, data);
+        sid_classifier mlp;
+        if (mlp_dir && sid_panel_load_mlp(&mlp, mlp_dir)) sid_die("%s", sid_error());
+        rc = eval_images_file(&c, images, labels, data, mlp_dir ? &mlp : NULL);
+        if (mlp_dir) sid_classifier_free(&mlp);
     } else {
         sid_eval_floor f;
         const double t0 = sid_now();

@@ -12,18 +12,21 @@
 #include "data/prompts.h"
 #include "eval/classifier.h"
 #include "eval/eval.h"
+#include "eval/panel.h"
 #include "io/png.h"
 #include "ops/backend.h"
 #include "pipeline/text2img.h"
 
 int cmd_eval_model(int argc, char **argv) {
     const char *model = "models/teacher", *prompts_file = "data/prompts/fmnist_eval.txt", *cls_dir = SID_CLS_DEFAULT_DIR;
-    const char *grid = NULL, *device = NULL;
-    double n = 5000, seed = 1, steps = 25, cfg = 3, chunk = 250;
+    const char *grid = NULL, *device = NULL, *mlp_dir = SID_CLS_MLP_DIR;
+    double n = 5000, seed = 1, steps = 25, cfg = 3, chunk = 250, panel = 1;
     const sid_flag flags[] = {
         {"--model", SID_FLAG_STR, &model, 0, 0, "model folder (default models/teacher)"},
         {"--prompts", SID_FLAG_STR, &prompts_file, 0, 0, "held-out prompts (default data/prompts/fmnist_eval.txt)"},
         {"--classifier", SID_FLAG_STR, &cls_dir, 0, 0, "evaluation classifier folder"},
+        {"--features-mlp", SID_FLAG_STR, &mlp_dir, 0, 0, "the panel's second feature network (default models/features-mlp)"},
+        {"--panel", SID_FLAG_INT, &panel, 0, 1, "1 (default): the whole evaluation panel; 0: FID and alignment only"},
         {"--n", SID_FLAG_INT, &n, 10, 1e6, "images (default 5000)"},
         {"--seed", SID_FLAG_INT, &seed, 0, 1e18, "noise seed"},
         {"--steps", SID_FLAG_INT, &steps, 1, 1000, "DDIM steps (default 25)"},
@@ -49,8 +52,9 @@ int cmd_eval_model(int argc, char **argv) {
         const int k = i % SID_CLS_CLASSES, j = (i / SID_CLS_CLASSES) % nb[k];
         list[i] = pf.text[by[k][j]], cls[i] = k;
     }
-    sid_classifier c;
+    sid_classifier c, mlp = {0};
     if (sid_classifier_load(&c, cls_dir)) sid_die("%s", sid_error());
+    if (panel && sid_panel_load_mlp(&mlp, mlp_dir)) sid_die("%s", sid_error());
     int t_init = 0, gsteps = 0;
     const int is_gen = sid_text2img_is_generator(model, &t_init, &gsteps);
     if (is_gen < 0) sid_die("%s", sid_error());
@@ -77,11 +81,32 @@ int cmd_eval_model(int argc, char **argv) {
         img = grey, C = 1, H = W = 32;
     }
     if (grid && sid_png_write_grid(grid, img, N < 100 ? N : 100, 1, H, W, 10, 2)) sid_die("%s", sid_error());
-    sid_eval_result r;
-    if (sid_eval_images(&c, NULL, img, cls, N, &r)) sid_die("%s", sid_error());
+    // with the panel, FID and alignment are its CNN space's (the same computation as sid_eval_images)
+    double fid, alignment;
+    char *panel_json = NULL;
+    if (panel) {
+        const sid_classifier *nets[2] = {&c, &mlp};
+        const char *names[2] = {"cnn", "mlp"};
+        sid_panel_ref ref;
+        sid_panel pr;
+        if (sid_panel_ref_init(&ref, nets, names, 2, NULL, N, 0) || sid_panel_eval(&ref, img, cls, N, &pr))
+            sid_die("%s", sid_error());
+        fid = pr.space[0].gen.fid, alignment = pr.space[0].gen.alignment;
+        cJSON *pj = sid_panel_json(&pr);
+        panel_json = cJSON_PrintUnformatted(pj);
+        cJSON_Delete(pj);
+        sid_panel_ref_free(&ref);
+    } else {
+        sid_eval_result r;
+        if (sid_eval_images(&c, NULL, img, cls, N, &r)) sid_die("%s", sid_error());
+        fid = r.fid, alignment = r.alignment;
+    }
     printf("{\"model\": \"%s\", \"n\": %d, \"steps\": %d, \"cfg\": %g, \"fid\": %.3f, \"alignment\": %.4f, "
-           "\"generate_s\": %.2f, \"images_per_s\": %.1f, \"converted\": %s}\n",
-           model, N, (int)steps, cfg, r.fid, r.alignment, gen, N / gen, convert ? "true" : "false");
+           "\"generate_s\": %.2f, \"images_per_s\": %.1f, \"converted\": %s%s%s}\n",
+           model, N, (int)steps, cfg, fid, alignment, gen, N / gen, convert ? "true" : "false",
+           panel_json ? ", \"panel\": " : "", panel_json ? panel_json : "");
+    free(panel_json);
+    if (panel) sid_classifier_free(&mlp);
     free(img), free(list), free(cls);
     for (int k = 0; k < SID_CLS_CLASSES; k++) free(by[k]);
     sid_prompts_free(&pf);

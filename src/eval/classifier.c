@@ -17,14 +17,35 @@ static const int st_cout[SID_CLS_STAGES] = {32, 64, 64, 128, 128};
 static const int st_stride[SID_CLS_STAGES] = {1, 2, 1, 2, 2};
 static const int st_hin[SID_CLS_STAGES] = {32, 32, 16, 16, 8};
 enum { LAST = SID_CLS_STAGES - 1, FLAT = 128 * 4 * 4, RUN_BATCH = 64 };
+static const int mlp_width[3] = {SID_CLS_RES * SID_CLS_RES, 512, 256};  // hid0, hid1 inputs; fc1's input
 
 static int st_hout(int i) { return (st_hin[i] + 2 - 3) / st_stride[i] + 1; }
 static size_t st_numel(int i) { return (size_t)st_cout[i] * st_hout(i) * st_hout(i); }  // per image
 
 static sid_ctx ctx_of(const sid_classifier *c, sid_arena *act) { return (sid_ctx){(sid_params *)&c->ps, act, NULL}; }
 
-void sid_classifier_init(sid_classifier *c, int with_grad) {
+const char *sid_classifier_arch_name(sid_cls_arch arch) { return arch == SID_CLS_MLP ? SID_CLS_ARCH_MLP : SID_CLS_ARCH; }
+
+int sid_classifier_arch_parse(const char *name, sid_cls_arch *arch) {
+    if (strcmp(name, "cnn") == 0 || strcmp(name, SID_CLS_ARCH) == 0) return *arch = SID_CLS_CNN, 0;
+    if (strcmp(name, "mlp") == 0 || strcmp(name, SID_CLS_ARCH_MLP) == 0) return *arch = SID_CLS_MLP, 0;
+    sid_set_error("classifier architecture '%s' is not one of cnn (%s), mlp (%s)", name, SID_CLS_ARCH, SID_CLS_ARCH_MLP);
+    return -1;
+}
+
+void sid_classifier_init(sid_classifier *c, int with_grad) { sid_classifier_init_arch(c, SID_CLS_CNN, with_grad); }
+
+void sid_classifier_init_arch(sid_classifier *c, sid_cls_arch arch, int with_grad) {
     memset(c, 0, sizeof *c);
+    c->arch = arch;
+    if (arch == SID_CLS_MLP) {
+        sid_linear_decl(&c->hid[0], &c->ps, mlp_width[0], mlp_width[1], 1, "hid0");
+        sid_linear_decl(&c->hid[1], &c->ps, mlp_width[1], mlp_width[2], 1, "hid1");
+        sid_linear_decl(&c->fc1, &c->ps, mlp_width[2], SID_CLS_FEATURES, 1, "fc1");
+        sid_linear_decl(&c->fc2, &c->ps, SID_CLS_FEATURES, SID_CLS_CLASSES, 1, "fc2");
+        sid_params_alloc(&c->ps, with_grad);
+        return;
+    }
     char name[32];
     for (int i = 0; i < SID_CLS_STAGES; i++) {
         snprintf(name, sizeof name, "conv%d", i);
@@ -44,14 +65,14 @@ static void uniform_fill(sid_rng *r, float *dst, size_t n, float bound) {
 
 void sid_classifier_init_random(sid_classifier *c, uint64_t seed) {
     sid_rng r = sid_rng_new(seed);
-    for (int i = 0; i < SID_CLS_STAGES; i++) {
+    for (int i = 0; i < (c->arch == SID_CLS_CNN ? SID_CLS_STAGES : 0); i++) {
         const float bound = 1.0f / sqrtf((float)(st_cin[i] * 9));
         uniform_fill(&r, sid_p(&c->ps, c->conv[i].w), c->ps.items[c->conv[i].w].numel, bound);
         uniform_fill(&r, sid_p(&c->ps, c->conv[i].b), (size_t)st_cout[i], bound);
         for (int k = 0; k < st_cout[i]; k++) sid_p(&c->ps, c->norm[i].w)[k] = 1, sid_p(&c->ps, c->norm[i].b)[k] = 0;
     }
-    const sid_linear *fc[2] = {&c->fc1, &c->fc2};
-    for (int j = 0; j < 2; j++) {
+    const sid_linear *fc[4] = {&c->fc1, &c->fc2, &c->hid[0], &c->hid[1]};
+    for (int j = 0; j < (c->arch == SID_CLS_MLP ? 4 : 2); j++) {
         const float bound = 1.0f / sqrtf((float)fc[j]->in);
         uniform_fill(&r, sid_p(&c->ps, fc[j]->w), (size_t)fc[j]->in * fc[j]->out, bound);
         uniform_fill(&r, sid_p(&c->ps, fc[j]->b), (size_t)fc[j]->out, bound);
@@ -76,14 +97,16 @@ int sid_classifier_load(sid_classifier *c, const char *dir) {
         return -1;
     }
     const char *arch = NULL;
+    sid_cls_arch kind = SID_CLS_CNN;
     int rc = sid_json_string(cfg, "architecture", &arch, NULL, 1, path);
-    if (rc == 0 && strcmp(arch, SID_CLS_ARCH) != 0) {
-        sid_set_error("%s: architecture '%s' is not the one this build knows (%s)", path, arch, SID_CLS_ARCH);
+    if (rc == 0 && strcmp(arch, SID_CLS_ARCH) != 0 && strcmp(arch, SID_CLS_ARCH_MLP) != 0) {
+        sid_set_error("%s: architecture '%s' is not one this build knows (%s, %s)", path, arch, SID_CLS_ARCH, SID_CLS_ARCH_MLP);
         rc = -1;
     }
+    if (rc == 0 && strcmp(arch, SID_CLS_ARCH_MLP) == 0) kind = SID_CLS_MLP;
     cJSON_Delete(cfg);
     if (rc) return -1;
-    sid_classifier_init(c, 0);
+    sid_classifier_init_arch(c, kind, 0);
     snprintf(path, sizeof path, "%s/classifier.safetensors", dir);
     if (sid_params_load(&c->ps, path, NULL, NULL, 1, NULL)) {
         sid_classifier_free(c);
@@ -98,12 +121,16 @@ int sid_classifier_save(const sid_classifier *c, const char *dir, sid_dtype dtyp
     snprintf(path, sizeof path, "%s/classifier.safetensors", dir);
     if (sid_params_save(&c->ps, path, dtype)) return -1;
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "architecture", SID_CLS_ARCH);
+    cJSON_AddStringToObject(j, "architecture", sid_classifier_arch_name(c->arch));
     cJSON_AddNumberToObject(j, "resolution", SID_CLS_RES);
     cJSON_AddNumberToObject(j, "in_channels", 1);
-    cJSON_AddItemToObject(j, "stage_channels", cJSON_CreateIntArray(st_cout, SID_CLS_STAGES));
-    cJSON_AddItemToObject(j, "stage_strides", cJSON_CreateIntArray(st_stride, SID_CLS_STAGES));
-    cJSON_AddNumberToObject(j, "norm_groups", SID_CLS_GROUPS);
+    if (c->arch == SID_CLS_MLP) {
+        cJSON_AddItemToObject(j, "hidden_widths", cJSON_CreateIntArray(mlp_width + 1, 2));
+    } else {
+        cJSON_AddItemToObject(j, "stage_channels", cJSON_CreateIntArray(st_cout, SID_CLS_STAGES));
+        cJSON_AddItemToObject(j, "stage_strides", cJSON_CreateIntArray(st_stride, SID_CLS_STAGES));
+        cJSON_AddNumberToObject(j, "norm_groups", SID_CLS_GROUPS);
+    }
     cJSON_AddNumberToObject(j, "features", SID_CLS_FEATURES);
     cJSON_AddNumberToObject(j, "classes", SID_CLS_CLASSES);
     cJSON *names = cJSON_AddArrayToObject(j, "class_names");
@@ -140,7 +167,15 @@ void sid_classifier_forward(const sid_classifier *c, sid_arena *act, const float
     memset(a, 0, sizeof *a);
     a->B = B, a->x = x;
     const float *in = x;
-    for (int i = 0; i < SID_CLS_STAGES; i++) {
+    for (int i = 0; i < (c->arch == SID_CLS_MLP ? 2 : 0); i++) {  // the MLP's hidden layers
+        const size_t n = (size_t)B * mlp_width[i + 1];
+        a->h[i] = sid_ctx_out(&ctx, n);
+        a->a[i] = sid_ctx_out(&ctx, n);
+        sid_linear_f(&ctx, &c->hid[i], a->h[i], in, B);
+        sid_act_fwd(SID_ACT_SILU, a->a[i], a->h[i], n);
+        in = a->a[i];
+    }
+    for (int i = 0; i < (c->arch == SID_CLS_CNN ? SID_CLS_STAGES : 0); i++) {
         const size_t n = (size_t)B * st_numel(i);
         const int hw = st_hout(i) * st_hout(i);
         a->h[i] = sid_ctx_out(&ctx, n);
@@ -154,7 +189,7 @@ void sid_classifier_forward(const sid_classifier *c, sid_arena *act, const float
     a->pre = sid_ctx_out(&ctx, (size_t)B * SID_CLS_FEATURES);
     a->feat = sid_ctx_out(&ctx, (size_t)B * SID_CLS_FEATURES);
     a->logits = sid_ctx_out(&ctx, (size_t)B * SID_CLS_CLASSES);
-    sid_linear_f(&ctx, &c->fc1, a->pre, a->a[LAST], B);
+    sid_linear_f(&ctx, &c->fc1, a->pre, in, B);
     sid_act_fwd(SID_ACT_SILU, a->feat, a->pre, (size_t)B * SID_CLS_FEATURES);
     sid_linear_f(&ctx, &c->fc2, a->logits, a->feat, B);
 }
@@ -167,11 +202,21 @@ void sid_classifier_backward(const sid_classifier *c, sid_arena *act, const sid_
     const size_t mark = sid_arena_mark(act);
     float *dfeat = sid_ctx_floats(&ctx, (size_t)B * SID_CLS_FEATURES);
     float *dpre = sid_ctx_floats(&ctx, (size_t)B * SID_CLS_FEATURES);
-    float *da = sid_ctx_floats(&ctx, (size_t)B * FLAT);
+    const int mlp = c->arch == SID_CLS_MLP;
+    float *da = sid_ctx_floats(&ctx, (size_t)B * (mlp ? mlp_width[2] : FLAT));
     sid_linear_b(&ctx, &c->fc2, dfeat, dlogits, a->feat, B);
     sid_act_bwd(SID_ACT_SILU, dpre, dfeat, a->pre, (size_t)B * SID_CLS_FEATURES);
-    sid_linear_b(&ctx, &c->fc1, da, dpre, a->a[LAST], B);
-    for (int i = LAST; i >= 0; i--) {
+    sid_linear_b(&ctx, &c->fc1, da, dpre, mlp ? a->a[1] : a->a[LAST], B);
+    for (int i = mlp ? 1 : -1; i >= 0; i--) {  // the MLP's hidden layers
+        float *din = i > 0 ? sid_ctx_floats(&ctx, (size_t)B * mlp_width[i]) : dx;
+        const size_t layer_mark = sid_arena_mark(act);
+        float *dh = sid_ctx_floats(&ctx, (size_t)B * mlp_width[i + 1]);
+        sid_act_bwd(SID_ACT_SILU, dh, da, a->h[i], (size_t)B * mlp_width[i + 1]);
+        sid_linear_b(&ctx, &c->hid[i], din, dh, i > 0 ? a->a[i - 1] : a->x, B);
+        sid_arena_reset(act, layer_mark);
+        da = din;
+    }
+    for (int i = mlp ? -1 : LAST; i >= 0; i--) {
         const size_t n = (size_t)B * st_numel(i);
         const int hw = st_hout(i) * st_hout(i);
         // the input gradient first, so the stage's temporaries above it go back on return

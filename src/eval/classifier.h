@@ -10,7 +10,14 @@
 //   flatten 2048 -> linear 128 -> SiLU = features -> linear 10 = logits
 //
 // GroupNorm normalises each image on its own, so a prediction never depends on
-// the rest of its batch. Parameters live in one params.h block (names as
+// the rest of its batch.
+//
+// A second architecture, an MLP on the raw pixels, gives the evaluation panel a feature space of
+// another kind (no convolutions, no normalisation), trained apart from the CNN:
+//
+//   flatten 1024 -> linear 512 SiLU -> linear 256 SiLU -> linear 128 SiLU = features -> linear 10
+//
+// (parameters hid0.*, hid1.*, fc1.*, fc2.*; shipped as models/features-mlp). Parameters live in one params.h block (names as
 // below), saved as DIR/classifier.safetensors next to DIR/config.json.
 #ifndef SID_EVAL_CLASSIFIER_H
 #define SID_EVAL_CLASSIFIER_H
@@ -26,6 +33,8 @@ extern "C" {
 #endif
 
 #define SID_CLS_ARCH "sid-fmnist-cnn-v1"
+#define SID_CLS_ARCH_MLP "sid-fmnist-mlp-v1"
+#define SID_CLS_MLP_DIR "models/features-mlp"
 #define SID_CLS_DEFAULT_DIR "models/classifier"
 enum {
     SID_CLS_RES = 32,       // input: [N, 1, 32, 32]
@@ -35,21 +44,29 @@ enum {
     SID_CLS_GROUPS = 8,
 };
 
+typedef enum { SID_CLS_CNN = 0, SID_CLS_MLP = 1 } sid_cls_arch;
+
 typedef struct {
-    sid_params ps;  // conv{i}.weight/.bias, norm{i}.weight/.bias (i = 0..4), fc1.*, fc2.*
+    sid_cls_arch arch;
+    sid_params ps;  // CNN: conv{i}.weight/.bias, norm{i}.weight/.bias (i = 0..4), fc1.*, fc2.*; MLP: hid0/1.*, fc1.*, fc2.*
+    sid_linear hid[2];  // the MLP's hidden layers
     sid_conv conv[SID_CLS_STAGES];
     sid_norm norm[SID_CLS_STAGES];
     sid_linear fc1, fc2;
 } sid_classifier;
 
 // Declares the architecture and allocates its block, zero-filled (with a gradient block when with_grad).
-void sid_classifier_init(sid_classifier *c, int with_grad);
+void sid_classifier_init_arch(sid_classifier *c, sid_cls_arch arch, int with_grad);
+void sid_classifier_init(sid_classifier *c, int with_grad);  // the CNN
+const char *sid_classifier_arch_name(sid_cls_arch arch);
+// "cnn" or "mlp" -> the architecture; -1 with an error otherwise.
+int sid_classifier_arch_parse(const char *name, sid_cls_arch *arch);
 // PyTorch's default initialisation (U(+-1/sqrt(fan_in)) for conv and linear weights and biases,
 // GN weight 1, bias 0), drawn from a Philox stream of seed.
 void sid_classifier_init_random(sid_classifier *c, uint64_t seed);
 void sid_classifier_free(sid_classifier *c);
 
-// DIR/config.json must name SID_CLS_ARCH; DIR/classifier.safetensors is loaded strictly. c is
+// DIR/config.json must name SID_CLS_ARCH or SID_CLS_ARCH_MLP; DIR/classifier.safetensors is loaded strictly. c is
 // initialised here (no gradient block). On failure c is left freed and the error names the file.
 int sid_classifier_load(sid_classifier *c, const char *dir);
 // Writes DIR/classifier.safetensors (F16 or F32) and DIR/config.json ({"architecture": ..., the
@@ -61,14 +78,14 @@ int sid_classifier_save(const sid_classifier *c, const char *dir, sid_dtype dtyp
 typedef struct {
     int B;
     const float *x;                    // the input, not copied: must outlive backward
-    float *h[SID_CLS_STAGES];          // conv outputs
+    float *h[SID_CLS_STAGES];          // conv outputs (MLP: h[0], h[1] the hidden layers' linear outputs)
     float *n[SID_CLS_STAGES];          // GN outputs
-    float *a[SID_CLS_STAGES];          // SiLU outputs (stage inputs of the next conv)
+    float *a[SID_CLS_STAGES];          // SiLU outputs (stage inputs of the next conv; MLP: a[0], a[1])
     sid_norm_saved s[SID_CLS_STAGES];  // GN statistics
     float *pre, *feat, *logits;        // fc1 output [B,128], SiLU(pre) = features, fc2 output [B,10]
 } sid_classifier_acts;
 
-// Bytes of activation arena one forward + backward of B images needs.
+// Bytes of activation arena one forward + backward of B images needs (the CNN's, more than the MLP's).
 size_t sid_classifier_arena_bytes(int B);
 // x [B, 1, 32, 32] -> acts (in the arena act).
 void sid_classifier_forward(const sid_classifier *c, sid_arena *act, const float *x, int B, sid_classifier_acts *a);
