@@ -34,6 +34,6 @@ teacher() { jq -c --argjson c "$1" --argjson n "$N" 'select(.steps == 25 and .cf
     echo "N = $N held-out prompts per row, scored by \`sid eval-model\` (docs/evaluation.md): FID and KID against"
     echo "the 10k test images in the features of the shipped CNN classifier and of the MLP (models/features-mlp),"
     echo "precision / recall / coverage (k = 3) against the first N test images, alignment = classified as the"
-    echo "prompted class by each network, pixel statistics on [0, 1]."
+    echo "prompted class by each network, pixel statistics on [0, 1]. What the rows show: docs/evaluation.md."
 } > "$out"
 cat "$out"
