@@ -120,7 +120,7 @@ for p in sd15_tiny sd2_tiny; do
     if [ -n "${SID_ASAN:-}" ]; then  # its 10,000-image reference features take 2 minutes under ASan
         echo "cli/$p-eval-model SKIPPED under ASan (the plain run checks it)"
     else
-        check "$p-eval-model" 0 '"converted": true, "panel": {"n": 20,.*"mlp": {"fid"' "$SID" eval-model --model "$d/generator" --n 20
+        check "$p-eval-model" 0 '"converted": true, "panel": \{"n":20,.*"mlp":\{"fid"' "$SID" eval-model --model "$d/generator" --n 20
     fi
     # the generator, text encoder and VAE with every buffer on the guard device: the same pixels
     check "$p-generate-guard" 0 'generate: 4 images .*guard' "$SID" generate --model "$d/generator" \
