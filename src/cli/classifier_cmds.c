@@ -246,11 +246,16 @@ static int eval_images_file(const sid_classifier *c, const char *path, const cha
     if (labels && nl != n) sid_die("%s: %lld labels for %d images", labels_path ? labels_path : path, (long long)nl, n);
     sid_st_close(&st), sid_st_close(&lst);
 
-    sid_gauss ref;
-    if (sid_eval_reference(c, data, &ref)) sid_die("%s", sid_error());
+    // With the panel its reference holds the CNN's test statistics too: the test set is scored once.
+    sid_panel_ref pref = {0};
+    sid_gauss own = {0};
+    if (mlp && n < 10) sid_die("%s: the panel needs at least 10 images (--no-panel for FID alone)", path);
+    if (mlp ? sid_panel_ref_init_shipped(&pref, c, mlp, data, n) : sid_eval_reference(c, data, &own))
+        sid_die("%s", sid_error());
+    const sid_gauss *ref = mlp ? &pref.test_gauss[0] : &own;
     sid_eval_result r;
-    if (sid_eval_images(c, &ref, imgs, labels, n, &r)) sid_die("%s", sid_error());
-    printf("eval: %d images of %s vs %lld test images: FID %.4f%s\n", n, path, (long long)ref.n, r.fid,
+    if (sid_eval_images(c, ref, imgs, labels, n, &r)) sid_die("%s", sid_error());
+    printf("eval: %d images of %s vs %lld test images: FID %.4f%s\n", n, path, (long long)ref->n, r.fid,
            n < 5000 ? " (fewer than 5,000 images: FID is biased upward, compare only at equal N)" : "");
     if (labels) {
         printf("eval: alignment %.2f%% (classified as the prompted class), mean confidence %.3f\n", 100 * r.alignment,
@@ -262,20 +267,13 @@ static int eval_images_file(const sid_classifier *c, const char *path, const cha
     }
     printf("fid=%.6f alignment=%.6f n=%d\n", r.fid, labels ? r.alignment : NAN, n);
     if (mlp) {  // the whole panel (eval/panel.h) as one JSON line
-        const sid_classifier *nets[2] = {c, mlp};
-        const char *names[2] = {"cnn", "mlp"};
-        sid_panel_ref pref;
         sid_panel pr;
-        if (n < 10) sid_die("%s: the panel needs at least 10 images (--no-panel for FID alone)", path);
-        if (sid_panel_ref_init(&pref, nets, names, 2, data, n, 0) || sid_panel_eval(&pref, imgs, labels, n, &pr))
-            sid_die("%s", sid_error());
-        cJSON *pj = sid_panel_json(&pr);
-        char *txt = cJSON_PrintUnformatted(pj);
+        if (sid_panel_eval(&pref, imgs, labels, n, &pr)) sid_die("%s", sid_error());
+        char *txt = sid_panel_json_text(&pr);
         printf("panel=%s\n", txt);
-        free(txt), cJSON_Delete(pj);
-        sid_panel_ref_free(&pref);
+        free(txt);
     }
-    sid_gauss_free(&ref);
+    sid_panel_ref_free(&pref), sid_gauss_free(&own);
     free(imgs), free(labels);
     return 0;
 }

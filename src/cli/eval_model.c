@@ -85,16 +85,12 @@ int cmd_eval_model(int argc, char **argv) {
     double fid, alignment;
     char *panel_json = NULL;
     if (panel) {
-        const sid_classifier *nets[2] = {&c, &mlp};
-        const char *names[2] = {"cnn", "mlp"};
         sid_panel_ref ref;
         sid_panel pr;
-        if (sid_panel_ref_init(&ref, nets, names, 2, NULL, N, 0) || sid_panel_eval(&ref, img, cls, N, &pr))
+        if (sid_panel_ref_init_shipped(&ref, &c, &mlp, NULL, N) || sid_panel_eval(&ref, img, cls, N, &pr))
             sid_die("%s", sid_error());
         fid = pr.space[0].gen.fid, alignment = pr.space[0].gen.alignment;
-        cJSON *pj = sid_panel_json(&pr);
-        panel_json = cJSON_PrintUnformatted(pj);
-        cJSON_Delete(pj);
+        panel_json = sid_panel_json_text(&pr);
         sid_panel_ref_free(&ref);
     } else {
         sid_eval_result r;

@@ -7,12 +7,13 @@
 
 #include "core/error.h"
 
-enum { BLOCK = 256 };
-static const double PI = 3.14159265358979323846;  // rows per sgemm block: BLOCK x n floats of products at a time
+enum { BLOCK = 256 };  // rows per sgemm block: BLOCK x n floats of products at a time
+static const double PI = 3.14159265358979323846;
 
 // ---------------------------------------------------------------- KID
 
-// ra[i] += sum_j k(a_i, b_j), rb[j] += the same by column; the diagonal is left out when same.
+// ra[i] += sum_j k(a_i, b_j), rb[j] += the same by column (rb NULL: not needed, as for a set with
+// itself, whose column sums are its row sums); the diagonal is left out when same.
 static void kernel_sums(const float *a, int64_t na, const float *b, int64_t nb, int d, int same, double *ra,
                         double *rb) {
     float *prod = sid_malloc((size_t)BLOCK * nb * sizeof(float));
@@ -32,6 +33,7 @@ static void kernel_sums(const float *a, int64_t na, const float *b, int64_t nb, 
             }
             ra[i0 + i] += s;
         }
+        if (!rb) continue;
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < nb; j++) {
             double s = 0;
@@ -76,9 +78,7 @@ int sid_kid_set_init(sid_kid_set *s, const float *x, int64_t n, int d) {
     }
     s->x = x, s->n = n, s->d = d;
     s->self = sid_calloc((size_t)n * sizeof(double));
-    double *cols = sid_calloc((size_t)n * sizeof(double));  // the same sums by column (symmetric)
-    kernel_sums(x, n, x, n, d, 1, s->self, cols);
-    free(cols);
+    kernel_sums(x, n, x, n, d, 1, s->self, NULL);
     s->total = sum_of(s->self, n);
     return 0;
 }

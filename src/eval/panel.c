@@ -37,6 +37,13 @@ int sid_panel_ref_init(sid_panel_ref *r, const sid_classifier *const *nets, cons
     return rc;
 }
 
+int sid_panel_ref_init_shipped(sid_panel_ref *r, const sid_classifier *cnn, const sid_classifier *mlp,
+                               const char *data_dir, int max_n) {
+    const sid_classifier *nets[2] = {cnn, mlp};
+    const char *names[2] = {"cnn", "mlp"};
+    return sid_panel_ref_init(r, nets, names, 2, data_dir, max_n, 0);
+}
+
 void sid_panel_ref_free(sid_panel_ref *r) {
     for (int s = 0; s < SID_PANEL_MAX_SPACES; s++)
         free(r->test_feat[s]), sid_gauss_free(&r->test_gauss[s]), sid_kid_set_free(&r->test_kid[s]);
@@ -48,8 +55,8 @@ void sid_panel_ref_free(sid_panel_ref *r) {
 static int score_space(const sid_panel_ref *r, int s, const float *imgs, const int *want, int N, int n_prdc,
                        sid_panel_scores *out) {
     float *feat = sid_malloc((size_t)N * SID_CLS_FEATURES * sizeof(float));
-    float *logits = sid_malloc((size_t)N * SID_CLS_CLASSES * sizeof(float));
-    sid_classifier_run(r->net[s], imgs, N, feat, logits, NULL);
+    int32_t *pred = sid_malloc((size_t)N * sizeof(int32_t));
+    sid_classifier_run(r->net[s], imgs, N, feat, NULL, pred);
     sid_gauss g = {0};
     int rc = sid_gauss_fit(&g, feat, N, SID_CLS_FEATURES);
     if (rc == 0) rc = sid_frechet_distance(&g, &r->test_gauss[s], &out->fid);
@@ -61,17 +68,11 @@ static int score_space(const sid_panel_ref *r, int s, const float *imgs, const i
     out->alignment = NAN;
     if (rc == 0 && want) {
         int right = 0;
-        for (int i = 0; i < N; i++) {
-            const float *z = logits + (size_t)i * SID_CLS_CLASSES;
-            int best = 0;
-            for (int k = 1; k < SID_CLS_CLASSES; k++)
-                if (z[k] > z[best]) best = k;
-            right += best == want[i];
-        }
+        for (int i = 0; i < N; i++) right += pred[i] == want[i];
         out->alignment = (double)right / N;
     }
     sid_gauss_free(&g);
-    free(feat), free(logits);
+    free(feat), free(pred);
     return rc;
 }
 
@@ -135,6 +136,13 @@ static cJSON *pixels_json(const sid_pixel_stats *p) {
     cJSON_AddNumberToObject(o, "contrast", rounded(p->contrast, 1e5));
     cJSON_AddNumberToObject(o, "hf_share", rounded(p->hf_share, 1e5));
     return o;
+}
+
+char *sid_panel_json_text(const sid_panel *p) {
+    cJSON *j = sid_panel_json(p);
+    char *txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return txt;
 }
 
 cJSON *sid_panel_json(const sid_panel *p) {

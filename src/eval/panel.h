@@ -59,6 +59,9 @@ typedef struct {
 // data_dir (NULL: the default) and scores the test set in every space. About 10 s on 2 cores.
 int sid_panel_ref_init(sid_panel_ref *r, const sid_classifier *const *nets, const char *const *names, int n_spaces,
                        const char *data_dir, int max_n, int max_test);
+// The panel's two shipped spaces: "cnn" (the classifier) and "mlp" (models/features-mlp), all 10k test images.
+int sid_panel_ref_init_shipped(sid_panel_ref *r, const sid_classifier *cnn, const sid_classifier *mlp,
+                               const char *data_dir, int max_n);
 void sid_panel_ref_free(sid_panel_ref *r);
 
 // N images [N, 1, 32, 32] in [-1, 1] with the class each was prompted with (NULL: no alignment);
@@ -68,8 +71,10 @@ int sid_panel_eval(const sid_panel_ref *r, const float *imgs, const int *prompte
 // Loads the second feature network (an MLP classifier folder), with an error that says how to make one.
 int sid_panel_load_mlp(sid_classifier *c, const char *dir);
 
-// The panel as a JSON object ({"n": .., "<space>": {...}, "pixels": {...}}).
+// The panel as a JSON object ({"n": .., "<space>": {...}, "pixels": {...}}), and as one line of text
+// (the caller frees it).
 cJSON *sid_panel_json(const sid_panel *p);
+char *sid_panel_json_text(const sid_panel *p);
 
 #ifdef __cplusplus
 }
