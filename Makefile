@@ -1,6 +1,8 @@
 # sid — build with `make`, test with `make test`, benchmark with `make bench`.
 CC       ?= cc
-OPT      ?= -O3 -march=native
+# No -march: the binary runs on any CPU of its architecture. The CPU kernels (src/ops/cpu/) are
+# compiled once per instruction set below and chosen at run time (src/ops/cpu_dispatch.c).
+OPT      ?= -O3
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp \
             -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson
@@ -17,8 +19,30 @@ HAVE_CUDA := no
 endif
 HAVE_MPI := $(if $(MPICC),yes,no)
 
-SRC_LIB  := $(wildcard src/core/*.c src/dist/dist.c src/ops/*.c src/ops/cpu/*.c src/ops/guard/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c src/sid/*.c)
+SRC_LIB  := $(wildcard src/core/*.c src/dist/dist.c src/ops/*.c src/ops/guard/*.c src/io/*.c src/models/*.c src/train/*.c src/data/*.c src/eval/*.c src/diffusion/*.c src/teacher/*.c src/pipeline/*.c src/sid/*.c)
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
+
+# The CPU kernels, once per instruction set, each op renamed sid_<op>_<isa> (src/ops/cpu/isa_names.h).
+# The flags must match what src/ops/cpu_dispatch.c checks before it picks a variant.
+# -fno-trapping-math lets GCC if-convert float compares (clamps, max, ReLU-like selects) so those
+# loops vectorise without AVX-512 masks; no kernel relies on floating-point exceptions.
+ifeq ($(firstword $(subst -, ,$(shell $(CC) -dumpmachine))),x86_64)
+CPU_ISAS         := sse2 avx2 avx512
+else
+CPU_ISAS         := generic
+endif
+ISA_FLAGS_sse2    :=
+ISA_FLAGS_generic :=
+ISA_FLAGS_avx2    := -mavx2 -mfma
+ISA_FLAGS_avx512  := -mavx2 -mfma -mavx512f -mavx512bw -mavx512cd -mavx512dq -mavx512vl -mprefer-vector-width=512
+SRC_CPU  := $(wildcard src/ops/cpu/*.c)
+OBJ_LIB  += $(foreach i,$(CPU_ISAS),$(SRC_CPU:src/ops/cpu/%.c=$(BUILD)/src/ops/cpu/$(i)/%.o))
+define cpu_isa_rule
+$(BUILD)/src/ops/cpu/$(1)/%.o: src/ops/cpu/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -fno-trapping-math -Wno-psabi -DSID_CPU_ISA=$(1) -include src/ops/cpu/isa_names.h -MMD -MP -c $$< -o $$@
+endef
+$(foreach i,$(CPU_ISAS),$(eval $(call cpu_isa_rule,$(i))))
 
 # The CUDA backend is compiled whenever nvcc exists (it links here; it runs where a GPU is).
 # SID_CUDA=0 leaves it out.
@@ -53,7 +77,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 all: probe $(BUILD)/sid
 
 probe:
-	@echo "sid build: cc=$(CC) openblas=yes cjson=yes libpng=yes lapacke=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(if $(filter 1,$(SID_MPI)),built,off)"
+	@echo "sid build: cc=$(CC) cpu-isas="$(CPU_ISAS)" openblas=yes cjson=yes libpng=yes lapacke=yes cuda=$(HAVE_CUDA) cuda-backend=$(if $(filter 1,$(SID_CUDA)),built,off) mpi=$(if $(filter 1,$(SID_MPI)),built,off)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,7 +109,7 @@ test: $(TESTS) $(BUILD)/sid
 check: test asan
 
 bench: $(BENCHES)
-	@for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
+	@. bench/isa_env.sh; for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
 	@BUILD=$(BUILD) bash bench/unet_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/sid_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/dist_scaling.sh

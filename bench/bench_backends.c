@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "ops/backend.h"
+#include "ops/cpu_isa.h"
 
 typedef struct {
     const sid_backend *be;
@@ -107,7 +108,7 @@ int main(int argc, char **argv) {
     const sid_backend *bes[4];
     for (int b = 0; sid_backend_at(b) && nb < 4; b++)
         if (sid_backend_at(b)->available()) bes[nb++] = sid_backend_at(b);
-    printf("backend comparison (%d CPU threads)%s\n%-36s", sid_threads_get(),
+    printf("backend comparison (%d CPU threads, cpu kernels %s)%s\n%-36s", sid_threads_get(), sid_cpu_isa(),
            nb == 1 ? " -- no GPU here, CPU only" : "", "op");
     for (int b = 0; b < nb; b++) printf(" %12s ms %9s", bes[b]->name, "GFLOP/s");
     printf(nb > 1 ? "  speed-up\n" : "\n");

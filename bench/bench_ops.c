@@ -12,6 +12,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "ops/cpu_isa.h"
 #include "ops/ops.h"
 
 static double peak_gflops;
@@ -158,7 +159,8 @@ static int want(int argc, char **argv, const char *section) {
 int main(int argc, char **argv) {
     sid_threads_init(argc, argv);
     rng = sid_rng_new(1);
-    printf("sid op benchmark (CPU backend; fastest of repeated runs)\n");
+    printf("sid op benchmark (CPU backend, kernels %s, OpenBLAS %s; fastest of repeated runs)\n", sid_cpu_isa(),
+           openblas_get_corename());
     bench_peak();
     if (want(argc, argv, "linear")) {
     bench_linear(1024, 64, 64, "small UNet 16x16 tok");

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "models/unet.h"
+#include "ops/cpu_isa.h"
 
 int main(int argc, char **argv) {
     sid_threads_init(argc, argv);
@@ -44,8 +45,8 @@ int main(int argc, char **argv) {
         if (t1 - t0 < best_f) best_f = t1 - t0;
         if (t2 - t0 < best_fb) best_fb = t2 - t0;
     }
-    printf("sid     %-12s params %10zu  batch %3d  %3dx%-3d  fwd %9.2f ms/sample  fwd+bwd %9.2f ms/sample  (%d threads, %.0f MB activations)\n",
+    printf("sid     %-12s params %10zu  batch %3d  %3dx%-3d  fwd %9.2f ms/sample  fwd+bwd %9.2f ms/sample  (%d threads, %.0f MB activations, cpu %s)\n",
            strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1], sid_params_count(&ps), N, S, S, 1e3 * best_f / N,
-           1e3 * best_fb / N, sid_threads_get(), act.peak / 1e6);
+           1e3 * best_fb / N, sid_threads_get(), act.peak / 1e6, sid_cpu_isa());
     return 0;
 }

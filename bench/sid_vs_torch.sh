@@ -6,6 +6,7 @@ B=${BUILD:-build}; SID="$B/sid"
 T=models/teacher; [ -f "$T/unet/config.json" ] || T=tests/data/sid/teacher
 PY=${SID_REF_PYTHON:-}; [ -z "$PY" ] && [ -x /root/sid-ref-venv/bin/python ] && PY=/root/sid-ref-venv/bin/python
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. bench/isa_env.sh
 peak_now() { "$B/bench/bench_ops" peak | sed -nE 's/.*: ([0-9.]+) GFLOP\/s.*/\1/p'; }
 peak_start=$(peak_now)
 lines=()
@@ -31,7 +32,8 @@ for batch in 16 64; do
 done
 # the peak, like the iterations, is the best seen: measured before and after them
 peak=$(printf '%s\n%s\n' "$peak_start" "$(peak_now)" | sort -g | tail -n 1)
-echo "SiD-LSG iteration on $T ($(nproc) threads each; sgemm peak in this run: $peak GFLOP/s)"
+torch_cap=$([ -n "$PY" ] && "$PY" -c 'import torch; print(torch.backends.cpu.get_cpu_capability().lower())' 2>/dev/null)
+echo "SiD-LSG iteration on $T ($(nproc) threads each; $(bench_isa_line "$SID"); PyTorch ATen ${torch_cap:-n/a}; sgemm peak in this run: $peak GFLOP/s)"
 for l in "${lines[@]}"; do
     read -r batch best_s best_gf best_p <<<"$l"
     echo "sid     sid iteration batch $batch: $best_s s/iter, $best_gf GFLOP/s in matrix products ($(python3 -c "print('%.0f' % (100 * $best_gf / $peak))")% of the sgemm peak)"

@@ -5,6 +5,7 @@
 # only sid's rows are printed.
 set -u
 B=${BUILD:-build}
+. bench/isa_env.sh
 PY=${SID_REF_PYTHON:-}
 [ -z "$PY" ] && [ -x /root/sid-ref-venv/bin/python ] && PY=/root/sid-ref-venv/bin/python
 run() {  # config batch size ctx

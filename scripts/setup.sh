@@ -3,7 +3,7 @@
 # Needs root (or sudo) the first time; a no-op once everything is there.
 set -euo pipefail
 packages=(build-essential libopenblas-openmp-dev libcjson-dev libpng-dev zlib1g-dev liblapacke-dev dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin jq)
+          libopenmpi-dev openmpi-bin jq qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

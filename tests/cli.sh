@@ -20,6 +20,29 @@ check() {  # name, expected exit (0 or "nonzero"), expected stderr/stdout patter
 check info 0 'backends: cpu' "$SID" info
 # the data-parallel build: MPI compiled in when mpicc exists, NCCL linked (and loadable) with CUDA
 check info-dist 0 'mpi: (built|off); nccl: ([0-9]+\.[0-9]+\.[0-9]+|off)' "$SID" info
+# the CPU kernels: one variant per instruction set, chosen at run time (ops/cpu_isa.h)
+check isa-info 0 'cpu kernels: (sse2|avx2|avx512|generic) \(compiled: ' "$SID" info
+check isa-unknown nonzero '^sid: SID_ISA=avx9: unknown instruction set' env SID_ISA=avx9 "$SID" info
+if [ "$(uname -m)" = x86_64 ]; then
+    check isa-forced 0 'cpu kernels: sse2 ' env SID_ISA=sse2 "$SID" info
+    # One binary for every x86-64 CPU: under QEMU's emulation of an AVX2 CPU without AVX-512 (Haswell)
+    # and of the x86-64 baseline (SSE2 only; an Intel vendor string, else OpenBLAS picks its Opteron
+    # kernels, whose 3DNow! instructions QEMU does not emulate), it picks the widest variant the CPU has and runs there; an
+    # instruction the emulated CPU lacks outside the dispatched kernels would kill it (SIGILL).
+    # OMP_WAIT_POLICY is set so that sid does not re-execute itself (natively) at start.
+    qemu() { local o rc; o=$(OMP_WAIT_POLICY=PASSIVE qemu-x86_64 "$@" 2>&1); rc=$?; grep -v '^qemu-x86_64: warning' <<<"$o"; return $rc; }
+    if ! command -v qemu-x86_64 >/dev/null; then
+        echo "cli/isa-emulated ... SKIP (no qemu-x86_64: apt-get install qemu-user)"
+    elif [ -n "${SID_ASAN:-}" ]; then
+        echo "cli/isa-emulated ... SKIP (the sanitizers' shadow memory does not run under QEMU)"
+    else
+        check isa-haswell 0 'cpu kernels: avx2 .*usable here: sse2 avx2;' qemu -cpu Haswell "$SID" info
+        check isa-baseline 0 'cpu kernels: sse2 .*usable here: sse2;' qemu -cpu qemu64,vendor=GenuineIntel "$SID" info
+        check isa-haswell-no-avx512 nonzero '^sid: SID_ISA=avx512: this CPU cannot run it' qemu -E SID_ISA=avx512 -cpu Haswell "$SID" info
+        check isa-haswell-selftest 0 'selftest: ok' qemu -cpu Haswell "$SID" selftest "$tmp/st-haswell"
+        check isa-baseline-selftest 0 'selftest: ok' qemu -cpu qemu64,vendor=GenuineIntel "$SID" selftest "$tmp/st-sse2"
+    fi
+fi
 check unknown-command nonzero '^sid: unknown command .frobnicate.' "$SID" frobnicate
 check unknown-option nonzero '^sid: unknown option .--bogus.' "$SID" --bogus info
 check bad-threads nonzero '^sid: --threads: expected a count' "$SID" --threads zero info

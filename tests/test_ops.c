@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "core/rng.h"
 #include "core/error.h"
+#include "ops/cpu_isa.h"
 #include "op_check.h"
 #include "ops/guard/guard.h"
 #include "train/optim.h"
@@ -542,26 +543,48 @@ static op_case cases[] = {
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
+static void run_cases_on(const sid_backend *be, const char *label) {
+    const double t0 = sid_now();
+    for (int i = 0; i < N_CASES; i++) {
+        op_report r;
+        uint64_t seed = test_seed * 1000003u + (uint64_t)i;
+        int bad = op_check(be, &cases[i], seed, &r);
+        if (getenv("SID_TEST_VERBOSE"))
+            printf("\n  %-10s %-36s fwd %.1e  grad %.1e  frozen %.1e", label, cases[i].name, r.fwd_err, r.grad_err,
+                   r.frozen_err);
+        if (bad)
+            test_fail(__FILE__, __LINE__, "%s/%s: %s (fwd %.2g, grad %.2g, frozen %.2g)", label, cases[i].name, r.where,
+                      r.fwd_err, r.grad_err, r.frozen_err);
+    }
+    if (getenv("SID_TEST_VERBOSE")) printf("\n  %-10s %d cases in %.3f s", label, (int)N_CASES, sid_now() - t0);
+}
+
+// Every backend; the CPU once per instruction set this machine can run (ops/cpu_isa.h), each
+// against the same double references and finite differences.
 static void run_all_cases(void) {
+    const char *isa0 = sid_cpu_isa();
     for (int b = 0; sid_backend_at(b); b++) {
         const sid_backend *be = sid_backend_at(b);
         if (!be->available()) {
             printf("\n  SKIP backend %s: not usable on this machine", be->name);
             continue;
         }
-        const double t0 = sid_now();
-        for (int i = 0; i < N_CASES; i++) {
-            op_report r;
-            uint64_t seed = test_seed * 1000003u + (uint64_t)i;
-            int bad = op_check(be, &cases[i], seed, &r);
-            if (getenv("SID_TEST_VERBOSE"))
-                printf("\n  %-5s %-36s fwd %.1e  grad %.1e  frozen %.1e", be->name, cases[i].name, r.fwd_err,
-                       r.grad_err, r.frozen_err);
-            if (bad)
-                test_fail(__FILE__, __LINE__, "%s/%s: %s (fwd %.2g, grad %.2g, frozen %.2g)", be->name,
-                          cases[i].name, r.where, r.fwd_err, r.grad_err, r.frozen_err);
+        if (be != &sid_backend_cpu) {
+            run_cases_on(be, be->name);
+            continue;
         }
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %d cases in %.3f s", be->name, (int)N_CASES, sid_now() - t0);
+        for (int i = 0; sid_cpu_isa_at(i); i++) {
+            const char *isa = sid_cpu_isa_at(i);
+            if (!sid_cpu_isa_usable(isa)) {
+                printf("\n  SKIP cpu kernels %s: this CPU lacks them", isa);
+                continue;
+            }
+            char label[32];
+            snprintf(label, sizeof label, "cpu/%s", isa);
+            EXPECT(sid_cpu_isa_set(isa) == 0, "%s", sid_error());
+            run_cases_on(be, label);
+        }
+        EXPECT(sid_cpu_isa_set(isa0) == 0, "%s", sid_error());
     }
 }
 
@@ -634,8 +657,10 @@ static op_case big_cases[] = {
 
 static double max_rel_diff(const float *a, const float *b, size_t n);
 
-// exact: the outputs must be bit-identical (the guard device runs the CPU kernels).
-static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed, int exact) {
+// exact: the outputs must be bit-identical (the guard device runs the CPU kernels). isa: the second
+// side runs the CPU kernels of that instruction set (be is then the CPU), the first the current ones.
+static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed, int exact, const char *isa) {
+    const char *isa0 = sid_cpu_isa();
     sid_rng rng = sid_rng_new(seed);
     float *h[MAX_IO] = {0}, *dout[MAX_IO] = {0};
     const sid_backend *bs[2] = {&sid_backend_cpu, be};
@@ -651,6 +676,7 @@ static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed, 
     }
     for (int b = 0; b < 2; b++) {
         const sid_backend *x = bs[b];
+        if (isa) EXPECT(sid_cpu_isa_set(b ? isa : isa0) == 0, "%s", sid_error());
         float *in[MAX_IO] = {0}, *out[MAX_IO] = {0}, *dO[MAX_IO] = {0}, *dI[MAX_IO] = {0};
         for (int k = 0; k < c->n_in; k++) {
             in[k] = x->alloc(c->in_size[k] * sizeof(float));
@@ -679,15 +705,20 @@ static void cross_check(const sid_backend *be, const op_case *c, uint64_t seed, 
             if (dI[k]) x->free(dI[k]);
         }
     }
+    if (isa) EXPECT(sid_cpu_isa_set(isa0) == 0, "%s", sid_error());
+    char label[48];
+    if (isa) snprintf(label, sizeof label, "cpu/%s", isa);
+    else snprintf(label, sizeof label, "%s", be->name);
+    const char *ref = isa ? isa0 : "the CPU";
     double e = max_rel_diff(res[1][0], res[0][0], c->out_size[0]);
-    if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %-36s vs cpu: fwd %.1e", be->name, c->name, e);
-    EXPECT(e <= (exact ? 0 : 2e-5), "%s/%s: forward differs from the CPU by %.3g", be->name, c->name, e);
+    if (getenv("SID_TEST_VERBOSE")) printf("\n  %-10s %-36s vs %s: fwd %.1e", label, c->name, ref, e);
+    EXPECT(e <= (exact ? 0 : 2e-5), "%s/%s: forward differs from %s by %.3g", label, c->name, ref, e);
     for (int k = 0; k < c->n_in; k++) {
         if (!res[0][1 + k]) continue;
         e = max_rel_diff(res[1][1 + k], res[0][1 + k], c->in_size[k]);
         if (getenv("SID_TEST_VERBOSE")) printf(" grad%d %.1e", k, e);
-        EXPECT(e <= (exact ? 0 : 1e-4), "%s/%s: gradient of input %d differs from the CPU by %.3g", be->name, c->name,
-               k, e);
+        EXPECT(e <= (exact ? 0 : 1e-4), "%s/%s: gradient of input %d differs from %s by %.3g", label, c->name, k, ref,
+               e);
     }
     for (int k = 0; k < MAX_IO; k++) free(h[k]), free(dout[k]);
     for (int b = 0; b < 2; b++)
@@ -701,9 +732,28 @@ static void test_backends_agree_at_scale(void) {
         if (!be->available()) continue;
         others += be != &sid_backend_guard;
         for (size_t i = 0; i < sizeof big_cases / sizeof big_cases[0]; i++)
-            cross_check(be, &big_cases[i], test_seed + i, be == &sid_backend_guard);
+            cross_check(be, &big_cases[i], test_seed + i, be == &sid_backend_guard, NULL);
     }
     if (!others) printf("\n  SKIP no backend besides the CPU and the guard device is usable here (no GPU)");
+}
+
+// The CPU kernels of every other instruction set this machine runs against the current ones on
+// the real networks' shapes (tiled paths, vector tails, the thread split), within the tolerance
+// of float summation order.
+static void test_isas_agree_at_scale(void) {
+    int others = 0;
+    for (int i = 0; sid_cpu_isa_at(i); i++) {
+        const char *isa = sid_cpu_isa_at(i);
+        if (strcmp(isa, sid_cpu_isa()) == 0) continue;
+        if (!sid_cpu_isa_usable(isa)) {
+            printf("\n  SKIP cpu kernels %s: this CPU lacks them", isa);
+            continue;
+        }
+        others++;
+        for (size_t j = 0; j < sizeof big_cases / sizeof big_cases[0]; j++)
+            cross_check(&sid_backend_cpu, &big_cases[j], test_seed + j, 0, isa);
+    }
+    if (!others) printf("\n  SKIP no other CPU instruction set is usable here");
 }
 
 // The guard device runs the CPU kernels: every small case bit-identical to the CPU, through real
@@ -712,7 +762,7 @@ static void test_guard_matches_cpu_bitwise(void) {
     size_t live0, bytes0, live1, bytes1, ups, downs;
     sid_guard_live(&live0, &bytes0);
     sid_guard_stats_reset();
-    for (int i = 0; i < N_CASES; i++) cross_check(&sid_backend_guard, &cases[i], test_seed * 7919u + (uint64_t)i, 1);
+    for (int i = 0; i < N_CASES; i++) cross_check(&sid_backend_guard, &cases[i], test_seed * 7919u + (uint64_t)i, 1, NULL);
     sid_guard_stats(&ups, NULL, &downs, NULL);
     sid_guard_live(&live1, &bytes1);
     EXPECT(ups >= N_CASES && downs >= N_CASES, "%zu uploads and %zu downloads counted for %d cases", ups, downs,
@@ -752,6 +802,9 @@ static void compare_with_torch(const sid_backend *be, const sid_safetensors *st,
     float *want = load_case_tensor(st, c->name, "out", 0, c->out_size[0]);
     float *dout = load_case_tensor(st, c->name, "dout", 0, c->out_size[0]);
     int ok = want && dout;
+    char name[48];  // the backend, and for the CPU its instruction set
+    if (be == &sid_backend_cpu) snprintf(name, sizeof name, "cpu/%s", sid_cpu_isa());
+    else snprintf(name, sizeof name, "%s", be->name);
     for (int k = 0; k < c->n_in && ok; k++) ok = (hin[k] = load_case_tensor(st, c->name, "in", k, c->in_size[k])) != NULL;
     if (ok) {
         for (int k = 0; k < c->n_in; k++) {
@@ -769,8 +822,8 @@ static void compare_with_torch(const sid_backend *be, const sid_safetensors *st,
         be->download(got, bout[0], c->out_size[0] * sizeof(float));
         const double ftol = c->fwd_tol ? c->fwd_tol : 1e-5, gtol = c->grad_tol ? c->grad_tol : 1e-4;
         double e = max_rel_diff(got, want, c->out_size[0]);
-        if (getenv("SID_TEST_VERBOSE")) printf("\n  %-5s %-36s torch fwd %.1e", be->name, c->name, e);
-        EXPECT(e <= ftol, "%s/%s: forward differs from PyTorch by %.3g (relative)", be->name, c->name, e);
+        if (getenv("SID_TEST_VERBOSE")) printf("\n  %-10s %-36s torch fwd %.1e", name, c->name, e);
+        EXPECT(e <= ftol, "%s/%s: forward differs from PyTorch by %.3g (relative)", name, c->name, e);
         free(got);
         c->bwd(be, &c->p, bin, bout, bdout, bdin);
         for (int k = 0; k < c->n_in; k++) {
@@ -781,7 +834,7 @@ static void compare_with_torch(const sid_backend *be, const sid_safetensors *st,
             if (g) {
                 e = max_rel_diff(h, g, c->in_size[k]);
                 if (getenv("SID_TEST_VERBOSE")) printf(" grad%d %.1e", k, e);
-                EXPECT(e <= gtol, "%s/%s: gradient of input %d differs from PyTorch by %.3g", be->name, c->name, k, e);
+                EXPECT(e <= gtol, "%s/%s: gradient of input %d differs from PyTorch by %.3g", name, c->name, k, e);
             }
             free(g), free(h);
         }
@@ -808,6 +861,14 @@ static void test_ops_match_pytorch(void) {
     for (int b = 0; sid_backend_at(b); b++)
         if (sid_backend_at(b)->available())
             for (int i = 0; i < N_CASES; i++) compare_with_torch(sid_backend_at(b), &st, &cases[i]);
+    // the CPU's other instruction sets against the same files
+    const char *isa0 = sid_cpu_isa();
+    for (int j = 0; sid_cpu_isa_at(j); j++) {
+        if (strcmp(sid_cpu_isa_at(j), isa0) == 0 || !sid_cpu_isa_usable(sid_cpu_isa_at(j))) continue;
+        EXPECT(sid_cpu_isa_set(sid_cpu_isa_at(j)) == 0, "%s", sid_error());
+        for (int i = 0; i < N_CASES; i++) compare_with_torch(&sid_backend_cpu, &st, &cases[i]);
+    }
+    EXPECT(sid_cpu_isa_set(isa0) == 0, "%s", sid_error());
     sid_st_close(&st);
 }
 
@@ -994,7 +1055,7 @@ static void test_sid_gather_rows(void) {
     }
 }
 
-TEST_LIST(T(test_fill), T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+TEST_LIST(T(test_fill), T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_isas_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread), T(test_sid_nan_rows), T(test_sid_sanitize), T(test_sid_adam),
           T(test_sid_ema), T(test_sid_gather_rows))
 TEST_MAIN("ops")

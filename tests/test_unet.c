@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "ops/cpu_isa.h"
 #include "io/safetensors.h"
 #include "core/threads.h"
 #include "models/unet.h"
@@ -238,6 +239,23 @@ static void check_against_diffusers(const char *name) {
     expect_same_result(name, &gf1, &rf1, &io, 0);
     unet_result g = run_unet_on_guard(dir, 1, &io);
     expect_golden(name, "guard", &st, &m.ps, &g, &io, 1);
+    // every other instruction set of the CPU kernels this machine runs, against the same golden file
+    const char *isa0 = sid_cpu_isa();
+    for (int i = 0; sid_cpu_isa_at(i); i++) {
+        const char *isa = sid_cpu_isa_at(i);
+        if (strcmp(isa, isa0) == 0) continue;
+        if (!sid_cpu_isa_usable(isa)) {
+            printf("\n  SKIP cpu kernels %s: this CPU lacks them", isa);
+            continue;
+        }
+        char label[32];
+        snprintf(label, sizeof label, "cpu/%s", isa);
+        EXPECT(sid_cpu_isa_set(isa) == 0, "%s", sid_error());
+        unet_result ri = run_unet(&m, cpu, &io);
+        EXPECT(sid_cpu_isa_set(isa0) == 0, "%s", sid_error());
+        expect_golden(name, label, &st, &m.ps, &ri, &io, 1);
+        result_free(&ri);
+    }
 
     result_free(&r), result_free(&rf), result_free(&r1), result_free(&rf1), result_free(&g1), result_free(&gf1);
     result_free(&g);

@@ -1,5 +1,6 @@
 // The sid command. Subcommands arrive with the model and distillation issues;
 // for now: version/build info and a self-check of the engine.
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "core/threads.h"
 #include "dist/dist.h"
 #include "ops/backend.h"
+#include "ops/cpu_isa.h"
 #ifdef SID_HAVE_NCCL
 #include "dist/nccl.h"
 #endif
@@ -26,13 +28,19 @@ static int cmd_info(void) {
     printf("; nccl: off");
 #endif
     printf("\n");
+    printf("cpu kernels: %s (compiled:", sid_cpu_isa());
+    for (int i = 0; sid_cpu_isa_at(i); i++) printf(" %s", sid_cpu_isa_at(i));
+    printf("; usable here:");
+    for (int i = 0; sid_cpu_isa_at(i); i++)
+        if (sid_cpu_isa_usable(sid_cpu_isa_at(i))) printf(" %s", sid_cpu_isa_at(i));
+    printf("; SID_ISA picks one); cpu features: %s; openblas: %s\n", sid_cpu_features(), openblas_get_corename());
     return 0;
 }
 
 static void usage(FILE *f) {
     fprintf(f, "usage: sid <command> [options]\n"
                "commands:\n"
-               "  info              backends and threads of this build\n"
+               "  info              backends, threads and CPU kernels of this build\n"
                "  selftest [DIR]    train a tiny conv net end to end, write DIR (out/selftest)\n"
                "  inspect PATH      model kind, config and parameter counts of a folder, config or checkpoint\n"
                "  distill           SiD-LSG: distil a teacher into a one-step generator (sid distill --help)\n"

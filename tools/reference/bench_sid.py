@@ -67,7 +67,7 @@ def main():
         t0 = time.perf_counter()
         iteration()
         times.append(time.perf_counter() - t0)
-    print(f"pytorch sid iteration batch {B:3d}: {min(times):.3f} s/iter ({torch.get_num_threads()} threads)")
+    print(f"pytorch sid iteration batch {B:3d}: {min(times):.3f} s/iter ({torch.get_num_threads()} threads, cpu {torch.backends.cpu.get_cpu_capability().lower()})")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main():
     n = sum(p.numel() for p in unet.parameters())
     name = os.path.basename(config)
     print(f"pytorch {name:<12} params {n:10d}  batch {batch:3d}  {size:3d}x{size:<3d}  fwd {1e3 * best_f / batch:9.2f} ms/sample"
-          f"  fwd+bwd {1e3 * best_fb / batch:9.2f} ms/sample  ({torch.get_num_threads()} threads, torch {torch.__version__})")
+          f"  fwd+bwd {1e3 * best_fb / batch:9.2f} ms/sample  ({torch.get_num_threads()} threads, torch {torch.__version__}, cpu {torch.backends.cpu.get_cpu_capability().lower()})")
 
 
 if __name__ == "__main__":

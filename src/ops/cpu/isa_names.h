@@ -1,0 +1,75 @@
+// Included first (gcc -include) by every file of src/ops/cpu/, which the build compiles once per
+// instruction set (SID_CPU_ISA = sse2, avx2, avx512 on x86-64; generic elsewhere): each op
+// sid_<op> of that compilation is named sid_<op>_<isa>, so one binary holds every variant and
+// src/ops/cpu_dispatch.c picks one at run time. An op added to SID_OPS (ops/backend.h) but not
+// here is defined by every variant under the same name: the link fails, it cannot go unnoticed.
+#ifndef SID_CPU_ISA_NAMES_H
+#define SID_CPU_ISA_NAMES_H
+#ifndef SID_CPU_ISA
+#error "src/ops/cpu/ is compiled once per instruction set, with -DSID_CPU_ISA=<isa> (see the Makefile)"
+#endif
+#define SID_ISA_CAT2(a, b) a##_##b
+#define SID_ISA_CAT(a, b) SID_ISA_CAT2(a, b)
+#define SID_ISA_NAME(name) SID_ISA_CAT(name, SID_CPU_ISA)
+#define SID_ISA_STR2(x) #x
+#define SID_ISA_STR(x) SID_ISA_STR2(x)
+
+#define sid_linear_fwd SID_ISA_NAME(sid_linear_fwd)
+#define sid_linear_bwd SID_ISA_NAME(sid_linear_bwd)
+#define sid_conv2d_fwd SID_ISA_NAME(sid_conv2d_fwd)
+#define sid_conv2d_bwd SID_ISA_NAME(sid_conv2d_bwd)
+#define sid_groupnorm_fwd SID_ISA_NAME(sid_groupnorm_fwd)
+#define sid_groupnorm_bwd SID_ISA_NAME(sid_groupnorm_bwd)
+#define sid_layernorm_fwd SID_ISA_NAME(sid_layernorm_fwd)
+#define sid_layernorm_bwd SID_ISA_NAME(sid_layernorm_bwd)
+#define sid_act_fwd SID_ISA_NAME(sid_act_fwd)
+#define sid_act_bwd SID_ISA_NAME(sid_act_bwd)
+#define sid_geglu_fwd SID_ISA_NAME(sid_geglu_fwd)
+#define sid_geglu_bwd SID_ISA_NAME(sid_geglu_bwd)
+#define sid_softmax_fwd SID_ISA_NAME(sid_softmax_fwd)
+#define sid_softmax_bwd SID_ISA_NAME(sid_softmax_bwd)
+#define sid_attention_fwd SID_ISA_NAME(sid_attention_fwd)
+#define sid_attention_bwd SID_ISA_NAME(sid_attention_bwd)
+#define sid_upsample2x_fwd SID_ISA_NAME(sid_upsample2x_fwd)
+#define sid_upsample2x_bwd SID_ISA_NAME(sid_upsample2x_bwd)
+#define sid_concat_fwd SID_ISA_NAME(sid_concat_fwd)
+#define sid_concat_bwd SID_ISA_NAME(sid_concat_bwd)
+#define sid_transpose_fwd SID_ISA_NAME(sid_transpose_fwd)
+#define sid_transpose_bwd SID_ISA_NAME(sid_transpose_bwd)
+#define sid_fill SID_ISA_NAME(sid_fill)
+#define sid_add_fwd SID_ISA_NAME(sid_add_fwd)
+#define sid_add_bwd SID_ISA_NAME(sid_add_bwd)
+#define sid_scale_fwd SID_ISA_NAME(sid_scale_fwd)
+#define sid_scale_bwd SID_ISA_NAME(sid_scale_bwd)
+#define sid_mul_fwd SID_ISA_NAME(sid_mul_fwd)
+#define sid_mul_bwd SID_ISA_NAME(sid_mul_bwd)
+#define sid_add_channel_bias_fwd SID_ISA_NAME(sid_add_channel_bias_fwd)
+#define sid_add_channel_bias_bwd SID_ISA_NAME(sid_add_channel_bias_bwd)
+#define sid_timestep_embedding_fwd SID_ISA_NAME(sid_timestep_embedding_fwd)
+#define sid_timestep_embedding_bwd SID_ISA_NAME(sid_timestep_embedding_bwd)
+#define sid_embedding_fwd SID_ISA_NAME(sid_embedding_fwd)
+#define sid_embedding_bwd SID_ISA_NAME(sid_embedding_bwd)
+#define sid_mse_fwd SID_ISA_NAME(sid_mse_fwd)
+#define sid_mse_bwd SID_ISA_NAME(sid_mse_bwd)
+#define sid_mean_abs_fwd SID_ISA_NAME(sid_mean_abs_fwd)
+#define sid_mean_abs_bwd SID_ISA_NAME(sid_mean_abs_bwd)
+#define sid_dot_fwd SID_ISA_NAME(sid_dot_fwd)
+#define sid_dot_bwd SID_ISA_NAME(sid_dot_bwd)
+#define sid_cfg_combine_fwd SID_ISA_NAME(sid_cfg_combine_fwd)
+#define sid_cfg_combine_bwd SID_ISA_NAME(sid_cfg_combine_bwd)
+#define sid_add_noise_fwd SID_ISA_NAME(sid_add_noise_fwd)
+#define sid_add_noise_bwd SID_ISA_NAME(sid_add_noise_bwd)
+#define sid_x0_from_eps_fwd SID_ISA_NAME(sid_x0_from_eps_fwd)
+#define sid_x0_from_eps_bwd SID_ISA_NAME(sid_x0_from_eps_bwd)
+#define sid_clamp_fwd SID_ISA_NAME(sid_clamp_fwd)
+#define sid_clamp_bwd SID_ISA_NAME(sid_clamp_bwd)
+#define sid_dsm_loss_fwd SID_ISA_NAME(sid_dsm_loss_fwd)
+#define sid_dsm_loss_bwd SID_ISA_NAME(sid_dsm_loss_bwd)
+#define sid_sid_loss_fwd SID_ISA_NAME(sid_sid_loss_fwd)
+#define sid_sid_loss_bwd SID_ISA_NAME(sid_sid_loss_bwd)
+#define sid_nan_rows SID_ISA_NAME(sid_nan_rows)
+#define sid_sanitize SID_ISA_NAME(sid_sanitize)
+#define sid_adam SID_ISA_NAME(sid_adam)
+#define sid_ema SID_ISA_NAME(sid_ema)
+#define sid_gather_rows SID_ISA_NAME(sid_gather_rows)
+#endif
