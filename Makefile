@@ -33,8 +33,8 @@ CPU_ISAS         := generic
 endif
 ISA_FLAGS_sse2    :=
 ISA_FLAGS_generic :=
-ISA_FLAGS_avx2    := -mavx2 -mfma
-ISA_FLAGS_avx512  := -mavx2 -mfma -mavx512f -mavx512bw -mavx512cd -mavx512dq -mavx512vl -mprefer-vector-width=512
+ISA_FLAGS_avx2    := -mavx2 -mfma -ffp-contract=fast
+ISA_FLAGS_avx512  := -ffp-contract=fast -mavx2 -mfma -mavx512f -mavx512bw -mavx512cd -mavx512dq -mavx512vl -mprefer-vector-width=512
 SRC_CPU  := $(wildcard src/ops/cpu/*.c)
 OBJ_LIB  += $(foreach i,$(CPU_ISAS),$(SRC_CPU:src/ops/cpu/%.c=$(BUILD)/src/ops/cpu/$(i)/%.o))
 define cpu_isa_rule

@@ -194,15 +194,24 @@ static void pad_planes(float *dst, const float *src, int C, int H, int W, int p)
     }
 }
 
-// One register tile: 8 output channels x 8V pixels of line y from x (V = 1 or 2; with V = 2
-// each broadcast weight feeds two FMAs, which halves the loads per FMA). ISO C mode keeps GCC
-// from fusing a*b+c, hence the attribute (a separate multiply and add ran 20% slower).
+// Output channels per register tile: 8 where there are 32 vector registers (AVX-512), else 4,
+// so that the accumulators, the input vectors and the broadcast weight fit in 16 (AVX2: an
+// 8-channel tile spilled three accumulators to the stack in the inner loop).
+#if defined(__AVX512F__)
+enum { DIRECT_CO = 8 };
+#else
+enum { DIRECT_CO = 4 };
+#endif
+
+// One register tile: DIRECT_CO output channels x 8V pixels of line y from x (V = 1 or 2; with
+// V = 2 each broadcast weight feeds two FMAs, which halves the loads per FMA). ISO C mode keeps
+// GCC from fusing a*b+c, hence the attribute (a separate multiply and add ran 20% slower).
 static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void direct_tile(float *out, const float *pad, const float *w,
                                                               const float *b, int cin, int co, int y, int x, int H,
                                                               int W, int k, int accumulate, const int V) {
     const int Wp = W + k - 1, Hp = H + k - 1, kk = k * k, wstride = cin * kk;
-    v8f acc[8][2];
-    for (int j = 0; j < 8; j++) {
+    v8f acc[DIRECT_CO][2];
+    for (int j = 0; j < DIRECT_CO; j++) {
         float *o = out + ((size_t)(co + j) * H + y) * W + x;
         const float bj = b ? b[co + j] : 0.0f;
         for (int v = 0; v < V; v++) acc[j][v] = accumulate ? load8(o + 8 * v) : (v8f){bj, bj, bj, bj, bj, bj, bj, bj};
@@ -215,17 +224,17 @@ static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void 
                 v8f iv[2];
                 for (int v = 0; v < V; v++) iv[v] = load8(src + ky * Wp + kx + 8 * v);
                 const float *wt = wc + ky * k + kx;
-                for (int j = 0; j < 8; j++) {
+                for (int j = 0; j < DIRECT_CO; j++) {
                     const float wj = wt[(size_t)j * wstride];
                     for (int v = 0; v < V; v++) acc[j][v] += iv[v] * wj;
                 }
             }
     }
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < DIRECT_CO; j++)
         for (int v = 0; v < V; v++) store8(out + ((size_t)(co + j) * H + y) * W + x + 8 * v, acc[j][v]);
 }
 
-// One output line of 8 channels: 16-pixel tiles, then an 8-pixel one.
+// One output line of DIRECT_CO channels: 16-pixel tiles, then an 8-pixel one.
 static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void direct_line(
     float *out, const float *pad, const float *w, const float *b, int cin, int co, int y, int H, int W, int k,
     int accumulate) {
@@ -238,7 +247,7 @@ static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void 
 __attribute__((optimize("fp-contract=fast"))) static void conv_direct(float *out, const float *pad, const float *w,
                                                                       const float *b, int cin, int cout, int H,
                                                                       int W, int k, int accumulate) {
-    for (int co = 0; co < cout; co += 8)
+    for (int co = 0; co < cout; co += DIRECT_CO)
         for (int y = 0; y < H; y++) {
             // k = 3, the UNets' kernel size, as a constant: its tap loops unroll
             if (k == 3) direct_line(out, pad, w, b, cin, co, y, H, W, 3, accumulate);
@@ -260,35 +269,36 @@ static inline float hsum8(v8f v) {  // three shuffle-and-add steps (a lane loop 
     return v[0];
 }
 
-// dw[co][ci][ky][kx0 + t] += sum_{y,x} g[co][y][x] pad[ci][y+ky][x+kx0+t] for 8 output channels
-// and NK <= 3 taps of one kernel row: 24 accumulators, 8 + NK loads per 8 NK FMAs.
+// dw[co][ci][ky][kx0 + t] += sum_{y,x} g[co][y][x] pad[ci][y+ky][x+kx0+t] for DIRECT_CO output
+// channels and NK <= 3 taps of one kernel row: 3 DIRECT_CO accumulators, DIRECT_CO + NK loads per
+// DIRECT_CO NK FMAs.
 static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void dw_tile(
     float *dw, const float *g, const float *pad, int cin, int co, int ci, int ky, int kx0, int H, int W, int k,
     const int NK) {
     const int Wp = W + k - 1, Hp = H + k - 1;
     const size_t HW = (size_t)H * W;
-    v8f acc[8][3];
-    for (int j = 0; j < 8; j++)
+    v8f acc[DIRECT_CO][3];
+    for (int j = 0; j < DIRECT_CO; j++)
         for (int t = 0; t < NK; t++) acc[j][t] = (v8f){0};
     for (int y = 0; y < H; y++) {
         const float *src = pad + ((size_t)ci * Hp + y + ky) * Wp + kx0, *gy = g + (size_t)co * HW + (size_t)y * W;
         for (int x = 0; x < W; x += 8) {
             v8f iv[3];
             for (int t = 0; t < NK; t++) iv[t] = load8(src + x + t);
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < DIRECT_CO; j++) {
                 const v8f gv = load8(gy + j * HW + x);
                 for (int t = 0; t < NK; t++) acc[j][t] += gv * iv[t];
             }
         }
     }
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < DIRECT_CO; j++)
         for (int t = 0; t < NK; t++) dw[(((size_t)(co + j) * cin + ci) * k + ky) * k + kx0 + t] += hsum8(acc[j][t]);
 }
 
 // The weight gradient of one sample from its padded input and its output gradient g [cout, H, W].
 __attribute__((optimize("fp-contract=fast"))) static void conv_direct_dw(float *dw, const float *g, const float *pad,
                                                                          int cin, int cout, int H, int W, int k) {
-    for (int co = 0; co < cout; co += 8)
+    for (int co = 0; co < cout; co += DIRECT_CO)
         for (int ci = 0; ci < cin; ci++)
             for (int ky = 0; ky < k; ky++) {
                 if (k == 3) {
