@@ -14,6 +14,7 @@
 extern const sid_cpu_kernels sid_cpu_kernels_sse2, sid_cpu_kernels_avx2, sid_cpu_kernels_avx512;
 static const sid_cpu_kernels *const variants[] = {&sid_cpu_kernels_sse2, &sid_cpu_kernels_avx2,
                                                   &sid_cpu_kernels_avx512};
+#define BASELINE (&sid_cpu_kernels_sse2)
 // What each variant was compiled for (the Makefile's ISA_FLAGS_<isa>); __builtin_cpu_supports also
 // checks that the OS saves the YMM/ZMM state.
 static int usable_at(int i) {
@@ -55,12 +56,13 @@ const char *sid_cpu_features(void) {
 #else
 extern const sid_cpu_kernels sid_cpu_kernels_generic;
 static const sid_cpu_kernels *const variants[] = {&sid_cpu_kernels_generic};
+#define BASELINE (&sid_cpu_kernels_generic)
 static int usable_at(int i) { return i == 0; }
 const char *sid_cpu_features(void) { return "(not probed on this architecture)"; }
 #endif
 
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
-static const sid_cpu_kernels *cpu_k = variants[0];
+static const sid_cpu_kernels *cpu_k = BASELINE;  // a constant expression for every compiler
 
 const char *sid_cpu_isa(void) { return cpu_k->isa; }
 const char *sid_cpu_isa_at(int i) { return i >= 0 && i < N_VARIANTS ? variants[i]->isa : NULL; }
