@@ -13,6 +13,7 @@
 
 #include "core/progress.h"
 #include "core/threads.h"
+#include "ops/cpu_isa.h"
 
 uint64_t test_seed;
 static int current_failed;
@@ -91,6 +92,19 @@ int test_same_file(const char *a, const char *b) {
 }
 
 const char *test_data_dir(void) { return getenv("SID_TEST_DATA") ? getenv("SID_TEST_DATA") : "tests/data"; }
+
+const char *test_next_cpu_isa(int *i, const char *except) {
+    for (const char *isa; (isa = sid_cpu_isa_at(*i)); ++*i) {
+        if (except && strcmp(isa, except) == 0) continue;
+        if (!sid_cpu_isa_usable(isa)) {
+            printf("\n  SKIP cpu kernels %s: this CPU lacks them", isa);
+            continue;
+        }
+        ++*i;
+        return isa;
+    }
+    return NULL;
+}
 
 void test_write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");

@@ -21,6 +21,9 @@ int test_failed(void);  // has the current case failed so far?
 void test_remove_tree(const char *path);          // rm -rf, for temp folders
 int test_same_file(const char *a, const char *b); // byte-identical contents
 const char *test_data_dir(void);                  // $SID_TEST_DATA or tests/data
+// The CPU kernels' instruction sets this machine runs, except `except` (NULL: none), one per call
+// from *i = 0: the next one's name, or NULL past the end. Those the CPU lacks print a visible SKIP.
+const char *test_next_cpu_isa(int *i, const char *except);
 void test_write_text(const char *path, const char *text);  // dies when it cannot
 
 #define EXPECT(cond, ...)                                               \

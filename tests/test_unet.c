@@ -241,13 +241,8 @@ static void check_against_diffusers(const char *name) {
     expect_golden(name, "guard", &st, &m.ps, &g, &io, 1);
     // every other instruction set of the CPU kernels this machine runs, against the same golden file
     const char *isa0 = sid_cpu_isa();
-    for (int i = 0; sid_cpu_isa_at(i); i++) {
-        const char *isa = sid_cpu_isa_at(i);
-        if (strcmp(isa, isa0) == 0) continue;
-        if (!sid_cpu_isa_usable(isa)) {
-            printf("\n  SKIP cpu kernels %s: this CPU lacks them", isa);
-            continue;
-        }
+    int i = 0;
+    for (const char *isa; (isa = test_next_cpu_isa(&i, isa0));) {
         char label[32];
         snprintf(label, sizeof label, "cpu/%s", isa);
         EXPECT(sid_cpu_isa_set(isa) == 0, "%s", sid_error());

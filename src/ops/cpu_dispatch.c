@@ -15,42 +15,37 @@ extern const sid_cpu_kernels sid_cpu_kernels_sse2, sid_cpu_kernels_avx2, sid_cpu
 static const sid_cpu_kernels *const variants[] = {&sid_cpu_kernels_sse2, &sid_cpu_kernels_avx2,
                                                   &sid_cpu_kernels_avx512};
 #define BASELINE (&sid_cpu_kernels_sse2)
-// What each variant was compiled for (the Makefile's ISA_FLAGS_<isa>); __builtin_cpu_supports also
+// The features the variants need (the Makefile's ISA_FLAGS_<isa>); __builtin_cpu_supports also
 // checks that the OS saves the YMM/ZMM state.
-static int usable_at(int i) {
+#define CPU_FEATURES(X) X(sse2) X(avx) X(avx2) X(fma) X(avx512f) X(avx512bw) X(avx512cd) X(avx512dq) X(avx512vl)
+enum {
+#define X(f) BIT_##f,
+    CPU_FEATURES(X)
+#undef X
+};
+#define HAS(f) (1u << BIT_##f)
+static unsigned cpu_features(void) {
     __builtin_cpu_init();
-    switch (i) {
-        case 0: return 1;
-        case 1: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        case 2:
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                   __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                   __builtin_cpu_supports("avx512vl");
-    }
-    return 0;
+    unsigned m = 0;
+#define X(f) m |= __builtin_cpu_supports(#f) ? HAS(f) : 0;
+    CPU_FEATURES(X)
+#undef X
+    return m;
+}
+static int usable_at(int i) {
+    static const unsigned need[] = {0, HAS(avx2) | HAS(fma),
+                                    HAS(avx2) | HAS(fma) | HAS(avx512f) | HAS(avx512bw) | HAS(avx512cd) |
+                                        HAS(avx512dq) | HAS(avx512vl)};
+    return (cpu_features() & need[i]) == need[i];
 }
 const char *sid_cpu_features(void) {
     static char buf[128];
-    static const char *const names[] = {"sse2",     "avx",      "avx2",     "fma",     "avx512f",
-                                        "avx512bw", "avx512cd", "avx512dq", "avx512vl"};
-    __builtin_cpu_init();
+    const unsigned m = cpu_features();
     buf[0] = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int has = 0;
-        switch (i) {  // __builtin_cpu_supports takes a string literal only
-            case 0: has = __builtin_cpu_supports("sse2"); break;
-            case 1: has = __builtin_cpu_supports("avx"); break;
-            case 2: has = __builtin_cpu_supports("avx2"); break;
-            case 3: has = __builtin_cpu_supports("fma"); break;
-            case 4: has = __builtin_cpu_supports("avx512f"); break;
-            case 5: has = __builtin_cpu_supports("avx512bw"); break;
-            case 6: has = __builtin_cpu_supports("avx512cd"); break;
-            case 7: has = __builtin_cpu_supports("avx512dq"); break;
-            case 8: has = __builtin_cpu_supports("avx512vl"); break;
-        }
-        if (has) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? " " : "", names[i]);
-    }
+#define X(f) \
+    if (m & HAS(f)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? " " : "", #f);
+    CPU_FEATURES(X)
+#undef X
     return buf;
 }
 #else
