@@ -43,9 +43,9 @@ static void linear_r(const op_params *p, double **in, double **out) {
      .fwd = linear_f, .bwd = linear_b, .ref = linear_r}
 
 // ---------------------------------------------------------------- conv2d
-// i: n cin h w cout k stride pad; in: x, W, b
+// i: n cin h w cout k stride pad [kw pad_w]; in: x, W, b
 static sid_conv2d_shape conv_shape(const op_params *p) {
-    return (sid_conv2d_shape){I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7)};
+    return (sid_conv2d_shape){I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9)};
 }
 static void conv_f(const sid_backend *be, const op_params *p, float **in, float **out) {
     sid_conv2d_shape s = conv_shape(p);
@@ -57,19 +57,20 @@ static void conv_b(const sid_backend *be, const op_params *p, float **in, float 
 }
 static void conv_r(const op_params *p, double **in, double **out) {
     sid_conv2d_shape s = conv_shape(p);
-    const int ho = sid_conv2d_hout(&s), wo = sid_conv2d_wout(&s), k = s.k;
+    const int ho = sid_conv2d_hout(&s), wo = sid_conv2d_wout(&s), kh = s.k, kw = sid_conv2d_kw(&s);
+    const int pw = sid_conv2d_padw(&s);
     for (int n = 0; n < s.n; n++)
         for (int co = 0; co < s.cout; co++)
             for (int oy = 0; oy < ho; oy++)
                 for (int ox = 0; ox < wo; ox++) {
                     double acc = in[2][co];
                     for (int ci = 0; ci < s.cin; ci++)
-                        for (int ky = 0; ky < k; ky++)
-                            for (int kx = 0; kx < k; kx++) {
-                                int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+                        for (int ky = 0; ky < kh; ky++)
+                            for (int kx = 0; kx < kw; kx++) {
+                                int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - pw + kx;
                                 if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
                                 acc += in[0][((n * s.cin + ci) * s.h + iy) * s.w + ix] *
-                                       in[1][((co * s.cin + ci) * k + ky) * k + kx];
+                                       in[1][((co * s.cin + ci) * kh + ky) * kw + kx];
                             }
                     out[0][((n * s.cout + co) * ho + oy) * wo + ox] = acc;
                 }
@@ -79,6 +80,12 @@ static void conv_r(const op_params *p, double **in, double **out) {
     {.name = nm, .n_in = 3, .n_out = 1, .in_size = {(N) * (CI) * (H) * (W), (CO) * (CI) * (K) * (K), (CO)},     \
      .out_size = {CONV_OUT(N, H, W, CO, K, S, P)}, .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1}, \
      .p.i = {N, CI, H, W, CO, K, S, P}, .fwd = conv_f, .bwd = conv_b, .ref = conv_r}
+// A KH x KW kernel with padding PH rows, PW columns (Inception's 1x7 / 7x1 / 1x3 / 3x1).
+#define CONV_RECT_CASE(nm, N, CI, H, W, CO, KH, KW, S, PH, PW)                                                  \
+    {.name = nm, .n_in = 3, .n_out = 1, .in_size = {(N) * (CI) * (H) * (W), (CO) * (CI) * (KH) * (KW), (CO)},   \
+     .out_size = {(N) * (CO) * (((H) + 2 * (PH) - (KH)) / (S) + 1) * (((W) + 2 * (PW) - (KW)) / (S) + 1)},        \
+     .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1}, .p.i = {N, CI, H, W, CO, KH, S, PH, KW, PW}, \
+     .fwd = conv_f, .bwd = conv_b, .ref = conv_r}
 
 // ---------------------------------------------------------------- group norm / layer norm
 // group norm i: N C HW G, f: eps; in: x, gamma, beta; out: y, mean, rstd
@@ -205,6 +212,44 @@ static void attn_r(const op_params *p, double **in, double **out) {
     {.name = nm, .n_in = 3, .n_out = 2, .in_size = {(B) * (Nq) * (H) * (dh), (B) * (Nk) * (H) * (dh), (B) * (Nk) * (H) * (dh)}, \
      .out_size = {(B) * (Nq) * (H) * (dh), (B) * (H) * (Nq)}, .in_diff = {1, 1, 1}, .out_loss = {1, 0},             \
      .in_lo = -(lo), .in_hi = lo, .p.i = {B, Nq, Nk, H, dh, causal}, .fwd = attn_f, .bwd = attn_b, .ref = attn_r}
+
+// ---------------------------------------------------------------- pooling
+// i: nc h w k stride pad kind count_pad
+static sid_pool2d_shape pool_shape(const op_params *p) {
+    return (sid_pool2d_shape){I(0), I(1), I(2), I(3), I(4), I(5), (sid_pool_kind)I(6), I(7)};
+}
+static void pool_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    sid_pool2d_shape s = pool_shape(p);
+    be->pool2d_fwd(out[0], in[0], &s);
+}
+static void pool_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    sid_pool2d_shape s = pool_shape(p);
+    be->pool2d_bwd(din[0], dout[0], in[0], &s);
+}
+static void pool_r(const op_params *p, double **in, double **out) {
+    sid_pool2d_shape s = pool_shape(p);
+    const int ho = sid_pool2d_hout(&s), wo = sid_pool2d_wout(&s);
+    for (int c = 0; c < s.nc; c++)
+        for (int oy = 0; oy < ho; oy++)
+            for (int ox = 0; ox < wo; ox++) {
+                double acc = 0, m = -INFINITY;
+                int cells = 0;
+                for (int ky = 0; ky < s.k; ky++)
+                    for (int kx = 0; kx < s.k; kx++) {
+                        const int y = oy * s.stride - s.pad + ky, x = ox * s.stride - s.pad + kx;
+                        if (y < 0 || y >= s.h || x < 0 || x >= s.w) continue;
+                        const double v = in[0][(c * s.h + y) * s.w + x];
+                        acc += v, cells++;
+                        if (v > m) m = v;
+                    }
+                out[0][(c * ho + oy) * wo + ox] =
+                    s.kind == SID_POOL_MAX ? m : acc / (s.count_pad ? s.k * s.k : cells);
+            }
+}
+#define POOL_CASE(nm, NC, H, W, K, S, P, KIND, COUNT_PAD)                                                    \
+    {.name = nm, .n_in = 1, .n_out = 1, .in_size = {(NC) * (H) * (W)},                                        \
+     .out_size = {(NC) * (((H) + 2 * (P) - (K)) / (S) + 1) * (((W) + 2 * (P) - (K)) / (S) + 1)}, .in_diff = {1}, \
+     .out_loss = {1}, .p.i = {NC, H, W, K, S, P, KIND, COUNT_PAD}, .fwd = pool_f, .bwd = pool_b, .ref = pool_r}
 
 // ---------------------------------------------------------------- shapes
 static void up_f(const sid_backend *be, const op_params *p, float **in, float **out) { be->upsample2x_fwd(out[0], in[0], I(0), I(1), I(2)); }
@@ -481,6 +526,11 @@ static op_case cases[] = {
     CONV_CASE("conv2d 3x3 direct forward, im2col input gradient (3->8 ch)", 2, 3, 3, 16, 8, 3, 1, 1),
     CONV_CASE("conv2d 5x5 p2 direct kernel 8->8 ch", 1, 8, 3, 8, 8, 5, 1, 2),
     CONV_CASE("conv2d 1x1", 3, 5, 6, 5, 2, 1, 1, 0),
+    CONV_RECT_CASE("conv2d 1x7 p(0,3) same size", 2, 3, 5, 9, 4, 1, 7, 1, 0, 3),
+    CONV_RECT_CASE("conv2d 7x1 p(3,0) same size", 2, 3, 9, 5, 4, 7, 1, 1, 3, 0),
+    CONV_RECT_CASE("conv2d 1x3 p(0,1) 8 wide", 2, 4, 3, 8, 8, 1, 3, 1, 0, 1),
+    CONV_RECT_CASE("conv2d 3x1 p(1,0) 8 wide", 2, 4, 3, 8, 8, 3, 1, 1, 1, 0),
+    CONV_RECT_CASE("conv2d 2x3 s2 p(1,0) (general path)", 2, 3, 7, 8, 3, 2, 3, 2, 1, 0),
     CONV_CASE("conv2d 1x1 n=1", 1, 4, 3, 7, 6, 1, 1, 0),
     GN_CASE("groupnorm G=3 eps1e-5", 2, 6, 5, 3, 1e-5f),
     GN_CASE("groupnorm G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
@@ -503,6 +553,11 @@ static op_case cases[] = {
     ATTN_CASE("attention causal 1x17 h2 d4", 1, 17, 17, 2, 4, 1, 1.5f),
     ATTN_CASE("attention tiled 70x300 h1 d4", 1, 70, 300, 1, 4, 0, 1.0f),
     ATTN_CASE("attention tiled causal 1x130 h2 d3", 1, 130, 130, 2, 3, 1, 1.0f),
+    POOL_CASE("max pool 3x3 s2 (Inception stem)", 3, 9, 8, 3, 2, 0, SID_POOL_MAX, 0),
+    POOL_CASE("max pool 3x3 s1 p1", 2, 5, 6, 3, 1, 1, SID_POOL_MAX, 0),
+    POOL_CASE("avg pool 3x3 s1 p1 without padding", 2, 5, 6, 3, 1, 1, SID_POOL_AVG, 0),
+    POOL_CASE("avg pool 3x3 s1 p1 with padding", 2, 5, 4, 3, 1, 1, SID_POOL_AVG, 1),
+    POOL_CASE("global avg pool 4x4", 3, 4, 4, 4, 1, 0, SID_POOL_AVG, 1),
     {.name = "upsample2x", .n_in = 1, .n_out = 1, .in_size = {60}, .out_size = {240}, .in_diff = {1},
      .out_loss = {1}, .p.i = {3, 4, 5}, .fwd = up_f, .bwd = up_b, .ref = up_r},
     {.name = "concat channels", .n_in = 2, .n_out = 1, .in_size = {30, 20}, .out_size = {50}, .in_diff = {1, 1},

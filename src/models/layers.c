@@ -41,8 +41,15 @@ void sid_conv_decl(sid_conv *l, sid_params *ps, int cin, int cout, int k, int st
     l->b = sid_params_add(ps, 1, (int64_t[]){cout}, "%s.bias", name);
 }
 
+void sid_conv_decl_rect(sid_conv *l, sid_params *ps, int cin, int cout, int kh, int kw, int stride, int ph, int pw,
+                        const char *name) {
+    *l = (sid_conv){.cin = cin, .cout = cout, .k = kh, .stride = stride, .pad = ph, .kw = kw, .pad_w = pw};
+    l->w = sid_params_add(ps, 4, (int64_t[]){cout, cin, kh, kw}, "%s.weight", name);
+    l->b = sid_params_add(ps, 1, (int64_t[]){cout}, "%s.bias", name);
+}
+
 static sid_conv2d_shape conv_shape(const sid_conv *l, int N, int H, int W) {
-    return (sid_conv2d_shape){N, l->cin, H, W, l->cout, l->k, l->stride, l->pad};
+    return (sid_conv2d_shape){N, l->cin, H, W, l->cout, l->k, l->stride, l->pad, l->kw, l->pad_w};
 }
 
 void sid_conv_f(const sid_ctx *c, const sid_conv *l, float *out, const float *in, int N, int H, int W) {

@@ -40,11 +40,14 @@ void sid_linear_decl(sid_linear *l, sid_params *ps, int in, int out, int bias, c
 void sid_linear_f(const sid_ctx *c, const sid_linear *l, float *out, const float *in, int M);
 void sid_linear_b(const sid_ctx *c, const sid_linear *l, float *din, const float *dout, const float *in, int M);
 
-// ---- conv2d: name.weight [cout, cin, k, k], name.bias
+// ---- conv2d: name.weight [cout, cin, k, k], name.bias; kw, pad_w as in sid_conv2d_shape (0: square)
 typedef struct {
-    int w, b, cin, cout, k, stride, pad;
+    int w, b, cin, cout, k, stride, pad, kw, pad_w;
 } sid_conv;
 void sid_conv_decl(sid_conv *l, sid_params *ps, int cin, int cout, int k, int stride, int pad, const char *name);
+// A kh x kw kernel with padding ph rows and pw columns: name.weight [cout, cin, kh, kw].
+void sid_conv_decl_rect(sid_conv *l, sid_params *ps, int cin, int cout, int kh, int kw, int stride, int ph, int pw,
+                        const char *name);
 void sid_conv_f(const sid_ctx *c, const sid_conv *l, float *out, const float *in, int N, int H, int W);
 void sid_conv_b(const sid_ctx *c, const sid_conv *l, float *din, const float *dout, const float *in, int N, int H, int W);
 

@@ -35,6 +35,8 @@ extern "C" {
     X(attention_bwd) \
     X(upsample2x_fwd) \
     X(upsample2x_bwd) \
+    X(pool2d_fwd) \
+    X(pool2d_bwd) \
     X(concat_fwd) \
     X(concat_bwd) \
     X(transpose_fwd) \

@@ -220,6 +220,10 @@ void sid_upsample2x_fwd(float *out, const float *in, int NC, int H, int W) {
 void sid_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W) {
     CALL(upsample2x_bwd, (din, dout, NC, H, W));
 }
+void sid_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s) { CALL(pool2d_fwd, (out, in, s)); }
+void sid_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s) {
+    CALL(pool2d_bwd, (din, dout, in, s));
+}
 void sid_concat_fwd(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
     CALL(concat_fwd, (out, a, b, N, Ca, Cb, HW));
 }

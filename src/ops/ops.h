@@ -29,12 +29,22 @@ void sid_linear_fwd(float *out, const float *in, const float *w, const float *b,
 void sid_linear_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                     int M, int K, int N);
 
-// ---- conv2d, square kernel k, zero padding pad, stride s; b may be NULL
+// ---- conv2d: kernel k x k, zero padding pad, stride s; b may be NULL. A rectangular kernel
+// (Inception's 1x7, 7x1, 1x3, 3x1) sets kw and pad_w: kernel k rows x kw columns, padding pad
+// rows and pad_w columns. kw == 0 is the square kernel (pad_w is then ignored), so that the
+// eight-field initialisers of square convs stay valid.
 typedef struct {
     int n, cin, h, w, cout, k, stride, pad;
+    int kw, pad_w;
 } sid_conv2d_shape;
+static inline int sid_conv2d_kw(const sid_conv2d_shape *s) { return s->kw ? s->kw : s->k; }
+static inline int sid_conv2d_padw(const sid_conv2d_shape *s) { return s->kw ? s->pad_w : s->pad; }
 static inline int sid_conv2d_hout(const sid_conv2d_shape *s) { return (s->h + 2 * s->pad - s->k) / s->stride + 1; }
-static inline int sid_conv2d_wout(const sid_conv2d_shape *s) { return (s->w + 2 * s->pad - s->k) / s->stride + 1; }
+static inline int sid_conv2d_wout(const sid_conv2d_shape *s) {
+    return (s->w + 2 * sid_conv2d_padw(s) - sid_conv2d_kw(s)) / s->stride + 1;
+}
+// Taps per output channel and input channel (k * kw).
+static inline int sid_conv2d_taps(const sid_conv2d_shape *s) { return s->k * sid_conv2d_kw(s); }
 void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s);
 void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                     const sid_conv2d_shape *s);
@@ -80,6 +90,22 @@ void sid_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
 void sid_upsample2x_fwd(float *out, const float *in, int NC, int H, int W);
 void sid_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W);
 // channel concat of a [N, Ca, HW] and b [N, Cb, HW] -> [N, Ca+Cb, HW]; backward splits
+// ---- 2-D pooling of [NC, H, W] planes: window k x k, stride, zero padding pad, floor output size
+// (PyTorch's max_pool2d / avg_pool2d with ceil_mode off). A padded cell never wins a max; an average
+// divides by k * k when count_pad, else by the cells inside the image (count_include_pad=False).
+// A window of the whole plane (k = H = W, stride 1, pad 0) is global average pooling. Max backward
+// sends each output's gradient to the first maximum of its window in row-major order.
+typedef enum { SID_POOL_MAX, SID_POOL_AVG } sid_pool_kind;
+typedef struct {
+    int nc, h, w, k, stride, pad;
+    sid_pool_kind kind;
+    int count_pad;
+} sid_pool2d_shape;
+static inline int sid_pool2d_hout(const sid_pool2d_shape *s) { return (s->h + 2 * s->pad - s->k) / s->stride + 1; }
+static inline int sid_pool2d_wout(const sid_pool2d_shape *s) { return (s->w + 2 * s->pad - s->k) / s->stride + 1; }
+void sid_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s);
+void sid_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s);
+
 void sid_concat_fwd(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW);
 void sid_concat_bwd(float *da, float *db, const float *dout, int N, int Ca, int Cb, int HW);
 // [N, C, L] <-> [N, L, C] (NCHW <-> token sequence); each is the other's backward

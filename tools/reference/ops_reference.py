@@ -150,6 +150,29 @@ def main():
         return (scale * ((dd.double() * e.double()).sum(1) / w).sum()).float().reshape(1)
     case("sid generator loss alpha 1.2", sid_loss, [u(33), u(33), u(33)], [1, 1, 1])
 
+    # Inception's ops (appended after the rest for the same reason)
+    def conv_rect(name, n, cin, h, w_, cout, kh, kw, s, ph, pw):
+        case(name, lambda x, w, b: F.conv2d(x, w, b, stride=s, padding=(ph, pw)),
+             [u(n, cin, h, w_), u(cout, cin, kh, kw), u(cout)], [1, 1, 1])
+    conv_rect("conv2d 1x7 p(0,3) same size", 2, 3, 5, 9, 4, 1, 7, 1, 0, 3)
+    conv_rect("conv2d 7x1 p(3,0) same size", 2, 3, 9, 5, 4, 7, 1, 1, 3, 0)
+    conv_rect("conv2d 1x3 p(0,1) 8 wide", 2, 4, 3, 8, 8, 1, 3, 1, 0, 1)
+    conv_rect("conv2d 3x1 p(1,0) 8 wide", 2, 4, 3, 8, 8, 3, 1, 1, 1, 0)
+    conv_rect("conv2d 2x3 s2 p(1,0) (general path)", 2, 3, 7, 8, 3, 2, 3, 2, 1, 0)
+
+    def pool(name, nc, h, w_, k, s, p, kind, count_pad):
+        def fn(x):
+            x = x.view(1, nc, h, w_)
+            y = (F.max_pool2d(x, k, s, p) if kind == "max"
+                 else F.avg_pool2d(x, k, s, p, count_include_pad=bool(count_pad)))
+            return y.reshape(-1)
+        case(name, fn, [u(nc * h * w_)], [1])
+    pool("max pool 3x3 s2 (Inception stem)", 3, 9, 8, 3, 2, 0, "max", 0)
+    pool("max pool 3x3 s1 p1", 2, 5, 6, 3, 1, 1, "max", 0)
+    pool("avg pool 3x3 s1 p1 without padding", 2, 5, 6, 3, 1, 1, "avg", 0)
+    pool("avg pool 3x3 s1 p1 with padding", 2, 5, 4, 3, 1, 1, "avg", 1)
+    pool("global avg pool 4x4", 3, 4, 4, 4, 1, 0, "avg", 1)
+
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():
         for k, x in enumerate(inputs):

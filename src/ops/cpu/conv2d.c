@@ -17,8 +17,9 @@ static _Thread_local sid_scratch conv_scratch, conv_wflip_scratch;  // threads m
 // copy per output line (lines are only 8-32 floats in the small UNets); the columns that
 // wrapped around a line edge are then zeroed.
 static int is_same_stride1(const sid_conv2d_shape *s, int ho, int wo) {
-    return s->stride == 1 && ho == s->h && wo == s->w && s->k > 1;
+    return s->stride == 1 && ho == s->h && wo == s->w && sid_conv2d_taps(s) > 1;
 }
+static int is_square(const sid_conv2d_shape *s) { return sid_conv2d_kw(s) == s->k; }
 
 typedef struct {
     int oy0, oy1;  // output lines that read inside the plane
@@ -28,13 +29,13 @@ typedef struct {
 } shift_range;
 
 static shift_range shift_of(const sid_conv2d_shape *s, int ki, int kj) {
-    const int H = s->h, W = s->w, p = s->pad, HW = H * W;
+    const int H = s->h, W = s->w, p = s->pad, pw = sid_conv2d_padw(s), HW = H * W;
     shift_range r;
     r.oy0 = p - ki > 0 ? p - ki : 0;
     if (r.oy0 > H) r.oy0 = H;  // a plane lower than the padding: no line reads inside it
     r.oy1 = H + p - ki < H ? H + p - ki : H;
     if (r.oy1 < r.oy0) r.oy1 = r.oy0;
-    r.d = (ki - p) * W + (kj - p);
+    r.d = (ki - p) * W + (kj - pw);
     const int lo = r.oy0 * W, hi = r.oy1 * W;
     r.a = lo > -r.d ? lo : -r.d;
     r.b = hi < HW - r.d ? hi : HW - r.d;
@@ -42,8 +43,8 @@ static shift_range shift_of(const sid_conv2d_shape *s, int ki, int kj) {
     // it: -d then exceeds the plane, and [a, b) must still lie inside the column row.
     if (r.a > HW) r.a = HW;
     if (r.b < r.a) r.b = r.a;
-    r.cx0 = p - kj > 0 ? p - kj : 0;
-    r.cx1 = W + p - kj < W ? W + p - kj : W;
+    r.cx0 = pw - kj > 0 ? pw - kj : 0;
+    r.cx1 = W + pw - kj < W ? W + pw - kj : W;
     if (r.cx0 > W) r.cx0 = W;
     if (r.cx1 < r.cx0) r.cx1 = r.cx0;
     return r;
@@ -58,11 +59,11 @@ static void zero_wrapped_columns(float *row, const shift_range *r, int W) {
 }
 
 static void im2col_same(float *col, const float *in, const sid_conv2d_shape *s) {
-    const int k = s->k, HW = s->h * s->w;
+    const int kh = s->k, kw = sid_conv2d_kw(s), HW = s->h * s->w;
     for (int c = 0; c < s->cin; c++)
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * HW;
+        for (int ki = 0; ki < kh; ki++)
+            for (int kj = 0; kj < kw; kj++) {
+                float *row = col + ((size_t)(c * kh + ki) * kw + kj) * HW;
                 const float *plane = in + (size_t)c * HW;
                 const shift_range r = shift_of(s, ki, kj);
                 memset(row, 0, (size_t)r.a * sizeof(float));
@@ -74,11 +75,11 @@ static void im2col_same(float *col, const float *in, const sid_conv2d_shape *s) 
 
 // Its adjoint; dcol is overwritten (the wrapped columns are zeroed before the shifted add).
 static void col2im_same_add(float *din, float *col, const sid_conv2d_shape *s) {
-    const int k = s->k, HW = s->h * s->w;
+    const int kh = s->k, kw = sid_conv2d_kw(s), HW = s->h * s->w;
     for (int c = 0; c < s->cin; c++)
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * HW;
+        for (int ki = 0; ki < kh; ki++)
+            for (int kj = 0; kj < kw; kj++) {
+                float *row = col + ((size_t)(c * kh + ki) * kw + kj) * HW;
                 float *restrict plane = din + (size_t)c * HW;
                 const shift_range r = shift_of(s, ki, kj);
                 zero_wrapped_columns(row, &r, s->w);
@@ -88,22 +89,23 @@ static void col2im_same_add(float *din, float *col, const sid_conv2d_shape *s) {
             }
 }
 
-// col[(c*k + ki)*k + kj][oy*wo + ox] = in[c][oy*s - p + ki][ox*s - p + kj] (0 outside)
+// col[(c*kh + ki)*kw + kj][oy*wo + ox] = in[c][oy*s - ph + ki][ox*s - pw + kj] (0 outside)
 static void im2col(float *col, const float *in, const sid_conv2d_shape *s, int ho, int wo) {
     if (is_same_stride1(s, ho, wo)) {
         im2col_same(col, in, s);
         return;
     }
-    const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
+    const int kh = s->k, kw = sid_conv2d_kw(s), st = s->stride, p = s->pad, pw = sid_conv2d_padw(s);
+    const int H = s->h, W = s->w;
     for (int c = 0; c < s->cin; c++)
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * ho * wo;
+        for (int ki = 0; ki < kh; ki++)
+            for (int kj = 0; kj < kw; kj++) {
+                float *row = col + ((size_t)(c * kh + ki) * kw + kj) * ho * wo;
                 const float *plane = in + (size_t)c * H * W;
                 // valid ox range: 0 <= ox*st - p + kj < W
-                int ox0 = p - kj > 0 ? (p - kj + st - 1) / st : 0;
-                int ox1 = (W - 1 + p - kj) / st + 1;
-                if (W - 1 + p - kj < 0) ox1 = 0;
+                int ox0 = pw - kj > 0 ? (pw - kj + st - 1) / st : 0;
+                int ox1 = (W - 1 + pw - kj) / st + 1;
+                if (W - 1 + pw - kj < 0) ox1 = 0;
                 if (ox1 > wo) ox1 = wo;
                 if (ox0 > ox1) ox0 = ox1;
                 for (int oy = 0; oy < ho; oy++) {
@@ -113,7 +115,7 @@ static void im2col(float *col, const float *in, const sid_conv2d_shape *s, int h
                         memset(r, 0, (size_t)wo * sizeof(float));
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * W - p + kj;
+                    const float *src = plane + (size_t)iy * W - pw + kj;
                     for (int ox = 0; ox < ox0; ox++) r[ox] = 0;
                     if (st == 1) memcpy(r + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof(float));
                     else
@@ -134,21 +136,22 @@ static void col2im_add(float *din, float *col, const sid_conv2d_shape *s, int ho
         col2im_same_add(din, col, s);
         return;
     }
-    const int k = s->k, st = s->stride, p = s->pad, H = s->h, W = s->w;
+    const int kh = s->k, kw = sid_conv2d_kw(s), st = s->stride, p = s->pad, pw = sid_conv2d_padw(s);
+    const int H = s->h, W = s->w;
     for (int c = 0; c < s->cin; c++)
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ho * wo;
+        for (int ki = 0; ki < kh; ki++)
+            for (int kj = 0; kj < kw; kj++) {
+                const float *row = col + ((size_t)(c * kh + ki) * kw + kj) * ho * wo;
                 float *plane = din + (size_t)c * H * W;
-                int ox0 = p - kj > 0 ? (p - kj + st - 1) / st : 0;
-                int ox1 = (W - 1 + p - kj) / st + 1;
-                if (W - 1 + p - kj < 0) ox1 = 0;
+                int ox0 = pw - kj > 0 ? (pw - kj + st - 1) / st : 0;
+                int ox1 = (W - 1 + pw - kj) / st + 1;
+                if (W - 1 + pw - kj < 0) ox1 = 0;
                 if (ox1 > wo) ox1 = wo;
                 for (int oy = 0; oy < ho; oy++) {
                     int iy = oy * st - p + ki;
                     if (iy < 0 || iy >= H) continue;
                     const float *r = row + (size_t)oy * wo;
-                    float *dst = plane + (size_t)iy * W - p + kj;
+                    float *dst = plane + (size_t)iy * W - pw + kj;
                     if (st == 1) add_row(dst + ox0, r + ox0, ox1 - ox0);
                     else
                         for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += r[ox];
@@ -174,7 +177,7 @@ static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 enum { DIRECT_MAX_CH = 64 };
 
 static int direct_ok(const sid_conv2d_shape *s, int ho, int wo, int cout) {
-    return is_same_stride1(s, ho, wo) && 2 * s->pad == s->k - 1 && s->w % 8 == 0 && cout % 8 == 0 &&
+    return is_same_stride1(s, ho, wo) && is_square(s) && 2 * s->pad == s->k - 1 && s->w % 8 == 0 && cout % 8 == 0 &&
            s->cin <= DIRECT_MAX_CH && s->cout <= DIRECT_MAX_CH;
 }
 
@@ -312,7 +315,9 @@ __attribute__((optimize("fp-contract=fast"))) static void conv_direct_dw(float *
             }
 }
 
-static int is_pointwise(const sid_conv2d_shape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
+static int is_pointwise(const sid_conv2d_shape *s) {
+    return sid_conv2d_taps(s) == 1 && s->stride == 1 && s->pad == 0 && sid_conv2d_padw(s) == 0;
+}
 
 // Threads that take whole samples (1 = samples in turn, threaded GEMM inside).
 static int sample_threads(const sid_conv2d_shape *s) {
@@ -323,12 +328,12 @@ static int sample_threads(const sid_conv2d_shape *s) {
 // An input smaller than the kernel even with its padding has no output pixel (hout's integer
 // division would round the negative numerator towards zero and claim one).
 static int no_output(const sid_conv2d_shape *s) {
-    return s->n <= 0 || s->h + 2 * s->pad < s->k || s->w + 2 * s->pad < s->k;
+    return s->n <= 0 || s->h + 2 * s->pad < s->k || s->w + 2 * sid_conv2d_padw(s) < sid_conv2d_kw(s);
 }
 
 void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
     if (no_output(s)) return;
-    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * sid_conv2d_taps(s);
     sid_ops_flops_add(2.0 * s->n * s->cout * P * K);
     const int nt = sample_threads(s), pw = is_pointwise(s), direct = direct_ok(s, ho, wo, s->cout);
     // per thread: the padded input (direct kernel) or the column matrix (im2col + GEMM)
@@ -361,7 +366,7 @@ void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b,
 void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                     const sid_conv2d_shape *s) {
     if (no_output(s)) return;
-    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * sid_conv2d_taps(s);
     const int nt = sample_threads(s), pw = is_pointwise(s);
     const size_t wsize = (size_t)s->cout * K;
     if (db) {

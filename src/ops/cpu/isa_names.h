@@ -32,6 +32,8 @@
 #define sid_attention_bwd SID_ISA_NAME(sid_attention_bwd)
 #define sid_upsample2x_fwd SID_ISA_NAME(sid_upsample2x_fwd)
 #define sid_upsample2x_bwd SID_ISA_NAME(sid_upsample2x_bwd)
+#define sid_pool2d_fwd SID_ISA_NAME(sid_pool2d_fwd)
+#define sid_pool2d_bwd SID_ISA_NAME(sid_pool2d_bwd)
 #define sid_concat_fwd SID_ISA_NAME(sid_concat_fwd)
 #define sid_concat_bwd SID_ISA_NAME(sid_concat_bwd)
 #define sid_transpose_fwd SID_ISA_NAME(sid_transpose_fwd)

@@ -118,6 +118,8 @@ void sid_cuda_attention_bwd(float *dq, float *dk, float *dv, const float *dout, 
 
 void sid_cuda_upsample2x_fwd(float *out, const float *in, int NC, int H, int W);
 void sid_cuda_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W);
+void sid_cuda_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s);
+void sid_cuda_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s);
 void sid_cuda_concat_fwd(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW);
 void sid_cuda_concat_bwd(float *da, float *db, const float *dout, int N, int Ca, int Cb, int HW);
 void sid_cuda_transpose_fwd(float *out, const float *in, int N, int R, int C);

@@ -52,38 +52,46 @@ void sid_cuda_linear_bwd(float *din, float *dw, float *db, const float *dout, co
 
 // ---- conv2d
 
-// col[(c*k + ki)*k + kj][oy*wo + ox] = x[c][oy*s - p + ki][ox*s - p + kj], 0 outside the image.
-static __global__ void im2col_kernel(float *col, const float *x, int cin, int H, int W, int k, int st, int pad,
-                                     int ho, int wo) {
-    const size_t P = (size_t)ho * wo, total = (size_t)cin * k * k * P;
+// The geometry the im2col kernels need, by value (a rectangular kernel kh x kw, padding ph, pw).
+typedef struct {
+    int cin, H, W, kh, kw, st, ph, pw, ho, wo;
+} conv_geom;
+
+static conv_geom geom_of(const sid_conv2d_shape *s) {
+    return {s->cin, s->h, s->w, s->k, sid_conv2d_kw(s), s->stride, s->pad, sid_conv2d_padw(s), sid_conv2d_hout(s),
+            sid_conv2d_wout(s)};
+}
+
+// col[(c*kh + ki)*kw + kj][oy*wo + ox] = x[c][oy*st - ph + ki][ox*st - pw + kj], 0 outside the image.
+static __global__ void im2col_kernel(float *col, const float *x, conv_geom g) {
+    const size_t P = (size_t)g.ho * g.wo, total = (size_t)g.cin * g.kh * g.kw * P;
     GRID_STRIDE(i, total) {
-        const int ox = (int)(i % wo), oy = (int)((i / wo) % ho);
+        const int ox = (int)(i % g.wo), oy = (int)((i / g.wo) % g.ho);
         const size_t row = i / P;
-        const int kj = (int)(row % k), ki = (int)((row / k) % k), c = (int)(row / ((size_t)k * k));
-        const int iy = oy * st - pad + ki, ix = ox * st - pad + kj;
-        col[i] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x[((size_t)c * H + iy) * W + ix] : 0.0f;
+        const int kj = (int)(row % g.kw), ki = (int)((row / g.kw) % g.kh), c = (int)(row / ((size_t)g.kh * g.kw));
+        const int iy = oy * g.st - g.ph + ki, ix = ox * g.st - g.pw + kj;
+        col[i] = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? x[((size_t)c * g.H + iy) * g.W + ix] : 0.0f;
     }
 }
 
 // dx[c][iy][ix] += sum of the col entries im2col copied that pixel into. One
 // thread per input pixel gathers them, so there are no write conflicts.
-static __global__ void col2im_add_kernel(float *dx, const float *col, int cin, int H, int W, int k, int st, int pad,
-                                         int ho, int wo) {
-    const size_t P = (size_t)ho * wo, total = (size_t)cin * H * W;
+static __global__ void col2im_add_kernel(float *dx, const float *col, conv_geom g) {
+    const size_t P = (size_t)g.ho * g.wo, total = (size_t)g.cin * g.H * g.W;
     GRID_STRIDE(i, total) {
-        const int ix = (int)(i % W), iy = (int)((i / W) % H), c = (int)(i / ((size_t)H * W));
+        const int ix = (int)(i % g.W), iy = (int)((i / g.W) % g.H), c = (int)(i / ((size_t)g.H * g.W));
         float s = 0;
-        for (int ki = 0; ki < k; ki++) {
-            const int ty = iy + pad - ki;  // = oy * st
-            if (ty < 0 || ty % st) continue;
-            const int oy = ty / st;
-            if (oy >= ho) continue;
-            for (int kj = 0; kj < k; kj++) {
-                const int tx = ix + pad - kj;
-                if (tx < 0 || tx % st) continue;
-                const int ox = tx / st;
-                if (ox >= wo) continue;
-                s += col[((size_t)(c * k + ki) * k + kj) * P + (size_t)oy * wo + ox];
+        for (int ki = 0; ki < g.kh; ki++) {
+            const int ty = iy + g.ph - ki;  // = oy * st
+            if (ty < 0 || ty % g.st) continue;
+            const int oy = ty / g.st;
+            if (oy >= g.ho) continue;
+            for (int kj = 0; kj < g.kw; kj++) {
+                const int tx = ix + g.pw - kj;
+                if (tx < 0 || tx % g.st) continue;
+                const int ox = tx / g.st;
+                if (ox >= g.wo) continue;
+                s += col[((size_t)(c * g.kh + ki) * g.kw + kj) * P + (size_t)oy * g.wo + ox];
             }
         }
         dx[i] += s;
@@ -102,17 +110,18 @@ static __global__ void channel_sum_kernel(float *db, const float *g, int N, int 
     if (threadIdx.x == 0) db[c] += (float)s;
 }
 
-static int is_pointwise(const sid_conv2d_shape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
+static int is_pointwise(const sid_conv2d_shape *s) {
+    return sid_conv2d_taps(s) == 1 && s->stride == 1 && s->pad == 0 && sid_conv2d_padw(s) == 0;
+}
 
 static void im2col(float *col, const float *x, const sid_conv2d_shape *s, int ho, int wo) {
-    const size_t total = (size_t)s->cin * s->k * s->k * ho * wo;
-    im2col_kernel<<<sid_cuda_blocks(total), SID_CUDA_THREADS>>>(col, x, s->cin, s->h, s->w, s->k, s->stride, s->pad,
-                                                                ho, wo);
+    const size_t total = (size_t)s->cin * sid_conv2d_taps(s) * ho * wo;
+    im2col_kernel<<<sid_cuda_blocks(total), SID_CUDA_THREADS>>>(col, x, geom_of(s));
     KERNEL_CHECK("im2col_kernel");
 }
 
 void sid_cuda_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
-    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * sid_conv2d_taps(s);
     if (s->n <= 0 || s->cout <= 0 || P <= 0) return;
     const int pw = is_pointwise(s);
     float *col = pw ? NULL : (float *)sid_cuda_workspace(SID_WS_CONV, (size_t)K * P * sizeof(float));
@@ -132,7 +141,7 @@ void sid_cuda_conv2d_fwd(float *out, const float *in, const float *w, const floa
 
 void sid_cuda_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          const sid_conv2d_shape *s) {
-    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * s->k * s->k;
+    const int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s), P = ho * wo, K = s->cin * sid_conv2d_taps(s);
     if (s->n <= 0 || s->cout <= 0 || P <= 0) return;
     if (db) {
         channel_sum_kernel<<<s->cout, SID_CUDA_THREADS>>>(db, dout, s->n, s->cout, P);
@@ -157,8 +166,7 @@ void sid_cuda_conv2d_bwd(float *din, float *dw, float *db, const float *dout, co
                 // Same stream, so this GEMM runs after the dW GEMM has finished reading col.
                 sid_cuda_gemm(1, 0, K, P, s->cout, 1.0f, w, K, g, P, 0.0f, col, P);
                 const size_t total = (size_t)s->cin * s->h * s->w;
-                col2im_add_kernel<<<sid_cuda_blocks(total), SID_CUDA_THREADS>>>(dx, col, s->cin, s->h, s->w, s->k,
-                                                                                s->stride, s->pad, ho, wo);
+                col2im_add_kernel<<<sid_cuda_blocks(total), SID_CUDA_THREADS>>>(dx, col, geom_of(s));
                 KERNEL_CHECK("col2im_add_kernel");
             }
         }

@@ -35,6 +35,101 @@ void sid_cuda_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W
     KERNEL_CHECK("upsample2x_bwd_kernel");
 }
 
+// ---- 2-D max / average pooling of [NC, H, W] planes (ops.h), geometry by value
+typedef struct {
+    int h, w, k, st, pad, ho, wo, is_max, count_pad;
+} pool_geom;
+
+static pool_geom pool_geom_of(const sid_pool2d_shape *s) {
+    return {s->h, s->w, s->k, s->stride, s->pad, sid_pool2d_hout(s), sid_pool2d_wout(s), s->kind == SID_POOL_MAX,
+            s->count_pad};
+}
+
+// The window of output (oy, ox) clipped to the image: [y0, y1) x [x0, x1).
+static __device__ void pool_window(const pool_geom &g, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
+    *y0 = max(oy * g.st - g.pad, 0), *x0 = max(ox * g.st - g.pad, 0);
+    *y1 = min(oy * g.st - g.pad + g.k, g.h), *x1 = min(ox * g.st - g.pad + g.k, g.w);
+}
+
+// The first maximum in row-major order (a NaN wins), -1 for an empty window.
+static __device__ int pool_argmax(const float *plane, const pool_geom &g, int y0, int y1, int x0, int x1) {
+    int best = -1;
+    float m = -INFINITY;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            const float v = plane[y * g.w + x];
+            if (best < 0 || v > m || isnan(v)) {
+                best = y * g.w + x;
+                m = v;
+                if (isnan(v)) return best;
+            }
+        }
+    return best;
+}
+
+static __device__ float pool_divisor(const pool_geom &g, int y0, int y1, int x0, int x1) {
+    return g.count_pad ? (float)(g.k * g.k) : (float)((y1 - y0) * (x1 - x0));
+}
+
+static __global__ void pool2d_fwd_kernel(float *out, const float *in, size_t NC, pool_geom g) {
+    GRID_STRIDE(i, NC * g.ho * g.wo) {
+        const int ox = (int)(i % g.wo), oy = (int)((i / g.wo) % g.ho);
+        const float *plane = in + (i / ((size_t)g.ho * g.wo)) * g.h * g.w;
+        int y0, y1, x0, x1;
+        pool_window(g, oy, ox, &y0, &y1, &x0, &x1);
+        if (g.is_max) {
+            const int a = pool_argmax(plane, g, y0, y1, x0, x1);
+            out[i] = a < 0 ? 0.0f : plane[a];
+            continue;
+        }
+        float acc = 0;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) acc += plane[y * g.w + x];
+        out[i] = acc / pool_divisor(g, y0, y1, x0, x1);
+    }
+}
+
+// One thread per plane walks its outputs in order, so overlapping windows never race.
+static __global__ void pool2d_bwd_kernel(float *din, const float *dout, const float *in, size_t NC, pool_geom g) {
+    GRID_STRIDE(p, NC) {
+        const float *plane = in + p * g.h * g.w, *gp = dout + p * g.ho * g.wo;
+        float *d = din + p * g.h * g.w;
+        for (int oy = 0; oy < g.ho; oy++)
+            for (int ox = 0; ox < g.wo; ox++) {
+                int y0, y1, x0, x1;
+                pool_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                const float go = gp[oy * g.wo + ox];
+                if (g.is_max) {
+                    const int a = pool_argmax(plane, g, y0, y1, x0, x1);
+                    if (a >= 0) d[a] += go;
+                    continue;
+                }
+                const float share = go / pool_divisor(g, y0, y1, x0, x1);
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) d[y * g.w + x] += share;
+            }
+    }
+}
+
+static int pool_empty(const sid_pool2d_shape *s) {
+    return s->nc <= 0 || s->h + 2 * s->pad < s->k || s->w + 2 * s->pad < s->k;
+}
+
+void sid_cuda_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s) {
+    if (pool_empty(s)) return;
+    const pool_geom g = pool_geom_of(s);
+    const size_t n = (size_t)s->nc * g.ho * g.wo;
+    pool2d_fwd_kernel<<<sid_cuda_blocks(n), SID_CUDA_THREADS>>>(out, in, (size_t)s->nc, g);
+    KERNEL_CHECK("pool2d_fwd_kernel");
+}
+
+void sid_cuda_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s) {
+    if (pool_empty(s) || !din) return;
+    pool2d_bwd_kernel<<<sid_cuda_blocks((size_t)s->nc), SID_CUDA_THREADS>>>(din, dout, in, (size_t)s->nc,
+                                                                           pool_geom_of(s));
+    KERNEL_CHECK("pool2d_bwd_kernel");
+}
+
 // ---- channel concat [N, Ca, HW] ++ [N, Cb, HW] -> [N, Ca+Cb, HW]
 static __global__ void concat_fwd_kernel(float *out, const float *a, const float *b, size_t N, size_t sa,
                                          size_t sb) {

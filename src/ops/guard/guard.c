@@ -356,13 +356,13 @@ static conv_ext conv_extents(const char *op, const sid_conv2d_shape *s) {
         fprintf(stderr, "guard: %s: argument 's' (the shape) is NULL\n", op);
         abort();
     }
-    if (s->stride <= 0 || s->k <= 0 || s->pad < 0) {
-        fprintf(stderr, "guard: %s: argument 's' = %p has kernel %d, stride %d, pad %d\n", op, (const void *)s, s->k,
-                s->stride, s->pad);
+    if (s->stride <= 0 || s->k <= 0 || s->pad < 0 || s->kw < 0 || sid_conv2d_padw(s) < 0) {
+        fprintf(stderr, "guard: %s: argument 's' = %p has kernel %dx%d, stride %d, pad %dx%d\n", op, (const void *)s,
+                s->k, sid_conv2d_kw(s), s->stride, s->pad, sid_conv2d_padw(s));
         abort();
     }
     int ho = sid_conv2d_hout(s), wo = sid_conv2d_wout(s);
-    return (conv_ext){N4(s->n, s->cin, s->h, s->w), N4(s->cout, s->cin, s->k, s->k),
+    return (conv_ext){N4(s->n, s->cin, s->h, s->w), N4(s->cout, s->cin, s->k, sid_conv2d_kw(s)),
                       ho < 0 || wo < 0 ? -1 : N4(s->n, s->cout, ho, wo)};
 }
 static void g_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
@@ -447,6 +447,28 @@ static void g_upsample2x_fwd(float *out, const float *in, int NC, int H, int W) 
 static void g_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W) {
     RUN("upsample2x_bwd", sid_upsample2x_bwd(din, dout, NC, H, W), F32("din", din, N3(NC, H, W)),
         F32("dout", dout, cnt(N3(NC, H, W), 4)));
+}
+// pool2d: the shape is a host struct, as for conv2d.
+static int64_t pool_out(const char *op, const sid_pool2d_shape *s) {
+    if (!s) {
+        fprintf(stderr, "guard: %s: argument 's' (the shape) is NULL\n", op);
+        abort();
+    }
+    if (s->stride <= 0 || s->k <= 0 || s->pad < 0 || (s->kind != SID_POOL_MAX && s->kind != SID_POOL_AVG)) {
+        fprintf(stderr, "guard: %s: argument 's' = %p has kernel %d, stride %d, pad %d, kind %d\n", op, (const void *)s,
+                s->k, s->stride, s->pad, (int)s->kind);
+        abort();
+    }
+    const int ho = sid_pool2d_hout(s), wo = sid_pool2d_wout(s);
+    return ho < 0 || wo < 0 ? -1 : N3(s->nc, ho, wo);
+}
+static void g_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s) {
+    const int64_t no = pool_out("pool2d_fwd", s);
+    RUN("pool2d_fwd", sid_pool2d_fwd(out, in, s), F32("out", out, no), F32("in", in, N3(s->nc, s->h, s->w)));
+}
+static void g_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s) {
+    const int64_t no = pool_out("pool2d_bwd", s), ni = N3(s->nc, s->h, s->w);
+    RUN("pool2d_bwd", sid_pool2d_bwd(din, dout, in, s), F32("din", din, ni), F32("dout", dout, no), F32("in", in, ni));
 }
 static void g_concat_fwd(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
     const int64_t C = Ca < 0 || Cb < 0 ? -1 : (int64_t)Ca + Cb;
