@@ -6,7 +6,7 @@ OPT      ?= -O3
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp \
             -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson
-LDLIBS   += -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
+LDLIBS   += -llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm -fopenmp
 BUILD    ?= build
 
 # Optional parts, probed once and reported.
@@ -117,7 +117,7 @@ bench: $(BENCHES)
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
 asan:
 	SID_ASAN=1 $(MAKE) SID_CUDA=0 SID_MPI=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp -fsanitize=address,undefined" test
+	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm -fopenmp -fsanitize=address,undefined" test
 
 # The main job: distil the shipped teacher with SiD-LSG and write out/demo/report.md.
 demo:
@@ -173,7 +173,7 @@ fuzz-build:
 	    $(FUZZ_CC) -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fsanitize=fuzzer $(FUZZ_SAN) \
 	        -I. -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/cjson \
 	        fuzz/fuzz_$$n.c build-fuzz/libsid.a -o build-fuzz/fuzz_$$n \
-	        -llapacke -lopenblas -lcjson -lpng -lz -lm || exit 1; \
+	        -llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm || exit 1; \
 	done
 
 fuzz: fuzz-build

@@ -2,7 +2,7 @@
 # Installs the Debian packages sid builds against, only those missing.
 # Needs root (or sudo) the first time; a no-op once everything is there.
 set -euo pipefail
-packages=(build-essential libopenblas-openmp-dev libcjson-dev libpng-dev zlib1g-dev liblapacke-dev dataset-fashion-mnist
+packages=(build-essential libopenblas-openmp-dev libcjson-dev libpng-dev libjpeg-dev zlib1g-dev liblapacke-dev dataset-fashion-mnist
           libopenmpi-dev openmpi-bin jq qemu-user)
 missing=()
 for p in "${packages[@]}"; do

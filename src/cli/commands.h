@@ -12,5 +12,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_eval_model(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_eval_coco(int argc, char **argv);
+int cmd_fid_ref_stats(int argc, char **argv);
 
 #endif

@@ -50,6 +50,8 @@ static void usage(FILE *f) {
                "  train-classifier  train the evaluation CNN on Fashion-MNIST (models/classifier)\n"
                "  eval              FID and alignment of images, or --real for the real-vs-real floor\n"
                "  eval-model        generate from held-out prompts, then FID and alignment (JSON line)\n"
+               "  eval-coco         zero-shot COCO-2014: FID, KID, CLIP score of a generator (sid eval-coco --help)\n"
+               "  fid-ref-stats     FID reference statistics of an image folder, computed once (--help)\n"
                "  convert-unet SRC DST [--config F] [--dtype f32|f16|bf16]\n"
                "                    a UNet (diffusers folder or single-file checkpoint) as a diffusers folder\n"
                "options:\n"

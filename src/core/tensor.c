@@ -9,7 +9,7 @@ static const struct {
     size_t size;
 } dtype_info[SID_DTYPE_COUNT] = {
     [SID_F32] = {"F32", 4}, [SID_F16] = {"F16", 2}, [SID_BF16] = {"BF16", 2},
-    [SID_I64] = {"I64", 8}, [SID_I32] = {"I32", 4},
+    [SID_I64] = {"I64", 8}, [SID_I32] = {"I32", 4}, [SID_F64] = {"F64", 8},
 };
 
 size_t sid_dtype_size(sid_dtype t) { return (unsigned)t < SID_DTYPE_COUNT ? dtype_info[t].size : 0; }
@@ -104,6 +104,10 @@ void sid_convert_to_f32(float *dst, const void *src, sid_dtype t, size_t n) {
         const int32_t *s = src;
         for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
     } break;
+    case SID_F64: {
+        const double *s = src;
+        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+    } break;
     default: break;
     }
 }
@@ -126,6 +130,10 @@ void sid_convert_from_f32(void *dst, sid_dtype t, const float *src, size_t n) {
     case SID_I32: {
         int32_t *d = dst;
         for (size_t i = 0; i < n; i++) d[i] = (int32_t)lrintf(src[i]);
+    } break;
+    case SID_F64: {
+        double *d = dst;
+        for (size_t i = 0; i < n; i++) d[i] = src[i];
     } break;
     default: break;
     }

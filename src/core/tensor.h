@@ -12,7 +12,7 @@ extern "C" {
 
 #define SID_MAX_DIMS 8
 
-typedef enum { SID_F32 = 0, SID_F16, SID_BF16, SID_I64, SID_I32, SID_DTYPE_COUNT } sid_dtype;
+typedef enum { SID_F32 = 0, SID_F16, SID_BF16, SID_I64, SID_I32, SID_F64, SID_DTYPE_COUNT } sid_dtype;
 
 typedef struct {
     sid_dtype dtype;

@@ -45,7 +45,7 @@ static int shape_nbytes(int ndim, const int64_t *shape, sid_dtype dt, size_t *ou
 
 // Dtypes the format defines but sid has no use for: named in the message so a
 // user sees "unsupported" rather than "unknown" for a legitimate file.
-static const char *const other_dtypes[] = {"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "U32", "F64", "U64"};
+static const char *const other_dtypes[] = {"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "U32", "U64"};
 
 // 0: a non-negative integer below 2^53; -1: not an integer; -2: negative; -3: too large.
 static int json_uint(const cJSON *v, uint64_t *out) {
@@ -70,7 +70,7 @@ static int parse_dtype(const char *path, const char *name, const cJSON *v, sid_d
     if (sid_dtype_from_name(v->valuestring, out) == 0) return 0;
     for (size_t i = 0; i < sizeof other_dtypes / sizeof other_dtypes[0]; i++)
         if (strcmp(v->valuestring, other_dtypes[i]) == 0) {
-            sid_set_error("%s: tensor '%s' has dtype %s, which sid does not support (F32, F16, BF16, I64, I32)",
+            sid_set_error("%s: tensor '%s' has dtype %s, which sid does not support (F32, F16, BF16, I64, I32, F64)",
                           path, name, v->valuestring);
             return -1;
         }
@@ -410,6 +410,20 @@ int sid_st_read_f32(const sid_safetensors *st, const sid_st_tensor *t, float *ds
         sid_convert_to_f32(dst + i, bounce, t->dtype, k);
     }
     return 0;
+}
+
+int sid_st_read_f64(const sid_safetensors *st, const sid_st_tensor *t, double *dst) {
+    const size_t n = (size_t)sid_shape_numel(t->ndim, t->shape);
+    if (t->dtype == SID_F64) {
+        memcpy(dst, t->data, n * sizeof(double));  // memcpy: the data may be misaligned
+        return 0;
+    }
+    float *f = malloc(n * sizeof(float) + 4);
+    if (!f) return sid_set_error("%s: out of memory reading '%s'", st->path, t->name), -1;
+    const int rc = sid_st_read_f32(st, t, f);
+    for (size_t i = 0; rc == 0 && i < n; i++) dst[i] = f[i];
+    free(f);
+    return rc;
 }
 
 // ---------------------------------------------------------------- writing

@@ -46,6 +46,8 @@ void sid_st_close(sid_safetensors *st);  // safe on a zeroed or closed st
 const sid_st_tensor *sid_st_find(const sid_safetensors *st, const char *name);
 // Converts F32, F16 or BF16 data to numel floats at dst; other dtypes are an error.
 int sid_st_read_f32(const sid_safetensors *st, const sid_st_tensor *t, float *dst);
+// F64 data as is, or F32 / F16 / BF16 widened, to numel doubles at dst.
+int sid_st_read_f64(const sid_safetensors *st, const sid_st_tensor *t, double *dst);
 
 typedef struct {
     const char *name;

@@ -239,23 +239,22 @@ int sid_text2img_is_generator(const char *dir, int *t_init, int *steps) {
     return rc;
 }
 
-int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
-                          float *out) {
+static size_t latent_size(const sid_text2img *p) {
+    const sid_unet_config *u = &p->m->unet_cfg;
+    return (size_t)u->in_channels * u->sample_size * u->sample_size;
+}
+
+// Generation from given noise: z [n, D] for the first step, ze [steps - 1, n, D] for the others.
+// Takes ownership of z and ze.
+static int generate_from_noise(sid_text2img *p, const char *const *prompts, int n, float *z, float *ze, int t_init,
+                               int steps, float *out) {
     const sid_unet_config *u = &p->m->unet_cfg;
     const sid_backend *be = sid_backend_or_cpu(p->be);
     const int S = u->sample_size, chunk = 256;
-    const size_t D = (size_t)u->in_channels * S * S, row = (size_t)p->max_len * p->m->clip_cfg.hidden;
+    const size_t D = latent_size(p), row = (size_t)p->max_len * p->m->clip_cfg.hidden;
     int C, H, W;
     sid_text2img_image_shape(p, &C, &H, &W);
     const size_t P = (size_t)C * H * W;
-    // the noise comes from the host's counter-based RNG (the same numbers on every device)
-    float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
-    sid_rng rng = sid_rng_new(seed);
-    sid_rng_normal(&rng, z, (size_t)n * D);
-    if (steps > 1) {
-        ze = sid_malloc((size_t)(steps - 1) * n * D * sizeof(float));
-        sid_rng_normal(&rng, ze, (size_t)(steps - 1) * n * D);
-    }
     sid_schedule sched;
     if (sid_schedule_init(&sched, p->m->train_timesteps, p->m->beta_start, p->m->beta_end)) return free(z), free(ze), -1;
     sid_arena act, meta;
@@ -286,4 +285,31 @@ int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, ui
     dev_free(p, ctx), dev_free(p, x), dev_free(p, dz), dev_free(p, img), dev_free(p, dzc);
     free(z), free(ze), free(zc);
     return rc;
+}
+
+int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
+                          float *out) {
+    const size_t D = latent_size(p);
+    // the noise comes from the host's counter-based RNG (the same numbers on every device)
+    float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
+    sid_rng rng = sid_rng_new(seed);
+    sid_rng_normal(&rng, z, (size_t)n * D);
+    if (steps > 1) {
+        ze = sid_malloc((size_t)(steps - 1) * n * D * sizeof(float));
+        sid_rng_normal(&rng, ze, (size_t)(steps - 1) * n * D);
+    }
+    return generate_from_noise(p, prompts, n, z, ze, t_init, steps, out);
+}
+
+int sid_text2img_generate_seeded(sid_text2img *p, const char *const *prompts, int n, const uint64_t *seeds,
+                                 int t_init, int steps, float *out) {
+    const size_t D = latent_size(p);
+    float *z = sid_malloc((size_t)n * D * sizeof(float)), *ze = NULL;
+    if (steps > 1) ze = sid_malloc((size_t)(steps - 1) * n * D * sizeof(float));
+    for (int i = 0; i < n; i++) {  // image i: its own stream, the first step's noise first
+        sid_rng rng = sid_rng_new(seeds[i]);
+        sid_rng_normal(&rng, z + (size_t)i * D, D);
+        for (int k = 0; k < steps - 1; k++) sid_rng_normal(&rng, ze + ((size_t)k * n + i) * D, D);
+    }
+    return generate_from_noise(p, prompts, n, z, ze, t_init, steps, out);
 }

@@ -38,6 +38,10 @@ int sid_text2img_sample(sid_text2img *p, const char *const *prompts, int n, uint
 int sid_text2img_is_generator(const char *model_dir, int *t_init, int *steps);
 int sid_text2img_generate(sid_text2img *p, const char *const *prompts, int n, uint64_t seed, int t_init, int steps,
                           float *out);
+// The same with image i's noise from its own stream (seeds[i], offset 0), so an image depends on
+// its seed only, not on its batch: what an evaluation that resumes or splits its work needs.
+int sid_text2img_generate_seeded(sid_text2img *p, const char *const *prompts, int n, const uint64_t *seeds,
+                                 int t_init, int steps, float *out);
 // Shape of one generated image.
 void sid_text2img_image_shape(const sid_text2img *p, int *C, int *H, int *W);
 
