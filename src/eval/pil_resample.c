@@ -21,11 +21,6 @@ typedef struct {
     double support;  // half-width at scale 1
 } kernel;
 
-static double bilinear_fn(double x) {
-    if (x < 0.0) x = -x;
-    return x < 1.0 ? 1.0 - x : 0.0;
-}
-
 // Keys' cubic with a = -0.5, in Pillow's Horner form.
 static double bicubic_fn(double x) {
     const double a = -0.5;
@@ -47,9 +42,8 @@ static double lanczos_fn(double x) {
 }
 
 static const kernel *kernel_of(sid_pil_filter f) {
-    static const kernel bilinear = {bilinear_fn, 1.0}, bicubic = {bicubic_fn, 2.0}, lanczos = {lanczos_fn, 3.0};
+    static const kernel bicubic = {bicubic_fn, 2.0}, lanczos = {lanczos_fn, 3.0};
     switch (f) {
-    case SID_PIL_BILINEAR: return &bilinear;
     case SID_PIL_BICUBIC: return &bicubic;
     case SID_PIL_LANCZOS: return &lanczos;
     }

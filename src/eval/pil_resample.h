@@ -1,5 +1,6 @@
 // Pillow 13's Image.resize(size, filter) (no box, no reducing_gap) value for value, for uint8
-// images (modes L / RGB / RGBA's bands without premultiplication) and float32 planes (mode "F"):
+// images of 1 to 4 independent bands (modes L, RGB; Pillow would premultiply an RGBA image by its
+// alpha first, which this does not) and float32 planes (mode "F"):
 // the same filter kernels and coefficient windows, the same 22-bit fixed-point coefficients and
 // rounding for uint8, double accumulation stored as float for "F", and the same pass order, which
 // changes uint8 results: Pillow runs the vertical pass first when the height shrinks by more than
@@ -14,7 +15,8 @@
 extern "C" {
 #endif
 
-typedef enum { SID_PIL_BILINEAR, SID_PIL_BICUBIC, SID_PIL_LANCZOS } sid_pil_filter;
+// The protocol's two filters (Pillow's BICUBIC, a = -0.5, and LANCZOS, a = 3).
+typedef enum { SID_PIL_BICUBIC, SID_PIL_LANCZOS } sid_pil_filter;
 
 // in: h rows of w pixels of `channels` (1..4) interleaved bytes, rows `stride` bytes apart (a
 // crop is a pointer into a larger image and its stride). out: out_h rows of out_w pixels, packed.
