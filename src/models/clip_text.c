@@ -114,7 +114,7 @@ int sid_clip_config_load(sid_clip_config *c, const char *path) {
 static const char *const clip_attn_names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
 
 void sid_clip_decl(sid_clip *m, sid_params *ps, const sid_clip_config *c) {
-    char buf[256], p[128];
+    char p[128];
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     const int C = c->hidden;
@@ -122,15 +122,21 @@ void sid_clip_decl(sid_clip *m, sid_params *ps, const sid_clip_config *c) {
     m->pos = sid_params_add(ps, 2, (int64_t[]){c->max_positions, C}, "text_model.embeddings.position_embedding.weight");
     m->layers = sid_calloc((size_t)c->layers * sizeof *m->layers);
     for (int i = 0; i < c->layers; i++) {
-        sid_clip_layer *l = &m->layers[i];
         snprintf(p, sizeof p, "text_model.encoder.layers.%d", i);
-        sid_attn_decl(&l->attn, ps, C, C, c->heads, 1, NAME(buf, "%s.self_attn", p), clip_attn_names);
-        sid_norm_decl(&l->ln1, ps, C, 1, c->eps, NAME(buf, "%s.layer_norm1", p));
-        sid_linear_decl(&l->fc1, ps, C, c->intermediate, 1, NAME(buf, "%s.mlp.fc1", p));
-        sid_linear_decl(&l->fc2, ps, c->intermediate, C, 1, NAME(buf, "%s.mlp.fc2", p));
-        sid_norm_decl(&l->ln2, ps, C, 1, c->eps, NAME(buf, "%s.layer_norm2", p));
+        sid_clip_layer_decl(&m->layers[i], ps, C, c->intermediate, c->heads, c->eps, p);
     }
     sid_norm_decl(&m->final_ln, ps, C, 1, c->eps, "text_model.final_layer_norm");
+}
+
+void sid_clip_layer_decl(sid_clip_layer *l, sid_params *ps, int hidden, int intermediate, int heads, float eps,
+                         const char *prefix) {
+    char buf[256];
+    const int C = hidden;
+    sid_attn_decl(&l->attn, ps, C, C, heads, 1, NAME(buf, "%s.self_attn", prefix), clip_attn_names);
+    sid_norm_decl(&l->ln1, ps, C, 1, eps, NAME(buf, "%s.layer_norm1", prefix));
+    sid_linear_decl(&l->fc1, ps, C, intermediate, 1, NAME(buf, "%s.mlp.fc1", prefix));
+    sid_linear_decl(&l->fc2, ps, intermediate, C, 1, NAME(buf, "%s.mlp.fc2", prefix));
+    sid_norm_decl(&l->ln2, ps, C, 1, eps, NAME(buf, "%s.layer_norm2", prefix));
 }
 
 void sid_clip_free(sid_clip *m) {
@@ -300,20 +306,20 @@ struct sid_clip_saved {
 };
 
 // x [B*T, C] -> out [B*T, C]
-static void layer_f(const sid_ctx *c, const sid_clip *m, const sid_clip_layer *l, clip_layer_saved *s, float *out,
-                    const float *x, int B, int T) {
+static void layer_f(const sid_ctx *c, const sid_clip_layer *l, sid_act act, int causal, clip_layer_saved *s,
+                    float *out, const float *x, int B, int T) {
     const sid_backend *be = sid_be(c);
-    const int M = B * T, C = m->cfg.hidden, I = m->cfg.intermediate;
+    const int M = B * T, C = l->fc1.in, I = l->fc1.out;
     const size_t mc = (size_t)M * C, mi = (size_t)M * I;
     s->in = (float *)x;
     s->n1 = sid_ctx_floats(c, mc), s->t1 = sid_ctx_floats(c, mc), s->n2 = sid_ctx_floats(c, mc);
     s->f1 = sid_ctx_floats(c, mi), s->g = sid_ctx_floats(c, mi);
     s->s1 = sid_layernorm_f(c, &l->ln1, s->n1, x, M);
-    s->a = sid_attn_f(c, &l->attn, s->t1, s->n1, NULL, B, T, T, 1);  // causal
+    s->a = sid_attn_f(c, &l->attn, s->t1, s->n1, NULL, B, T, T, causal);
     be->add_fwd(s->t1, s->t1, x, mc);
     s->s2 = sid_layernorm_f(c, &l->ln2, s->n2, s->t1, M);
     sid_linear_f(c, &l->fc1, s->f1, s->n2, M);
-    be->act_fwd(m->cfg.act, s->g, s->f1, mi);
+    be->act_fwd(act, s->g, s->f1, mi);
     sid_linear_f(c, &l->fc2, out, s->g, M);
     be->add_fwd(out, out, s->t1, mc);
 }
@@ -370,12 +376,55 @@ sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out
     sid_be(c)->embedding_fwd(h, ids, sid_p(c->ps, m->tok), sid_p(c->ps, m->pos), B, T, cfg->hidden);
     for (int i = 0; i < n_layers; i++) {
         float *o = sid_ctx_floats(c, mc);
-        layer_f(c, m, &m->layers[i], &s->layers[i], o, h, B, T);
+        layer_f(c, &m->layers[i], cfg->act, 1, &s->layers[i], o, h, B, T);
         h = o;
     }
     s->h = h;
     s->sf = sid_layernorm_f(c, &m->final_ln, out, h, B * T);
     return s;
+}
+
+void sid_clip_layer_infer(const sid_ctx *c, const sid_clip_layer *l, sid_act act, float *out, const float *x, int B,
+                          int T, int causal) {
+    const size_t mark = sid_arena_mark(c->act);
+    clip_layer_saved s;
+    layer_f(c, l, act, causal, &s, out, x, B, T);
+    sid_arena_reset(c->act, mark);
+}
+
+// The bytes of one arena allocation of n floats (sid_arena_alloc rounds to 64).
+static size_t arena_floats(size_t n) { return (n * sizeof(float) + 63) & ~(size_t)63; }
+
+size_t sid_clip_layer_infer_bytes(int hidden, int intermediate, int heads, int B, int T) {
+    const size_t M = (size_t)B * T, mc = M * hidden, mi = M * intermediate;
+    // layer_f: n1 t1 n2 f1 g, two pairs of norm statistics, attention's q k v o and lse
+    return 3 * arena_floats(mc) + 2 * arena_floats(mi) + 4 * arena_floats(M) + 4 * arena_floats(mc) +
+           arena_floats((size_t)B * heads * T);
+}
+
+size_t sid_clip_encode_act_bytes(const sid_clip_config *cfg, int B, int T) {
+    const size_t mc = (size_t)B * T * cfg->hidden;
+    // the two hidden-state buffers, the final norm's statistics, one layer's temporaries
+    return 2 * arena_floats(mc) + 2 * arena_floats((size_t)B * T) +
+           sid_clip_layer_infer_bytes(cfg->hidden, cfg->intermediate, cfg->heads, B, T);
+}
+
+int sid_clip_encode(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T, int n_layers) {
+    const sid_clip_config *cfg = &m->cfg;
+    if (T < 1 || T > cfg->max_positions) sid_die("clip: %d tokens, the model has %d positions", T, cfg->max_positions);
+    if (n_layers < 0 || n_layers > cfg->layers) sid_die("clip: %d layers requested of %d", n_layers, cfg->layers);
+    if (check_ids(c, cfg, ids, B, T)) return -1;
+    const size_t mc = (size_t)B * T * cfg->hidden, mark = sid_arena_mark(c->act);
+    float *h = sid_ctx_out(c, mc), *o = sid_ctx_out(c, mc);
+    sid_be(c)->embedding_fwd(h, ids, sid_p(c->ps, m->tok), sid_p(c->ps, m->pos), B, T, cfg->hidden);
+    for (int i = 0; i < n_layers; i++) {
+        sid_clip_layer_infer(c, &m->layers[i], cfg->act, o, h, B, T, 1);
+        float *t = h;
+        h = o, o = t;
+    }
+    sid_layernorm_f(c, &m->final_ln, out, h, B * T);
+    sid_arena_reset(c->act, mark);
+    return 0;
 }
 
 void sid_clip_backward(const sid_ctx *c, const sid_clip *m, float *dembed, const float *dout, const int32_t *ids,

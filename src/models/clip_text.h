@@ -85,6 +85,24 @@ typedef struct sid_clip_saved sid_clip_saved;
 // when c->act is device memory); NULL with a one-line error when an id is out of range.
 sid_clip_saved *sid_clip_forward(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T,
                                  int n_layers);
+// Forward only, nothing saved for a backward (evaluation: the CLIP score's text tower): out [B, T,
+// hidden] as sid_clip_forward gives it, bit for bit, with only two hidden-state buffers and one
+// layer's temporaries taken from c->act (released before it returns; sid_clip_encode_act_bytes
+// bytes at most). 0, or -1 with a one-line error when an id is out of range.
+int sid_clip_encode(const sid_ctx *c, const sid_clip *m, float *out, const int32_t *ids, int B, int T, int n_layers);
+size_t sid_clip_encode_act_bytes(const sid_clip_config *cfg, int B, int T);
+
+// One encoder layer, shared by the text and the vision tower (clip_vision.h): the parameters under
+// prefix ("<prefix>.self_attn.{q,k,v,out}_proj", ".layer_norm1", ".mlp.fc1", ".mlp.fc2", ".layer_norm2").
+void sid_clip_layer_decl(sid_clip_layer *l, sid_params *ps, int hidden, int intermediate, int heads, float eps,
+                         const char *prefix);
+// x [B*T, hidden] -> out [B*T, hidden] (not aliasing x): pre-LN self-attention (causal or not) and the
+// act MLP, each with its residual; the temporaries from c->act are released before it returns.
+void sid_clip_layer_infer(const sid_ctx *c, const sid_clip_layer *l, sid_act act, float *out, const float *x, int B,
+                          int T, int causal);
+// The most bytes of c->act that one sid_clip_layer_infer takes.
+size_t sid_clip_layer_infer_bytes(int hidden, int intermediate, int heads, int B, int T);
+
 // Accumulates every parameter gradient (into c->ps->grad; nothing when it has none) of
 // sum(out * dout) (dout, dembed and ids in c's backend memory). dembed [B, T, hidden], when not NULL,
 // accumulates the gradient with respect to the summed token + position embeddings (what textual
