@@ -109,6 +109,8 @@ def check_supported(cfg, name):
         bad.append(f"text_cfg.pool_type={t['pool_type']!r} (only 'argmax')")
     if t.get("proj_type", "linear") != "linear":
         bad.append(f"text_cfg.proj_type={t['proj_type']!r}")
+    if t.get("hf_tokenizer_name") or t.get("tokenizer_kwargs") or t.get("vocab_size", 49408) != 49408:
+        bad.append("a tokenizer other than OpenAI's 49408-token BPE (the one the folder gets)")
     if bad:
         sys.exit(f"{name}: not convertible to a transformers CLIPModel: " + ", ".join(bad))
 
