@@ -175,8 +175,10 @@ static const char *make_folder(const char *model, const char *name) {
     snprintf(dir, sizeof dir, "%s/%s", tmp(), name);
     test_remove_tree(dir);
     if (mkdir(dir, 0700) != 0) sid_die("mkdir %s failed", dir);
-    static const char *const files[] = {"config.json", "preprocessor_config.json"};
-    for (int k = 0; k < 2; k++) {
+    // laion's tokenizer config (pad "!") beside the vocabulary: the captions' "!" must stay words
+    static const char *const files[] = {"config.json", "preprocessor_config.json", "tokenizer_config.json",
+                                        "special_tokens_map.json"};
+    for (int k = 0; k < 4; k++) {
         data_path(src, sizeof src, model, files[k]);
         snprintf(dst, sizeof dst, "%s/%s", dir, files[k]);
         copy_file(src, dst);
@@ -523,6 +525,9 @@ static void test_encode_equals_training_forward(void) {
 }
 
 // ---------------------------------------------------------------- loading: what it accepts
+static void expect_rejected(const char *dir, const char *what, const char *const *needles);
+static void edit_config(const char *dir, const char *sub, const char *key, cJSON *value);
+
 static void test_accepts_old_files_and_reads_preprocessing(void) {
     const char *dir = make_folder("quickgelu", "accepts");
     char path[1024];
@@ -584,6 +589,18 @@ static void test_accepts_old_files_and_reads_preprocessing(void) {
     EXPECT(s && sid_clip_scorer_mean(s)[0] == 0.48145466f && sid_clip_scorer_std(s)[0] == 0.26862954f,
            "no preprocessor_config.json: %s", s ? "not OpenAI's mean/std" : sid_error());
     sid_clip_scorer_close(s);
+    // "text_config_dict" / "vision_config_dict" of older files override the sub-configs
+    edit_config(dir, "text_config", "hidden_act", cJSON_CreateString("relu"));
+    edit_config(dir, NULL, "text_config_dict", cJSON_CreateObject());
+    edit_config(dir, "text_config_dict", "hidden_act", cJSON_CreateString("quick_gelu"));
+    s = sid_clip_scorer_open(dir, NULL, 1);
+    EXPECT(s, "text_config_dict: %s", sid_error());
+    sid_clip_scorer_close(s);
+    edit_config(dir, NULL, "vision_config_dict", cJSON_CreateObject());
+    edit_config(dir, "vision_config_dict", "patch_size", cJSON_CreateNumber(12));
+    expect_rejected(dir, "vision_config_dict.patch_size 12",
+                    (const char *const[]){"vision_model.embeddings.patch_embedding.weight", NULL});
+    edit_config(dir, NULL, "vision_config_dict", NULL);
     // tokenizer files in tokenizer/ instead of the folder itself
     char sub[1100], from[1200], to[1200];
     snprintf(sub, sizeof sub, "%s/tokenizer", dir);

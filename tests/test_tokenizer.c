@@ -372,6 +372,32 @@ static void test_load_errors(void) {
     expect_load_error(dir, "added_tokens.json", "added_tokens.json id a string");
 }
 
+// sid_tokenizer_load_bpe reads the vocabulary and merges only: SD2's configs make "!" its pad token
+// (split out of the text as id 0, as transformers does); the BPE alone keeps it the word "!</w>"
+// (256) as OpenAI's tokenizer, with CLIPTokenizer's default specials.
+static void test_load_bpe_ignores_configs(void) {
+    sid_tokenizer *cfg = load_config("sd2");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/sd2", fixture());
+    sid_tokenizer *bpe = sid_tokenizer_load_bpe(dir);
+    EXPECT(bpe, "load_bpe: %s", sid_error());
+    if (cfg && bpe) {
+        int32_t a[8], b[8];
+        EXPECT(sid_tokenizer_encode(cfg, "wow !", a, 8) == 4 && sid_tokenizer_encode(bpe, "wow !", b, 8) == 4,
+               "encode");
+        EXPECT(a[2] == 0 && b[2] == 256 && a[1] == b[1], "\"wow !\": configs %d %d, BPE alone %d %d", a[1], a[2], b[1],
+               b[2]);
+        EXPECT(sid_tokenizer_pad_id(cfg) == 0 && sid_tokenizer_pad_id(bpe) == 49407 && sid_tokenizer_bos_id(bpe) == 49406 &&
+                   sid_tokenizer_eos_id(bpe) == 49407,
+               "pad %d / %d, bos %d, eos %d", sid_tokenizer_pad_id(cfg), sid_tokenizer_pad_id(bpe),
+               sid_tokenizer_bos_id(bpe), sid_tokenizer_eos_id(bpe));
+    }
+    sid_tokenizer_free(cfg);
+    sid_tokenizer_free(bpe);
+    EXPECT(!sid_tokenizer_load_bpe("/nonexistent/tok") && strstr(sid_error(), "/nonexistent/tok/vocab.json"),
+           "missing folder: '%s'", sid_error());
+}
+
 TEST_LIST(T(test_doc_vectors), T(test_golden), T(test_golden_comparison_can_fail), T(test_truncation),
-          T(test_encode_errors), T(test_load_errors))
+          T(test_encode_errors), T(test_load_errors), T(test_load_bpe_ignores_configs))
 TEST_MAIN("tokenizer")

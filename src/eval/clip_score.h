@@ -12,22 +12,29 @@
 // times visual_projection. Score: the cosine of the two (computed in double from the float
 // features), per image.
 //
-// The folder: config.json (a CLIPConfig: "text_config", "vision_config", "projection_dim") and
+// The folder: config.json (a CLIPConfig: "text_config", "vision_config" with the "*_config_dict"
+// of older files laid over them as transformers does, "projection_dim") and
 // model.safetensors in transformers' names (text_model.*, vision_model.*, visual_projection.weight,
 // text_projection.weight; logit_scale and position_ids are ignored; CLIPModel is saved under the
 // same names by transformers 4 and 5), the CLIP BPE tokenizer files (vocab.json + merges.txt, or
 // tokenizer.json) in the folder or in its tokenizer/ subfolder, and optionally
 // preprocessor_config.json, whose image_mean / image_std are reported (else OpenAI's).
-// tools/reference/convert_open_clip.py writes such a folder from an open_clip checkpoint; the
-// Hugging Face folders openai/clip-vit-large-patch14 and laion/CLIP-ViT-g-14-laion2B-s12B-b42K are
-// such folders already.
+// tools/reference/convert_open_clip.py writes such a folder from an open_clip checkpoint; a
+// transformers CLIPModel folder from the Hugging Face hub (openai/clip-vit-large-patch14) is one
+// as it is, when it holds model.safetensors (not only pytorch_model.bin).
 //
-// Caption cleaning: the tokenizer is sid's (io/tokenizer.h: NFC, whitespace runs to one space,
-// lowercase), which is the OpenAI tokenizer's result on text that ftfy and html.unescape leave
-// alone; on top of that the scorer unescapes HTML character references (&amp; &lt; &gt; &quot;
-// &#39; &apos; &nbsp; and numeric &#NN; &#xHH;, twice, as basic_clean does) and straightens the
-// curly quotes ftfy's uncurl_quotes rewrites (U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> ").
-// Other ftfy repairs (mojibake, ligatures, full-width forms) are not reproduced.
+// Caption cleaning, OpenAI's basic_clean (ftfy.fix_text, html.unescape twice) and lower(): the
+// tokenizer is sid's BPE alone (io/tokenizer.h sid_tokenizer_load_bpe: the folder's special-token
+// configs are not read, so an OpenCLIP folder's pad "!" does not turn a caption's "!" into id 0),
+// which does NFC, whitespace runs and a per-character lowercase; before it the scorer repeats
+// ftfy's fixes line by line until they change nothing (HTML references unless a '<' was seen,
+// C1 controls as Windows-1252, Latin ligatures, full- and half-width forms, curly quotes, line
+// breaks, terminal escapes, control characters), unescapes twice as html.unescape, and gives a
+// final capital sigma Python's final-sigma lowercase. Character entities are the HTML 4 set
+// (plus ftfy's upper-case spellings), not all of HTML5's 2231; ftfy's mojibake repair
+// (fix_encoding: "cafÃ©" -> "café") is not done. A literal "<|endoftext|>" in a caption is the
+// special token, as in OpenAI's tokenizer (open_clip 3 spells its specials otherwise).
+// tools/reference/clip_score_reference.py's captions exercise each of these.
 #ifndef SID_EVAL_CLIP_SCORE_H
 #define SID_EVAL_CLIP_SCORE_H
 #include <stdint.h>
@@ -61,8 +68,8 @@ int sid_clip_scorer_tokens(const sid_clip_scorer *s, const char *caption, int32_
 // Projected, not normalised features, host out[n, dim]: of normalised pixels [n, 3, S, S], of captions.
 int sid_clip_scorer_image_features(sid_clip_scorer *s, const float *pixels, int n, float *out);
 int sid_clip_scorer_text_features(sid_clip_scorer *s, const char *const *captions, int n, float *out);
-// The caption cleaning above (HTML references, curly quotes) into a new string (free it), before
-// the tokenizer's own normalisation. NULL with an error for text that is not UTF-8.
+// The caption cleaning above (ftfy's fixes, html.unescape, the final sigma) into a new string (free
+// it), before the tokenizer's own normalisation. NULL with an error for text that is not UTF-8.
 char *sid_clip_clean_caption(const char *caption);
 
 #ifdef __cplusplus

@@ -723,7 +723,9 @@ static int parse_json_added(const cJSON *added, spec_list *out, const char *path
     return 0;
 }
 
-static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_added, const char *json_path) {
+// read_files 0: none of the config files is read (sid_tokenizer_load_bpe): CLIPTokenizer's class defaults.
+static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_added, const char *json_path,
+                        int read_files) {
     char cfg_path[4096], map_path[4096], add_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir);
     snprintf(map_path, sizeof map_path, "%s/special_tokens_map.json", dir);
@@ -733,7 +735,7 @@ static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_add
     spec_list extra = {0}, decoder = {0}, from_json = {0};
     cJSON *cfg = NULL, *map = NULL, *add = NULL;
     u32buf pat = {0}, tmp = {0};
-    int rc = -1, err, cap = 0;
+    int rc = -1, err = 0, cap = 0;
     static const char *const dflt[N_NAMED] = {"<|startoftext|>", "<|endoftext|>", "<|endoftext|>", NULL,
                                               "<|endoftext|>", NULL, NULL};  // CLIPTokenizer.__init__
     for (int i = 0; i < N_NAMED; i++) {
@@ -742,7 +744,7 @@ static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_add
         strcpy(named[i].content, dflt[i]);
     }
     if (parse_json_added(json_added, &from_json, json_path) != 0) goto done;
-    cfg = load_optional(cfg_path, &err);
+    cfg = read_files ? load_optional(cfg_path, &err) : NULL;
     if (err) goto done;
     int has_decoder = 0;
     if (cfg) {
@@ -779,7 +781,7 @@ static int load_configs(sid_tokenizer *t, const char *dir, const cJSON *json_add
             }
         }
     }
-    if (!has_decoder) {
+    if (!has_decoder && read_files) {
         map = load_optional(map_path, &err);
         if (err) goto done;
         for (int i = 0; map && i < N_NAMED; i++) {
@@ -891,7 +893,7 @@ static int load_tokenizer_json(sid_tokenizer *t, const char *path, cJSON **root)
     return merges_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path);
 }
 
-sid_tokenizer *sid_tokenizer_load(const char *dir) {
+static sid_tokenizer *load(const char *dir, int configs) {
     sid_tokenizer *t = sid_calloc(sizeof *t);
     char path[4096], json_path[4096];
     cJSON *json = NULL;
@@ -917,8 +919,8 @@ sid_tokenizer *sid_tokenizer_load(const char *dir) {
         t->sym[b] = vocab_find(t, (const char *)s, n);
         t->sym_eow[b] = vocab_find(t, (const char *)s, n + 4);
     }
-    if (load_configs(t, dir, json ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens") : NULL, json_path) != 0)
-        goto fail;
+    const cJSON *added = json && configs ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens") : NULL;
+    if (load_configs(t, dir, added, json_path, configs) != 0) goto fail;
     cJSON_Delete(json);
     return t;
 fail:
@@ -926,6 +928,9 @@ fail:
     sid_tokenizer_free(t);
     return NULL;
 }
+
+sid_tokenizer *sid_tokenizer_load(const char *dir) { return load(dir, 1); }
+sid_tokenizer *sid_tokenizer_load_bpe(const char *dir) { return load(dir, 0); }
 
 int sid_tokenizer_vocab_size(const sid_tokenizer *t) { return t->vocab_size; }
 int sid_tokenizer_pad_id(const sid_tokenizer *t) { return t->pad; }

@@ -31,6 +31,12 @@ typedef struct sid_tokenizer sid_tokenizer;
 // or malformed vocab.json / merges.txt / tokenizer.json, a token id outside 0..2^24-1, a merges line that is not "a b" or names tokens
 // missing from vocab.json, a malformed config, bos/eos/pad not resolvable to an id.
 sid_tokenizer *sid_tokenizer_load(const char *dir);
+// The BPE alone, as OpenAI's CLIP tokenizer (SimpleTokenizer) has it: vocab.json + merges.txt (or
+// tokenizer.json's model), with tokenizer_config.json, special_tokens_map.json, added_tokens.json and
+// tokenizer.json's added_tokens NOT read, so that only CLIPTokenizer's defaults are special
+// (bos "<|startoftext|>", eos = unk = pad "<|endoftext|>"): a folder whose config makes "!" its pad
+// token (OpenCLIP's, SD2's) still encodes "!" as the word "!</w>". For the CLIP score's captions.
+sid_tokenizer *sid_tokenizer_load_bpe(const char *dir);
 void sid_tokenizer_free(sid_tokenizer *t);
 
 // Writes exactly max_len ids (bos, tokens, eos, pad...; too long a prompt is cut so that eos

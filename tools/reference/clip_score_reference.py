@@ -4,6 +4,8 @@
                       convert_open_clip.py's output for a tiny random open_clip CLIP (model "gelu":
                       OpenCLIP-style exact gelu, mlp_ratio 4.3637 as ViT-g-14, patch 14 at 56 px;
                       model "quickgelu": OpenAI-style QuickGELU, patch 16 at 48 px, other widths)
+  <model>/tokenizer_config.json, <model>/special_tokens_map.json
+                      laion's special tokens (pad "!", which the scorer must not treat as special in captions)
   <model>/tensors.txt  every tensor name and shape of the converter's model.safetensors ("name [d0, d1]")
   <model>/golden.safetensors
                       open_clip's outputs for hashed normalised images and the captions of the
@@ -152,11 +154,14 @@ def captions():
         of_length(73),  # 78 after the insertion: the last caption token becomes EOT
         of_length(76),  # truncated by the tokenizer (EOT at 76), then by the insertion
         "",
-        "It's 3 o'clock: the CAT's toy!! #42, naïve café crème",
-        "fish &amp; chips &lt;3 &#39;yum&#39; &#x41; &#65 AT&T &amp;amp; &ampx &nbsp;end",
+        "It's 3 o'clock: the CAT's toy!! #42, naïve café crème ! wow !",
+        "fish &amp; chips &lt;3 &#39;yum&#39; &#x41; &#65 AT&T &amp;amp; &ampx &nbsp;end &copy; caf&eacute; &notit;",
+        "ΟΔΟΣ ΣΑΣ Σ ΑΣ. ΟΔΟΣ's &#150; &#0; &#x110000; &#128;",
         "x < y &amp;amp; z",
         "\u201cCurly\u201d \u2018quotes\u2019 and \ufb01ne \uff21\uff22\uff23",
         "  lots\tof \n whitespace  ",
+        "bell\x07 \x85 &EACUTE;T&Eacute; \u01c5emal \uff8a\uff9d \ufeffbom \x1b[31mred\x1b[0m \u0132",
+        "&amp;amp; one\r\nline < two\n&amp;amp; three",
     ]
 
 
@@ -200,6 +205,13 @@ def one_model(name, cfg, caps, work):
     os.makedirs(dst, exist_ok=True)
     for f in ("config.json", "preprocessor_config.json"):
         shutil.copy(os.path.join(folder, f), os.path.join(dst, f))
+    # laion's Hugging Face folders pad with "!": the scorer must tokenise a caption's "!" all the same
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+               "pad_token": "!"}
+    with open(os.path.join(dst, "tokenizer_config.json"), "w") as f:
+        json.dump(dict(special, tokenizer_class="CLIPTokenizer", model_max_length=77, do_lower_case=True), f, indent=2)
+    with open(os.path.join(dst, "special_tokens_map.json"), "w") as f:
+        json.dump(special, f, indent=2)
     with open(os.path.join(dst, "tensors.txt"), "w") as f:
         for k in sorted(got):
             f.write(f"{k} [{', '.join(str(d) for d in got[k].shape)}]\n")

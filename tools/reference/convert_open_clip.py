@@ -7,8 +7,9 @@ and transformers' CLIPModel.from_pretrained loads:
   model.safetensors         float32, transformers' names (text_model.*, vision_model.*,
                             visual_projection.weight, text_projection.weight, logit_scale)
   vocab.json, merges.txt,   the OpenAI CLIP BPE vocabulary (open_clip's bpe_simple_vocab_16e6),
-  tokenizer_config.json,    as transformers' CLIPTokenizer files, pad "!" (id 0: open_clip pads
-  special_tokens_map.json   with zeros)
+  tokenizer_config.json,    as transformers' CLIPTokenizer files with openai/clip-vit-large-patch14's
+  special_tokens_map.json   special tokens (pad "<|endoftext|>": a pad "!", as laion's folders have,
+                            would make transformers split every "!" out of a caption as id 0)
   preprocessor_config.json  CLIPImageProcessor: image size and the model's mean / std
 
 The mapping (open_clip -> transformers):
@@ -108,6 +109,8 @@ def check_supported(cfg, name):
         bad.append(f"text_cfg.pool_type={t['pool_type']!r} (only 'argmax')")
     if t.get("proj_type", "linear") != "linear":
         bad.append(f"text_cfg.proj_type={t['proj_type']!r}")
+    if t.get("hf_tokenizer_name") or t.get("tokenizer_kwargs") or t.get("vocab_size", 49408) != 49408:
+        bad.append("a tokenizer other than OpenAI's 49408-token BPE (the one the folder gets)")
     if bad:
         sys.exit(f"{name}: not convertible to a transformers CLIPModel: " + ", ".join(bad))
 
@@ -268,7 +271,7 @@ def write_tokenizer(out):
         for (a, b), _ in merges:
             f.write(f"{a} {b}\n")
     special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-               "pad_token": "!"}
+               "pad_token": "<|endoftext|>"}
     with open(os.path.join(out, "special_tokens_map.json"), "w") as f:
         json.dump(special, f, indent=2)
     with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
@@ -337,12 +340,14 @@ def check(model, out, n_images=2, seed=0):
         cos_o = torch.nn.functional.cosine_similarity(oi, ot, dim=1)
         cos_h = torch.nn.functional.cosine_similarity(hi, ht, dim=1)
     di, dt = (oi - hi).abs().max().item(), (ot - ht).abs().max().item()
-    try:  # the written tokenizer files give open_clip's ids (transformers pads with "!", id 0, as open_clip)
+    try:  # the written tokenizer files give open_clip's ids up to EOT (transformers pads with EOT, open_clip with 0)
         import open_clip
         from transformers import CLIPTokenizer
-        ht_ids = CLIPTokenizer.from_pretrained(out)(captions, padding="max_length", max_length=77, truncation=True,
+        texts = captions + ["Wow! A cat & a dog!!", "a long caption " * 30]
+        ht_ids = CLIPTokenizer.from_pretrained(out)(texts, padding="max_length", max_length=77, truncation=True,
                                                    return_tensors="pt").input_ids
-        same = torch.equal(ht_ids, open_clip.tokenize(captions))
+        after_eot = torch.cumsum((ht_ids == 49407).int(), dim=1) - (ht_ids == 49407).int() > 0
+        same = torch.equal(ht_ids.masked_fill(after_eot, 0), open_clip.tokenize(texts))
         print(f"check: tokenizer files give open_clip's ids: {'yes' if same else 'NO'}")
     except ImportError as e:
         print(f"check: tokenizer not checked ({e})")
