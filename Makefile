@@ -109,9 +109,10 @@ test: $(TESTS) $(BUILD)/sid
 check: test asan
 
 bench: $(BENCHES)
-	@. bench/isa_env.sh; for b in $(filter-out %/bench_unet,$(BENCHES)); do $$b || exit 1; done
+	@. bench/isa_env.sh; for b in $(filter-out %/bench_unet %/bench_eval,$(BENCHES)); do $$b || exit 1; done
 	@BUILD=$(BUILD) bash bench/unet_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/sid_vs_torch.sh
+	@BUILD=$(BUILD) bash bench/eval_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/dist_scaling.sh
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.

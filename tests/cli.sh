@@ -155,6 +155,50 @@ for p in sd15_tiny sd2_tiny; do
     cmp -s "$d/g.png" "$d/g-guard.png" && { echo "cli/$p-guard-same-pixels ... ok"; pass=$((pass + 1)); } \
         || { echo "cli/$p-guard-same-pixels FAILED: the guard device's images differ from the CPU's"; fail=$((fail + 1)); }
 done
+# The zero-shot COCO protocol end to end (docs/coco.md) on the tiny SD1.5-structured generator, with
+# a random-weight FID Inception and the tiny CLIP of the parity tests: JSON line, resume, refusals.
+g="$tmp/sd15_tiny/generator" cw="$tmp/coco" refimg="$tmp/coco-ref" clip="$tmp/clipfx/tokens"
+# the tiny exact-gelu CLIP of tests/test_clip_score.c (hashed weights), written by its tokens case
+SID_CLIP_FIXTURE_DIR="$tmp/clipfx" "$(dirname "$SID")/tests/test_clip_score" test_tokens_are_gigagans >/dev/null 2>&1
+mkdir -p "$refimg" && cp tests/data/jpeg/c420.jpg tests/data/jpeg/c444.jpg tests/data/jpeg/gray.jpg tests/data/jpeg/prog.jpg "$refimg/"
+printf 'a photo of a sneaker\n\n  a red bag  \nan ankle boot\na shirt\na dress\na coat\na sandal\na pullover\n' >"$tmp/captions.txt"
+coco() { "$SID" eval-coco --model "$g" --captions "$tmp/captions.txt" --inception random:3 --batch 4 "$@"; }
+fid_of() { grep -oE '"fid": [0-9.e+-]+, "kid": [0-9.e+-]+' <<<"$1"; }
+clip_of() { grep -oE '"clip_score": [0-9.e+-]+' <<<"$1"; }
+check coco-eval 0 '"ref_n": 4, "fid": [0-9.]+, "kid": -?[0-9.]+.*"clip_score": -?0\.[0-9]+, "generated": 6, "reused": 0' \
+    coco --coco-val "$refimg" --clip "$clip" --n 6 --work "$cw"
+first=$(coco --coco-val "$refimg" --clip "$clip" --n 6 --work "$cw" 2>/dev/null)
+check coco-resume-more 0 '"n": 8, .*"generated": 2, "reused": 0' \
+    coco --coco-val "$refimg" --clip "$clip" --n 8 --work "$cw"
+eight=$(coco --coco-val "$refimg" --clip "$clip" --n 8 --work "$cw" 2>/dev/null)
+rm -r "$cw/shards"  # the features again from the images on disk: the same numbers
+check coco-from-images 0 '"generated": 0, "reused": 8' coco --coco-val "$refimg" --clip "$clip" --n 8 --work "$cw"
+again=$(coco --coco-val "$refimg" --clip "$clip" --n 8 --work "$cw" 2>/dev/null)
+[ -n "$(fid_of "$eight")" ] && [ "$(fid_of "$eight")" = "$(fid_of "$again")" ] && [ "$(clip_of "$eight")" = "$(clip_of "$again")" ] \
+    && { echo "cli/coco-resume-same-numbers ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/coco-resume-same-numbers FAILED: '$eight' vs '$again'"; fail=$((fail + 1)); }
+check coco-other-network nonzero 'manifest.json: this folder holds the work of another evaluation \(inception' \
+    "$SID" eval-coco --model "$g" --captions "$tmp/captions.txt" --inception random:4 --coco-val "$refimg" --clip "$clip" \
+    --n 6 --work "$cw"
+check fid-ref-stats 0 '"n": 4, "features": 2048, "kid_features": 4' "$SID" fid-ref-stats --images "$refimg" \
+    --inception random:3 --out "$tmp/ref.safetensors"
+shipped=$(coco --ref-stats "$tmp/ref.safetensors" --clip "$clip" --n 6 --work "$tmp/coco2" 2>/dev/null)
+[ -n "$(fid_of "$first")" ] && [ "$(fid_of "$first")" = "$(fid_of "$shipped")" ] \
+    && { echo "cli/coco-ref-stats-file ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/coco-ref-stats-file FAILED: '$first' vs '$shipped'"; fail=$((fail + 1)); }
+guard=$(coco --ref-stats "$tmp/ref.safetensors" --clip "$clip" --n 6 --work "$tmp/coco3" --device guard 2>/dev/null)
+[ -n "$(fid_of "$guard")" ] && [ "$(fid_of "$guard")" = "$(fid_of "$shipped")" ] && [ "$(clip_of "$guard")" = "$(clip_of "$shipped")" ] \
+    && { echo "cli/coco-guard-same-numbers ... ok"; pass=$((pass + 1)); } \
+    || { echo "cli/coco-guard-same-numbers FAILED: '$guard' vs '$shipped'"; fail=$((fail + 1)); }
+check coco-no-inception nonzero '^sid: /nonexistent/inception.safetensors: no such file.*convert_fid_inception' \
+    "$SID" eval-coco --model "$g" --captions "$tmp/captions.txt" --inception /nonexistent/inception.safetensors \
+    --ref-stats "$tmp/ref.safetensors" --n 6 --work "$tmp/coco4"
+check coco-no-clip nonzero "^sid: .*$tmp/noclip" coco --ref-stats "$tmp/ref.safetensors" --clip "$tmp/noclip" --n 6 --work "$tmp/coco5"
+check coco-few-captions nonzero 'captions.txt: 8 captions, fewer than the 9 images' coco --ref-stats "$tmp/ref.safetensors" \
+    --n 9 --work "$tmp/coco6"
+check coco-no-reference nonzero '^sid: eval-coco: give one of --coco-val DIR and --ref-stats FILE' coco --n 6
+check coco-bad-stats nonzero "not a reference statistics file" coco --ref-stats "$g/unet/diffusion_pytorch_model.safetensors" \
+    --n 6 --work "$tmp/coco7"
 check generate-guard-env 0 'guard' env SID_DEVICE=guard "$SID" generate --model "$tmp/dr/generator" --prompt 'a bag' --n 2 \
     --out "$tmp/genv.png"
 check distill-device-cuda nonzero '^sid: distill: --device cuda: ' "$SID" distill --device cuda

@@ -79,7 +79,15 @@ static char tmp_root[256];
 static void cleanup(void) {
     if (tmp_root[0]) test_remove_tree(tmp_root);
 }
+// $SID_CLIP_FIXTURE_DIR keeps the folders the cases write there (tests/cli.sh scores with one).
 static const char *tmp(void) {
+    static char kept[256];
+    const char *keep = getenv("SID_CLIP_FIXTURE_DIR");
+    if (keep && *keep) {
+        snprintf(kept, sizeof kept, "%s", keep);
+        if (mkdir(kept, 0700) != 0 && !sid_file_exists(kept)) sid_die("mkdir %s failed", kept);
+        return kept;
+    }
     if (!tmp_root[0]) {
         snprintf(tmp_root, sizeof tmp_root, "/tmp/sid_test_clip_score_XXXXXX");
         if (!mkdtemp(tmp_root)) sid_die("mkdtemp failed");

@@ -298,6 +298,14 @@ static void test_frechet_matches_scipy(void) {
         if (getenv("SID_TEST_VERBOSE")) printf("\n  %s: sid %.12g scipy %.12g rel %.2e", sets[k][2], got, w, rel);
         // the singular case: scipy's sqrtm of a singular product is itself accurate only to ~1e-7
         EXPECT(rel < (k == 0 ? 1e-9 : 1e-6), "%s: sid %.12g, scipy %.12g (relative %.3g)", sets[k][2], got, w, rel);
+        // from the rows against a fit: the n x n route when n - 1 < d (the singular set), else the same call
+        sid_gauss gb;
+        double rows = -1;
+        EXPECT(sid_gauss_fit(&gb, b, tb->shape[0], d) == 0 &&
+                   sid_frechet_distance_rows(a, ta->shape[0], d, &gb, &rows) == 0,
+               "%s", sid_error());
+        EXPECT(fabs(rows - w) / w < (k == 0 ? 1e-9 : 1e-6), "%s from rows: sid %.12g, scipy %.12g", sets[k][2], rows, w);
+        sid_gauss_free(&gb);
         free(a);
         free(b);
     }

@@ -86,6 +86,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[a], "train-classifier") == 0) return cmd_train_classifier(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval-model") == 0) return cmd_eval_model(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "eval") == 0) return cmd_eval(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "eval-coco") == 0) return cmd_eval_coco(argc - a - 1, argv + a + 1);
+    if (strcmp(argv[a], "fid-ref-stats") == 0) return cmd_fid_ref_stats(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "generate") == 0) return cmd_generate(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "sample") == 0) return cmd_sample(argc - a - 1, argv + a + 1);
     if (strcmp(argv[a], "convert-unet") == 0) return cmd_convert_unet(argc - a - 1, argv + a + 1);

@@ -47,6 +47,18 @@ typedef struct {
 
 int sid_coco_eval(const sid_coco_opts *o, sid_coco_result *r);
 
+// The captions file as the protocol reads it: each line stripped of surrounding whitespace, empty
+// lines skipped. *lines (malloc'd, free with sid_coco_captions_free) holds *n strings.
+int sid_coco_captions_load(const char *path, char ***lines, int64_t *n);
+void sid_coco_captions_free(char **lines, int64_t n);
+// Generated pixels [C, H, W] in [-1, 1] (C = 1 or 3) as the protocol saves them: HWC RGB bytes
+// trunc(clamp(x * 127.5 + 128, 0, 255)) in float32, grey replicated; NaN becomes 0.
+void sid_coco_quantize(const float *chw, int C, int H, int W, uint8_t *rgb);
+// The features of one image for the protocol: FID Inception input [3, 299, 299] (0..255) and, when
+// clip_size > 0, CLIP input [3, clip_size, clip_size] normalised with mean / std.
+int sid_coco_prep_image(const uint8_t *rgb, int w, int h, float *fid_chw, int clip_size, const float *mean,
+                        const float *std, float *clip_chw);
+
 // Reference statistics of every image of a folder (.png / .jpg / .jpeg, sorted by name) through
 // the FID preprocessing and network; cache_dir (or NULL) keeps feature shards for a resumable run.
 int sid_coco_ref_stats(const char *images_dir, const char *inception, const char *cache_dir, int64_t kid_max,

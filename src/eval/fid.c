@@ -124,6 +124,36 @@ int sid_frechet_distance(const sid_gauss *a, const sid_gauss *b, double *out) {
     return 0;
 }
 
+int sid_frechet_distance_rows(const float *feat, int64_t n, int d, const sid_gauss *b, double *out) {
+    sid_gauss a;
+    if (sid_gauss_fit(&a, feat, n, d)) return -1;
+    int rc = check_pair(&a, b);
+    if (!rc && n - 1 >= d) rc = sid_frechet_distance(&a, b, out);
+    if (!rc && n - 1 < d) {
+        const int m = (int)n;
+        double *x = sid_malloc((size_t)m * d * sizeof(double)), *t = sid_malloc((size_t)m * d * sizeof(double));
+        double *g = sid_malloc((size_t)m * m * sizeof(double)), *w = sid_malloc((size_t)m * m * sizeof(double));
+        double *lambda = sid_malloc((size_t)m * sizeof(double));
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < d; j++) x[(size_t)i * d + j] = (double)feat[(size_t)i * d + j] - a.mu[j];
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, m, d, 1.0, b->cov, d, x, d, 0.0, t, d);  // X S
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, d, 1.0 / (double)(n - 1), t, d, x, d, 0.0, g, m);
+        for (int i = 0; i < m; i++)
+            for (int j = i + 1; j < m; j++) g[(size_t)i * m + j] = g[(size_t)j * m + i] =
+                                                 0.5 * (g[(size_t)i * m + j] + g[(size_t)j * m + i]);
+        rc = sym_eig(g, m, w, lambda, 0);
+        if (!rc) {
+            double tr = 0;
+            for (int j = 0; j < m; j++) tr += lambda[j] > 0 ? sqrt(lambda[j]) : 0;
+            const double dist = mean_term_and_traces(&a, b) - 2 * tr;
+            *out = dist > 0 ? dist : 0;
+        }
+        free(x), free(t), free(g), free(w), free(lambda);
+    }
+    sid_gauss_free(&a);
+    return rc;
+}
+
 int sid_fid_features(const float *fa, int64_t na, const float *fb, int64_t nb, int d, double *out) {
     sid_gauss a, b;
     if (sid_gauss_fit(&a, fa, na, d)) return -1;

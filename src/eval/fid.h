@@ -32,6 +32,11 @@ int sid_trace_sqrt_product(const double *a, const double *b, int n, double *out)
 
 // The Frechet distance between two fits of the same width (clamped at 0 against round-off).
 int sid_frechet_distance(const sid_gauss *a, const sid_gauss *b, double *out);
+// The distance of n feature rows [n, d] to a fit: the same number as fitting the rows and calling
+// sid_frechet_distance, but with fewer rows than features (a smoke run, a small subset) the trace
+// term comes from the n x n matrix X S X^T / (n - 1) of the centred rows X (the non-zero
+// eigenvalues of S_rows S are its eigenvalues) instead of two d x d eigendecompositions.
+int sid_frechet_distance_rows(const float *feat, int64_t n, int d, const sid_gauss *b, double *out);
 // Both steps at once: fits the two feature sets and returns their distance.
 int sid_fid_features(const float *fa, int64_t na, const float *fb, int64_t nb, int d, double *out);
 
