@@ -28,38 +28,21 @@
 
 static const char *const MODELS[2] = {"gelu", "quickgelu"};
 
-// ---------------------------------------------------------------- the reference script's hash
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
-    return h;
-}
-static double hashed_u(uint64_t seed, uint64_t i) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 40) / (double)(1u << 24);
-}
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
 static void fill_hashed(sid_params *ps) {
     for (int i = 0; i < ps->n; i++) {
         const sid_param *p = &ps->items[i];
-        const uint64_t seed = fnv1a64(p->name);
+        const uint64_t seed = test_fnv1a64(p->name);
         float *x = sid_p(ps, i);
         double fan_in = 1;
         for (int d = 1; d < p->ndim; d++) fan_in *= (double)p->shape[d];
-        const int norm = strstr(p->name, "norm") && ends_with(p->name, ".weight");
-        const int emb = ends_with(p->name, "class_embedding") ||
-                        (ends_with(p->name, "_embedding.weight") && !strstr(p->name, "patch"));
+        const int norm = strstr(p->name, "norm") && test_ends_with(p->name, ".weight");
+        const int emb = test_ends_with(p->name, "class_embedding") ||
+                        (test_ends_with(p->name, "_embedding.weight") && !strstr(p->name, "patch"));
         for (size_t j = 0; j < p->numel; j++) {
-            const double u = hashed_u(seed, j);
+            const double u = test_hashed_unit(seed, j);
             double v;
             if (norm) v = 0.8 + 0.4 * u;
-            else if (ends_with(p->name, ".bias")) v = 0.2 * u - 0.1;
+            else if (test_ends_with(p->name, ".bias")) v = 0.2 * u - 0.1;
             else if (emb) v = (2.0 * u - 1.0) / 2.0;
             else v = (2.0 * u - 1.0) * sqrt(3.0 / fan_in);
             x[j] = (float)v;
@@ -69,8 +52,8 @@ static void fill_hashed(sid_params *ps) {
 static float *hashed_pixels(int N, int S) {
     const size_t n = (size_t)N * 3 * S * S;
     float *x = sid_malloc(n * sizeof(float));
-    const uint64_t seed = fnv1a64("pixels");
-    for (size_t j = 0; j < n; j++) x[j] = (float)(4.0 * hashed_u(seed, j) - 2.0);
+    const uint64_t seed = test_fnv1a64("pixels");
+    for (size_t j = 0; j < n; j++) x[j] = (float)(4.0 * test_hashed_unit(seed, j) - 2.0);
     return x;
 }
 

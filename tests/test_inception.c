@@ -18,35 +18,18 @@
 #include "ops/backend.h"
 #include "ops/guard/guard.h"
 
-// ---------------------------------------------------------------- the reference script's hash
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
-    return h;
-}
-static double hashed_u(uint64_t seed, uint64_t i) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 40) / (double)(1u << 24);
-}
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
 static void fill_hashed(sid_params *ps) {
     for (int i = 0; i < ps->n; i++) {
         const sid_param *p = &ps->items[i];
-        const uint64_t seed = fnv1a64(p->name);
+        const uint64_t seed = test_fnv1a64(p->name);
         float *x = sid_p(ps, i);
         const double fan_in = p->ndim == 4 ? (double)p->shape[1] * p->shape[2] * p->shape[3] : 1;
         for (size_t j = 0; j < p->numel; j++) {
-            const double u = hashed_u(seed, j);
+            const double u = test_hashed_unit(seed, j);
             double v;
-            if (ends_with(p->name, "conv.weight")) v = (2.0 * u - 1.0) * sqrt(6.0 / fan_in);
-            else if (ends_with(p->name, "bn.weight")) v = 0.8 + 0.4 * u;
-            else if (ends_with(p->name, "bn.running_var")) v = 0.5 + u;
+            if (test_ends_with(p->name, "conv.weight")) v = (2.0 * u - 1.0) * sqrt(6.0 / fan_in);
+            else if (test_ends_with(p->name, "bn.weight")) v = 0.8 + 0.4 * u;
+            else if (test_ends_with(p->name, "bn.running_var")) v = 0.5 + u;
             else v = 0.2 * u - 0.1;
             x[j] = (float)v;
         }
@@ -57,8 +40,8 @@ static float *hashed_pixels(int N, int S) {
     snprintf(name, sizeof name, "input.S%d", S);
     const size_t n = (size_t)N * 3 * S * S;
     float *x = sid_malloc(n * sizeof(float));
-    const uint64_t seed = fnv1a64(name);
-    for (size_t j = 0; j < n; j++) x[j] = (float)(255.0 * hashed_u(seed, j));
+    const uint64_t seed = test_fnv1a64(name);
+    for (size_t j = 0; j < n; j++) x[j] = (float)(255.0 * test_hashed_unit(seed, j));
     return x;
 }
 
@@ -84,7 +67,7 @@ static void test_parameters_are_pytorch_fid_state_dict(void) {
     while (fgets(line, sizeof line, f)) {
         char name[200], shape[64];
         if (sscanf(line, "%199s [%63[^]]]", name, shape) < 1) continue;
-        if (ends_with(name, "num_batches_tracked") || !strncmp(name, "fc.", 3)) {
+        if (test_ends_with(name, "num_batches_tracked") || !strncmp(name, "fc.", 3)) {
             ignored++;
             continue;
         }

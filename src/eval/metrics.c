@@ -138,25 +138,49 @@ static void block_distances(const float *a, const double *na2, int64_t i0, int b
         }
 }
 
-// The squared distance of each row of x to its k-th nearest other row.
-static float *knn_radii2(const float *x, const double *n2, int64_t n, int d, int k) {
+// A pair's squared distance in double, summed in one fixed order: the same for (a, b) and (b, a).
+// The sgemm route's rounding depends on where a pair sits in the product (OpenBLAS's edge
+// kernels), so a ball's boundary point could fall either side of the radius it defines.
+static double exact_d2(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int c = 0; c < d; c++) {
+        const double e = (double)a[c] - b[c];
+        s += e * e;
+    }
+    return s;
+}
+
+// Is a point at sgemm distance v (pair norms na2, nb2) inside a ball of sgemm radius r and exact
+// radius r_exact? Decided on v unless it lies within the sgemm route's error of r; then exactly.
+static int in_ball(float v, float r, double r_exact, double na2, double nb2, const float *p, const float *q, int d) {
+    const double tol = 1e-4 * (na2 + nb2) + 1e-30;
+    if (v < r - tol) return 1;
+    if (v > r + tol) return 0;
+    return exact_d2(p, q, d) <= r_exact;
+}
+
+// The squared distance of each row of x to its k-th nearest other row (exact[i]: the same in double).
+static float *knn_radii2(const float *x, const double *n2, int64_t n, int d, int k, double **exact) {
     float *r = sid_malloc((size_t)n * sizeof(float)), *dist = sid_malloc((size_t)BLOCK * n * sizeof(float));
+    *exact = sid_malloc((size_t)n * sizeof(double));
     for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
         const int bi = (int)(n - i0 < BLOCK ? n - i0 : BLOCK);
         block_distances(x, n2, i0, bi, x, n2, n, d, dist);
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < bi; i++) {
             float best[64];  // the k smallest so far, ascending (k <= 63 is checked by the caller)
+            int64_t who[64];
             int have = 0;
             for (int64_t j = 0; j < n; j++) {
                 if (j == i0 + i) continue;
                 const float v = dist[(size_t)i * n + j];
                 if (have == k && v >= best[k - 1]) continue;
                 int p = have < k ? have++ : k - 1;
-                while (p > 0 && best[p - 1] > v) best[p] = best[p - 1], p--;
-                best[p] = v;
+                while (p > 0 && best[p - 1] > v) best[p] = best[p - 1], who[p] = who[p - 1], p--;
+                best[p] = v, who[p] = j;
             }
             r[i0 + i] = best[k - 1];
+            (*exact)[i0 + i] = exact_d2(x + (size_t)(i0 + i) * d, x + (size_t)who[k - 1] * d, d);
         }
     }
     free(dist);
@@ -171,7 +195,8 @@ int sid_prdc_compute(const float *real, int64_t nr, const float *gen, int64_t ng
         return -1;
     }
     double *r2 = squared_norms(real, nr, d), *g2 = squared_norms(gen, ng, d);
-    float *rad_r = knn_radii2(real, r2, nr, d, k), *rad_g = knn_radii2(gen, g2, ng, d, k);
+    double *ex_r, *ex_g;
+    float *rad_r = knn_radii2(real, r2, nr, d, k, &ex_r), *rad_g = knn_radii2(gen, g2, ng, d, k, &ex_g);
     unsigned char *covered = sid_calloc((size_t)nr), *recalled = sid_calloc((size_t)nr);
     float *dist = sid_malloc((size_t)BLOCK * nr * sizeof(float));
     int64_t inside = 0, balls = 0;
@@ -181,15 +206,17 @@ int sid_prdc_compute(const float *real, int64_t nr, const float *gen, int64_t ng
 #pragma omp parallel for schedule(static) reduction(+ : inside, balls)
         for (int j = 0; j < bj; j++) {
             int64_t in_balls = 0;
-            for (int64_t i = 0; i < nr; i++) in_balls += dist[(size_t)j * nr + i] <= rad_r[i];
+            const float *g = gen + (size_t)(j0 + j) * d;
+            for (int64_t i = 0; i < nr; i++)
+                in_balls += in_ball(dist[(size_t)j * nr + i], rad_r[i], ex_r[i], g2[j0 + j], r2[i], g, real + (size_t)i * d, d);
             inside += in_balls > 0, balls += in_balls;
         }
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < nr; i++)
             for (int j = 0; j < bj && !(covered[i] && recalled[i]); j++) {
-                const float v = dist[(size_t)j * nr + i];
-                if (v <= rad_r[i]) covered[i] = 1;
-                if (v <= rad_g[j0 + j]) recalled[i] = 1;
+                const float v = dist[(size_t)j * nr + i], *g = gen + (size_t)(j0 + j) * d, *x = real + (size_t)i * d;
+                if (in_ball(v, rad_r[i], ex_r[i], g2[j0 + j], r2[i], g, x, d)) covered[i] = 1;
+                if (in_ball(v, rad_g[j0 + j], ex_g[j0 + j], g2[j0 + j], r2[i], g, x, d)) recalled[i] = 1;
             }
     }
     int64_t ncov = 0, nrec = 0;
@@ -198,7 +225,7 @@ int sid_prdc_compute(const float *real, int64_t nr, const float *gen, int64_t ng
     out->recall = (double)nrec / nr;
     out->density = (double)balls / ((double)k * ng);
     out->coverage = (double)ncov / nr;
-    free(r2), free(g2), free(rad_r), free(rad_g), free(covered), free(recalled), free(dist);
+    free(r2), free(g2), free(rad_r), free(rad_g), free(ex_r), free(ex_g), free(covered), free(recalled), free(dist);
     return 0;
 }
 

@@ -11,6 +11,8 @@
 //   density    mean over generated rows of how many real balls contain it, divided by k; coverage
 //              the fraction of real rows whose ball contains a generated row (Naeem et al. 2020).
 //              Both sets should have the same size (the k-NN radii shrink as a set grows).
+//              Distances come from sgemm; a pair within that route's rounding of a radius is
+//              decided on its distance in double, so a ball always holds the point defining it.
 //   pixels     mean intensity and contrast (per-image standard deviation, averaged) on [0, 1], and
 //              the high-frequency share of the power spectrum: the power of the 2-D DFT at spatial
 //              frequencies above half the Nyquist frequency (|f| > H/4 cycles per image) over the
