@@ -72,7 +72,7 @@ LIB      := $(BUILD)/libsid.a
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out tests/harness.c tests/op_check.c,$(wildcard tests/test_*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: sweep all test check bench asan clean probe demo teacher teacher-table
+.PHONY: sweep all test test-build check bench asan clean probe demo teacher teacher-table
 .SECONDARY:
 all: probe $(BUILD)/sid
 
@@ -104,9 +104,15 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # Each test program prints its own "N passed, N failed" line; the last line sums them.
 test: $(TESTS) $(BUILD)/sid
 	@SID_BIN=$(BUILD)/sid bash tests/run_all.sh $(TESTS) tests/cli.sh
+test-build: $(TESTS) $(BUILD)/sid
 
-# What CI runs: the suite, then the suite again under the sanitizers.
-check: test asan
+# What CI runs: the suite, then the suite again under the sanitizers. The builds use every core
+# (a plain `make check` would compile serially); the tests themselves run one program at a time.
+NPROC    := $(shell nproc 2>/dev/null || echo 2)
+check:
+	@$(MAKE) --no-print-directory -j$(NPROC) test-build
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory asan
 
 bench: $(BENCHES)
 	@. bench/isa_env.sh; for b in $(filter-out %/bench_unet %/bench_eval,$(BENCHES)); do $$b || exit 1; done
@@ -116,9 +122,12 @@ bench: $(BENCHES)
 	@BUILD=$(BUILD) bash bench/dist_scaling.sh
 
 # AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
+ASAN_MAKE = SID_ASAN=1 $(MAKE) --no-print-directory SID_CUDA=0 SID_MPI=0 BUILD=build-asan \
+            OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+            LDLIBS="-llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm -fopenmp -fsanitize=address,undefined"
 asan:
-	SID_ASAN=1 $(MAKE) SID_CUDA=0 SID_MPI=0 BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	        LDLIBS="-llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm -fopenmp -fsanitize=address,undefined" test
+	@$(ASAN_MAKE) -j$(NPROC) test-build
+	@$(ASAN_MAKE) test
 
 # The main job: distil the shipped teacher with SiD-LSG and write out/demo/report.md.
 demo:
