@@ -121,9 +121,10 @@ bench: $(BENCHES)
 	@BUILD=$(BUILD) bash bench/eval_vs_torch.sh
 	@BUILD=$(BUILD) bash bench/dist_scaling.sh
 
-# AddressSanitizer + UBSan build of the whole test suite, in its own build folder.
+# AddressSanitizer + UBSan build of the whole test suite, in its own build folder; undefined behaviour
+# stops the program (a report alone would not fail the suite).
 ASAN_MAKE = SID_ASAN=1 $(MAKE) --no-print-directory SID_CUDA=0 SID_MPI=0 BUILD=build-asan \
-            OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+            OPT="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
             LDLIBS="-llapacke -lopenblas -lcjson -lpng -ljpeg -lz -lm -fopenmp -fsanitize=address,undefined"
 asan:
 	@$(ASAN_MAKE) -j$(NPROC) test-build

@@ -16,7 +16,7 @@ static inline float sid_expf(float x) {
     // Round to nearest with the 1.5*2^23 trick (floorf blocks vectorisation here): the
     // integer n lands in t's low mantissa bits, which also give the exponent of 2^n.
     const float t = xc * 1.44269504088896341f + 12582912.0f, n = t - 12582912.0f;
-    int32_t ti;
+    uint32_t ti;  // unsigned: a NaN input gives any bits, and a signed shift of those is undefined
     memcpy(&ti, &t, 4);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -27,7 +27,7 @@ static inline float sid_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const int32_t e = (ti - 0x4B400000 + 127) << 23;
+    const uint32_t e = (ti - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &e, 4);
     return x < lo ? 0.0f : p * scale;
