@@ -211,6 +211,9 @@ check coco-few-captions nonzero 'captions.txt: 8 captions, fewer than the 9 imag
 check coco-no-reference nonzero '^sid: eval-coco: give one of --coco-val DIR and --ref-stats FILE' coco --n 6
 check coco-bad-stats nonzero "not a reference statistics file" coco --ref-stats "$g/unet/diffusion_pytorch_model.safetensors" \
     --n 6 --work "$tmp/coco7"
+# a run that fails on its inputs leaves the folder unclaimed: the corrected run is accepted
+coco --ref-stats "$tmp/none.safetensors" --n 6 --work "$tmp/coco8" >/dev/null 2>&1
+check coco-after-failed-run 0 '"generated": 6' coco --ref-stats "$tmp/ref.safetensors" --n 6 --work "$tmp/coco8"
 check generate-guard-env 0 'guard' env SID_DEVICE=guard "$SID" generate --model "$tmp/dr/generator" --prompt 'a bag' --n 2 \
     --out "$tmp/genv.png"
 check distill-device-cuda nonzero '^sid: distill: --device cuda: ' "$SID" distill --device cuda

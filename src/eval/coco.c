@@ -327,11 +327,14 @@ static void network_id(const char *net, char *out, size_t cap) {
     snprintf(out, cap, "%s %s", w, st);
 }
 
-// Writes the manifest when the folder has none, else refuses one made with other inputs.
-static int manifest_check(const char *work, const char *const *kv, int n_kv) {
+// Refuses a folder whose manifest names other inputs; with `write`, writes the manifest when the
+// folder has none (only once every input has opened: a run that fails on a bad flag or a missing
+// file must not claim the folder for its inputs).
+static int manifest_check(const char *work, const char *const *kv, int n_kv, int write) {
     char path[FILE_IN_DIR];
     pathf(path, "%s/manifest.json", work);
     if (!sid_file_exists(path)) {
+        if (!write) return 0;
         cJSON *o = cJSON_CreateObject();
         o = o ? o : (sid_die("out of memory"), NULL);
         for (int i = 0; i < n_kv; i++) cJSON_AddStringToObject(o, kv[2 * i], kv[2 * i + 1]);
@@ -495,7 +498,7 @@ static int ref_stats_with(feature_nets *f, const char *images_dir, const char *i
     pathf(shards, "%s/ref_features", base);
     const char *kv[] = {"reference_images", dir, "reference_files", count, "reference_names_fnv1a", names_hash,
                         "inception", inc};
-    if (sid_mkdir_p(shards) || sid_remove_partial_files(shards, 0) < 0 || manifest_check(shards, kv, 4)) goto done;
+    if (sid_mkdir_p(shards) || sid_remove_partial_files(shards, 0) < 0 || manifest_check(shards, kv, 4, 1)) goto done;
     int64_t found;
     double secs = 0;
     if (feature_pass(f, &src.base, shards, n, "reference features", feat, NULL, &found, &secs)) goto done;
@@ -536,7 +539,11 @@ static int reference_stats(const sid_coco_opts *o, feature_nets *f, sid_fid_stat
     }
     char path[FILE_IN_DIR];
     pathf(path, "%s/ref_stats.safetensors", o->work);
-    if (sid_file_exists(path)) {  // the manifest ties it to the same folder and network
+    char manifest[FILE_IN_DIR];
+    pathf(manifest, "%s/manifest.json", o->work);
+    // the manifest (checked already) ties a cached file to the same folder and network; without one
+    // the statistics are made again from the feature shards, which carry their own manifest
+    if (sid_file_exists(path) && sid_file_exists(manifest)) {
         fprintf(stderr, "eval-coco: reference statistics from %s\n", path);
         return sid_fid_stats_load(ref, path, FEAT);
     }
@@ -595,12 +602,15 @@ int sid_coco_eval(const sid_coco_opts *o, sid_coco_result *r) {
     int p_open = 0;
     sid_fid_stats refs = {0};
     float *feat = NULL, *cos = NULL;
+    const int n_kv = (int)(sizeof kv / sizeof kv[0] / 2);
     if (sid_mkdir_p(images) || sid_mkdir_p(shards) || sid_remove_partial_files(o->work, 2) < 0 ||
-        manifest_check(o->work, kv, (int)(sizeof kv / sizeof kv[0] / 2)))
+        manifest_check(o->work, kv, n_kv, 0))
         goto done;
-    if (nets_open(&f, o->inception, o->clip, o->be, o->batch) || reference_stats(o, &f, &refs)) goto done;
     if (sid_text2img_open_on(&p, o->model, o->be)) goto done;
     p_open = 1;
+    if (nets_open(&f, o->inception, o->clip, o->be, o->batch) || reference_stats(o, &f, &refs) ||
+        manifest_check(o->work, kv, n_kv, 1))
+        goto done;
     generated_images gen = {.base = {.get = generated_get, .captions = (const char *const *)caps},
                             .p = &p, .is_gen = is_gen, .t_init = t_init, .gsteps = gsteps, .steps = o->steps,
                             .cfg = o->cfg};
