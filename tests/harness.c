@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "io/file.h"
 
@@ -130,4 +132,25 @@ double test_hashed_unit(uint64_t seed, uint64_t i) {
 int test_ends_with(const char *s, const char *suffix) {
     const size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
+}
+
+void test_gunzip(const char *src, const char *dst) {
+    gzFile g = gzopen(src, "rb");
+    if (!g) sid_die("cannot open %s (set SID_TEST_DATA to the tests/data folder)", src);
+    FILE *f = fopen(dst, "wb");
+    if (!f) sid_die("cannot write %s", dst);
+    char buf[65536];
+    int n;
+    while ((n = gzread(g, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)n, f);
+    if (n < 0 || fclose(f) != 0) sid_die("cannot gunzip %s", src);
+    gzclose(g);
+}
+
+void test_copy_file(const char *src, const char *dst) {
+    char *data;
+    size_t n;
+    if (sid_read_file(src, &data, &n) != 0) sid_die("%s", sid_error());
+    FILE *f = fopen(dst, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) sid_die("cannot write %s", dst);
+    free(data);
 }

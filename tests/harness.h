@@ -25,6 +25,8 @@ const char *test_data_dir(void);                  // $SID_TEST_DATA or tests/dat
 // from *i = 0: the next one's name, or NULL past the end. Those the CPU lacks print a visible SKIP.
 const char *test_next_cpu_isa(int *i, const char *except);
 void test_write_text(const char *path, const char *text);  // dies when it cannot
+void test_gunzip(const char *src, const char *dst);         // dies when it cannot
+void test_copy_file(const char *src, const char *dst);      // dies when it cannot
 // The hashed values the reference scripts fill random weights and inputs with, so that a golden file
 // needs no stored weights: FNV-1a 64 of a tensor's name is its seed, element i is a splitmix64 step
 // of seed + (i + 1) * golden ratio, its top 24 bits as a fraction in [0, 1).

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/arena.h"
 #include "core/error.h"
@@ -77,27 +76,6 @@ static const char *tmp(void) {
         atexit(cleanup);
     }
     return tmp_root;
-}
-
-static void copy_file(const char *src, const char *dst) {
-    char *data;
-    size_t n;
-    if (sid_read_file(src, &data, &n) != 0) sid_die("%s", sid_error());
-    FILE *f = fopen(dst, "wb");
-    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) sid_die("cannot write %s", dst);
-    free(data);
-}
-
-static void gunzip_to(const char *src, const char *dst) {
-    gzFile g = gzopen(src, "rb");
-    if (!g) sid_die("cannot open %s (set SID_TEST_DATA to the tests/data folder)", src);
-    FILE *f = fopen(dst, "wb");
-    if (!f) sid_die("cannot write %s", dst);
-    char buf[65536];
-    int n;
-    while ((n = gzread(g, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)n, f);
-    if (n < 0 || fclose(f) != 0) sid_die("cannot gunzip %s", src);
-    gzclose(g);
 }
 
 static void data_path(char *buf, size_t cap, const char *model, const char *name) {
@@ -172,13 +150,13 @@ static const char *make_folder(const char *model, const char *name) {
     for (int k = 0; k < 4; k++) {
         data_path(src, sizeof src, model, files[k]);
         snprintf(dst, sizeof dst, "%s/%s", dir, files[k]);
-        copy_file(src, dst);
+        test_copy_file(src, dst);
     }
     static const char *const vocab[] = {"vocab.json", "merges.txt"};
     for (int k = 0; k < 2; k++) {
         snprintf(src, sizeof src, "%s/tokenizer/%s.gz", test_data_dir(), vocab[k]);
         snprintf(dst, sizeof dst, "%s/%s", dir, vocab[k]);
-        gunzip_to(src, dst);
+        test_gunzip(src, dst);
     }
     model_params m;
     snprintf(src, sizeof src, "%s/config.json", dir);

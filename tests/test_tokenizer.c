@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/error.h"
 #include "harness.h"
@@ -43,26 +42,6 @@ static void write_text(const char *dir, const char *name, const char *text) {
     write_file(path, text, strlen(text));
 }
 
-static void gunzip_to(const char *src, const char *dst) {
-    gzFile g = gzopen(src, "rb");
-    if (!g) sid_die("cannot open %s (set SID_TEST_DATA to the tests/data folder)", src);
-    FILE *f = fopen(dst, "wb");
-    if (!f) sid_die("cannot write %s", dst);
-    char buf[65536];
-    int n;
-    while ((n = gzread(g, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)n, f);
-    if (n < 0 || fclose(f) != 0) sid_die("cannot gunzip %s", src);
-    gzclose(g);
-}
-
-static void copy_file(const char *src, const char *dst) {
-    char *data;
-    size_t n;
-    if (sid_read_file(src, &data, &n) != 0) sid_die("%s", sid_error());
-    write_file(dst, data, n);
-    free(data);
-}
-
 // tmp_root/<config>/ for every config: the shared vocabulary (gunzipped) unless the config
 // folder has its own, plus the config folder's files.
 static const char *fixture(void) {
@@ -80,10 +59,10 @@ static const char *fixture(void) {
             snprintf(src, sizeof src, "%s/tokenizer/%s/%s", data_dir(), CONFIGS[c], names[k]);
             snprintf(dst, sizeof dst, "%s/%s", dir, names[k]);
             if (sid_file_exists(src)) {
-                copy_file(src, dst);
+                test_copy_file(src, dst);
             } else if (k < 2) {
                 snprintf(src, sizeof src, "%s/tokenizer/%s.gz", data_dir(), names[k]);
-                gunzip_to(src, dst);
+                test_gunzip(src, dst);
             }
         }
     }

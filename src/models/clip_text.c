@@ -148,8 +148,7 @@ size_t sid_clip_param_count(const sid_clip_config *c) {
     sid_params ps = {0};
     sid_clip m;
     sid_clip_decl(&m, &ps, c);
-    size_t n = 0;
-    for (int i = 0; i < ps.n; i++) n += ps.items[i].numel;
+    const size_t n = sid_params_count(&ps);
     sid_clip_free(&m);
     sid_params_free(&ps);
     return n;
