@@ -398,6 +398,27 @@ static void test_gelu_matches_open_clip(void) { check_model(0); }
 static void test_quickgelu_matches_open_clip(void) { check_model(1); }
 
 // A slightly wrong network moves the features well beyond the tolerance: the comparisons above can fail.
+static void edit_config(const char *dir, const char *sub, const char *key, cJSON *value) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text;
+    size_t n;
+    if (sid_read_file(path, &text, &n)) sid_die("%s", sid_error());
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(j, sub) : j;
+    if (value) {
+        if (cJSON_GetObjectItemCaseSensitive(o, key)) cJSON_ReplaceItemInObject(o, key, value);
+        else cJSON_AddItemToObject(o, key, value);
+    } else {
+        cJSON_DeleteItemFromObject(o, key);
+    }
+    text = cJSON_Print(j);
+    test_write_text(path, text);
+    free(text);
+    cJSON_Delete(j);
+}
+
 static void test_golden_check_can_fail(void) {
     golden g;
     if (golden_open(&g, "gelu")) return;
@@ -424,20 +445,8 @@ static void test_golden_check_can_fail(void) {
     outputs_free(&o);
     // (b) the other activation: quick_gelu in both towers instead of gelu
     dir = make_folder("gelu", "activation");
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text;
-    size_t n;
-    if (sid_read_file(path, &text, &n)) sid_die("%s", sid_error());
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    static const char *const subs[2] = {"text_config", "vision_config"};
-    for (int k = 0; k < 2; k++)
-        cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(j, subs[k]), "hidden_act",
-                                  cJSON_CreateString("quick_gelu"));
-    text = cJSON_Print(j);
-    test_write_text(path, text);
-    free(text);
-    cJSON_Delete(j);
+    edit_config(dir, "text_config", "hidden_act", cJSON_CreateString("quick_gelu"));
+    edit_config(dir, "vision_config", "hidden_act", cJSON_CreateString("quick_gelu"));
     o = (outputs){0};
     if (w_img && w_txt && !run_scorer(dir, &sid_backend_cpu, 4, &g, pixels, &o)) {
         const double ei = max_diff(o.img, w_img, (size_t)g.ni * g.dim) / max_abs(w_img, (size_t)g.ni * g.dim);
@@ -596,27 +605,6 @@ static void expect_rejected(const char *dir, const char *what, const char *const
     if (getenv("SID_TEST_VERBOSE")) printf("\n  %s: %s", what, s ? "(accepted)" : e);
     EXPECT(ok, "%s: %s, error '%s'", what, s ? "accepted" : "rejected", e);
     sid_clip_scorer_close(s);
-}
-
-static void edit_config(const char *dir, const char *sub, const char *key, cJSON *value) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text;
-    size_t n;
-    if (sid_read_file(path, &text, &n)) sid_die("%s", sid_error());
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(j, sub) : j;
-    if (value) {
-        if (cJSON_GetObjectItemCaseSensitive(o, key)) cJSON_ReplaceItemInObject(o, key, value);
-        else cJSON_AddItemToObject(o, key, value);
-    } else {
-        cJSON_DeleteItemFromObject(o, key);
-    }
-    text = cJSON_Print(j);
-    test_write_text(path, text);
-    free(text);
-    cJSON_Delete(j);
 }
 
 static void test_rejects_broken_folders(void) {

@@ -75,10 +75,12 @@ int sid_coco_captions_load(const char *path, char ***lines, int64_t *n) {
     return 0;
 }
 
-void sid_coco_captions_free(char **lines, int64_t n) {
-    for (int64_t i = 0; i < n; i++) free(lines[i]);
-    free(lines);
+static void free_strings(char **s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) free(s[i]);
+    free(s);
 }
+
+void sid_coco_captions_free(char **lines, int64_t n) { free_strings(lines, n); }
 
 void sid_coco_quantize(const float *chw, int C, int H, int W, uint8_t *rgb) {
     const size_t plane = (size_t)H * W;
@@ -234,7 +236,8 @@ typedef struct image_source {
     const char *const *captions;  // caption of image i, or NULL (no CLIP)
 } image_source;
 
-// Features of images [0, n): shard by shard from shard_dir, computing the rows a shard lacks.
+// Features of images [0, n): shard by shard from shard_dir, computing the rows a shard lacks
+// (shard_dir NULL: all computed, nothing kept).
 static int feature_pass(feature_nets *f, image_source *src, const char *shard_dir, int64_t n, const char *label,
                         float *feat, float *cos, int64_t *found, double *seconds) {
     const int want_clip = f->clip != NULL && cos != NULL;
@@ -247,9 +250,11 @@ static int feature_pass(feature_nets *f, image_source *src, const char *shard_di
     for (int64_t a = 0; a < n && !rc; a += SID_COCO_SHARD) {
         const int64_t b = a + SID_COCO_SHARD < n ? a + SID_COCO_SHARD : n;
         char path[FILE_IN_DIR];
-        pathf(path, "%s/%06" PRId64 ".safetensors", shard_dir, a);
-        int64_t k;
-        if ((rc = shard_load(path, want_clip, b - a, feat + a * FEAT, want_clip ? cos + a : NULL, &k))) break;
+        int64_t k = 0;
+        if (shard_dir) {
+            pathf(path, "%s/%06" PRId64 ".safetensors", shard_dir, a);
+            if ((rc = shard_load(path, want_clip, b - a, feat + a * FEAT, want_clip ? cos + a : NULL, &k))) break;
+        }
         *found += k;
         if (a + k == b) {
             sid_progress_update(&bar, b);
@@ -257,15 +262,16 @@ static int feature_pass(feature_nets *f, image_source *src, const char *shard_di
         }
         for (int64_t i = a + k; i < b && !rc; i += f->batch) {
             const int m = (int)(b - i < f->batch ? b - i : f->batch);
-            if ((rc = src->get(src, i, m, rgb, w, h))) break;
+            rc = src->get(src, i, m, rgb, w, h);
             const double t0 = sid_now();
-            rc = nets_run(f, rgb, w, h, src->captions ? src->captions + i : NULL, m, feat + i * FEAT,
-                          want_clip ? cos + i : NULL);
+            if (!rc)
+                rc = nets_run(f, rgb, w, h, src->captions ? src->captions + i : NULL, m, feat + i * FEAT,
+                              want_clip ? cos + i : NULL);
             *seconds += sid_now() - t0;
-            for (int j = 0; j < m; j++) free(rgb[j]), rgb[j] = NULL;
+            for (int j = 0; j < m; j++) free(rgb[j]), rgb[j] = NULL;  // also those a failed get had read
             sid_progress_update(&bar, i + m);
         }
-        if (!rc) rc = shard_save(path, feat + a * FEAT, want_clip ? cos + a : NULL, b - a);
+        if (!rc && shard_dir) rc = shard_save(path, feat + a * FEAT, want_clip ? cos + a : NULL, b - a);
     }
     sid_progress_finish(&bar);
     free(rgb), free(w), free(h);
@@ -467,7 +473,7 @@ static int list_images(const char *dir, char ***names, int64_t *n) {
     if (*n < 2) {
         sid_set_error("%s: %lld image file%s (.png, .jpg, .jpeg), at least 2 needed for reference statistics", dir,
                       (long long)*n, *n == 1 ? "" : "s");
-        sid_coco_captions_free(*names, *n);
+        free_strings(*names, *n);
         return -1;
     }
     qsort(*names, (size_t)*n, sizeof **names, cmp_names);
@@ -489,34 +495,23 @@ static int ref_stats_with(feature_nets *f, const char *images_dir, const char *i
     snprintf(count, sizeof count, "%" PRId64, n);
     int rc = -1;
     float *feat = sid_malloc((size_t)n * FEAT * sizeof(float));
-    char tmpdir[] = "/tmp/sid_refstats_XXXXXX";
-    const char *base = cache_dir;
-    if (!base && !(base = mkdtemp(tmpdir))) {
-        sid_set_error("cannot make a temporary folder for the reference features");
-        goto done;
+    if (cache_dir) {
+        pathf(shards, "%s/ref_features", cache_dir);
+        const char *kv[] = {"reference_images", dir, "reference_files", count, "reference_names_fnv1a", names_hash,
+                            "inception", inc};
+        if (sid_mkdir_p(shards) || sid_remove_partial_files(shards, 0) < 0 || manifest_check(shards, kv, 4, 1))
+            goto done;
     }
-    pathf(shards, "%s/ref_features", base);
-    const char *kv[] = {"reference_images", dir, "reference_files", count, "reference_names_fnv1a", names_hash,
-                        "inception", inc};
-    if (sid_mkdir_p(shards) || sid_remove_partial_files(shards, 0) < 0 || manifest_check(shards, kv, 4, 1)) goto done;
     int64_t found;
     double secs = 0;
-    if (feature_pass(f, &src.base, shards, n, "reference features", feat, NULL, &found, &secs)) goto done;
+    if (feature_pass(f, &src.base, cache_dir ? shards : NULL, n, "reference features", feat, NULL, &found, &secs))
+        goto done;
     if (found) fprintf(stderr, "reference statistics: found the features of %lld of %lld images in %s\n", (long long)found,
                        (long long)n, shards);
     rc = sid_fid_stats_from_features(out, feat, n, FEAT, kid_max, "inception-2015-12-05 pool3, clean-fid resize", dir);
 done:
-    if (!cache_dir && base) {  // a temporary cache goes with the run
-        char cmd_path[FILE_IN_DIR];
-        for (int64_t a = 0; a < n; a += SID_COCO_SHARD) {
-            pathf(cmd_path, "%s/%06" PRId64 ".safetensors", shards, a);
-            remove(cmd_path);
-        }
-        pathf(cmd_path, "%s/manifest.json", shards);
-        remove(cmd_path), remove(shards), remove(base);
-    }
     free(feat);
-    sid_coco_captions_free(src.names, n);
+    free_strings(src.names, n);
     return rc;
 }
 

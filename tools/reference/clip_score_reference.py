@@ -44,9 +44,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import convert_open_clip as conv  # noqa: E402
+from hashed import hashed_uniform  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "..", "tests", "data", "clip_score")
-MASK = (1 << 64) - 1
 N_IMAGES = 3
 
 MODELS = {
@@ -62,21 +62,6 @@ MODELS = {
 }
 
 
-def fnv1a64(s):
-    h = 0xCBF29CE484222325
-    for ch in s.encode():
-        h = ((h ^ ch) * 0x100000001B3) & MASK
-    return h
-
-
-def hashed_uniform(name, n):
-    with np.errstate(over="ignore"):
-        i = np.arange(1, n + 1, dtype=np.uint64)
-        z = np.uint64(fnv1a64(name)) + i * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(40)).astype(np.float64) / float(1 << 24)
 
 
 def hashed_tensor(name, shape):

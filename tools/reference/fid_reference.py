@@ -24,6 +24,7 @@ network is fed (x - 128) / 128 as the protocol (clean-fid's TF-ported Inception)
 Run: /root/sid-ref-venv/bin/python tools/reference/fid_reference.py   (dev-time only)
 """
 import os
+import sys
 
 import numpy as np
 import scipy.linalg
@@ -32,25 +33,11 @@ from pytorch_fid.inception import (FIDInceptionA, FIDInceptionC, FIDInceptionE_1
                                    _inception_v3)
 from safetensors.torch import save_file
 
-MASK = (1 << 64) - 1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hashed import hashed_uniform  # noqa: E402
 
 
-def fnv1a64(s):
-    h = 0xCBF29CE484222325
-    for ch in s.encode():
-        h = ((h ^ ch) * 0x100000001B3) & MASK
-    return h
 
-
-def hashed_uniform(name, n):
-    """u in [0, 1) with 24 bits, element i from splitmix64(fnv1a64(name) + (i + 1) * 0x9E37...)."""
-    with np.errstate(over="ignore"):
-        i = np.arange(1, n + 1, dtype=np.uint64)
-        z = np.uint64(fnv1a64(name)) + i * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(40)).astype(np.float64) / float(1 << 24)
 
 
 def hashed_tensor(name, shape):
