@@ -115,6 +115,22 @@ static void gn_r(const op_params *p, double **in, double **out) {
      .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {N, C, HW, G}, .p.f = {eps}, \
      .fwd = gn_f, .bwd = gn_b, .ref = gn_r}
 
+// SiLU(group norm): as group norm; the reference applies SiLU to gn_r's output
+static void gns_f(const sid_backend *be, const op_params *p, float **in, float **out) {
+    be->groupnorm_silu_fwd(out[0], out[1], out[2], in[0], in[1], in[2], I(0), I(1), I(2), I(3), F(0));
+}
+static void gns_b(const sid_backend *be, const op_params *p, float **in, float **out, float **dout, float **din) {
+    be->groupnorm_silu_bwd(din[0], din[1], din[2], dout[0], in[0], in[1], in[2], out[1], out[2], I(0), I(1), I(2), I(3));
+}
+static void gns_r(const op_params *p, double **in, double **out) {
+    gn_r(p, in, out);
+    for (int i = 0; i < I(0) * I(1) * I(2); i++) out[0][i] /= 1.0 + exp(-out[0][i]);
+}
+#define GNS_CASE(nm, N, C, HW, G, eps)                                                                         \
+    {.name = nm, .n_in = 3, .n_out = 3, .in_size = {(N) * (C) * (HW), C, C}, .out_size = {(N) * (C) * (HW), (N) * (G), (N) * (G)}, \
+     .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {N, C, HW, G}, .p.f = {eps}, \
+     .fwd = gns_f, .bwd = gns_b, .ref = gns_r}
+
 // layer norm i: M C, f: eps
 static void ln_f(const sid_backend *be, const op_params *p, float **in, float **out) {
     be->layernorm_fwd(out[0], out[1], out[2], in[0], in[1], in[2], I(0), I(1), F(0));
@@ -535,6 +551,8 @@ static op_case cases[] = {
     GN_CASE("groupnorm G=3 eps1e-5", 2, 6, 5, 3, 1e-5f),
     GN_CASE("groupnorm G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     GN_CASE("groupnorm G=C", 2, 5, 9, 5, 1e-5f),
+    GNS_CASE("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5f),
+    GNS_CASE("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     {.name = "layernorm 4x7", .n_in = 3, .n_out = 3, .in_size = {28, 7, 7}, .out_size = {28, 4, 4},
      .in_diff = {1, 1, 1}, .in_frozen = {0, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {4, 7}, .p.f = {1e-5f},
      .fwd = ln_f, .bwd = ln_b, .ref = ln_r},
@@ -693,6 +711,7 @@ static op_case big_cases[] = {
     CONV_CASE("conv2d 320ch 16x16 s2", 2, 320, 16, 16, 320, 3, 2, 1),
     CONV_CASE("conv2d 1x1 640->320", 2, 640, 16, 16, 320, 1, 1, 0),
     GN_CASE("groupnorm SD 320ch", 2, 320, 1024, 32, 1e-5f),
+    GNS_CASE("groupnorm+silu SD 320ch", 2, 320, 1024, 32, 1e-5f),
     {.name = "layernorm SD 4096x320", .n_in = 3, .n_out = 3, .in_size = {4096 * 320, 320, 320},
      .out_size = {4096 * 320, 4096, 4096}, .in_diff = {1, 1, 1}, .out_loss = {1, 0, 0}, .p.i = {4096, 320},
      .p.f = {1e-5f}, .fwd = ln_f, .bwd = ln_b, .ref = ln_r},

@@ -93,6 +93,19 @@ void sid_groupnorm_b(const sid_ctx *c, const sid_norm *l, float *din, const floa
                       l->C, HW, l->groups);
 }
 
+// SiLU(group norm) in one op; backward recomputes the norm's output from in and the statistics.
+static void groupnorm_silu_into(const sid_ctx *c, const sid_norm *l, sid_norm_saved s, float *out, const float *in,
+                                int N, int HW) {
+    sid_be(c)->groupnorm_silu_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), N, l->C, HW,
+                                  l->groups, l->eps);
+}
+static void groupnorm_silu_b(const sid_ctx *c, const sid_norm *l, float *din, const float *dout, const float *in,
+                             sid_norm_saved s, int N, int HW) {
+    if (!din && frozen(c)) return;
+    sid_be(c)->groupnorm_silu_bwd(din, sid_g(c->ps, l->w), sid_g(c->ps, l->b), dout, in, sid_p(c->ps, l->w),
+                                  sid_p(c->ps, l->b), s.mean, s.rstd, N, l->C, HW, l->groups);
+}
+
 sid_norm_saved sid_layernorm_f(const sid_ctx *c, const sid_norm *l, float *out, const float *in, int M) {
     sid_norm_saved s = {sid_ctx_out(c, (size_t)M), sid_ctx_out(c, (size_t)M)};
     sid_be(c)->layernorm_fwd(out, s.mean, s.rstd, in, sid_p(c->ps, l->w), sid_p(c->ps, l->b), M, l->C, l->eps);
@@ -172,9 +185,7 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
     const int HW = H * W;
     const size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;
     sid_resnet_saved s = {0};
-    s.n1 = sid_ctx_out(c, nin);
     s.c1 = sid_ctx_out(c, nout);
-    s.n2 = sid_ctx_out(c, nout);
     if (r->has_temb) {
         s.ts = sid_ctx_out(c, (size_t)N * r->temb.in);
         s.tp = sid_ctx_out(c, (size_t)N * r->cout);
@@ -183,17 +194,15 @@ sid_resnet_saved sid_resnet_f(const sid_ctx *c, const sid_resnet *r, float *out,
     s.s2 = norm_saved_alloc(c, (size_t)N * r->norm2.groups);
     // everything saved is allocated before the mark; the temporaries after it are released on return
     const size_t mark = sid_arena_mark(c->act);
-    groupnorm_into(c, &r->norm1, s.s1, s.n1, x, N, HW);
     float *a = sid_ctx_out(c, nin > nout ? nin : nout);
-    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n1, nin);
+    groupnorm_silu_into(c, &r->norm1, s.s1, a, x, N, HW);
     sid_conv_f(c, &r->conv1, s.c1, a, N, H, W);
     if (r->has_temb) {
         sid_be(c)->act_fwd(SID_ACT_SILU, s.ts, temb, (size_t)N * r->temb.in);
         sid_linear_f(c, &r->temb, s.tp, s.ts, N);
         sid_be(c)->add_channel_bias_fwd(s.c1, s.c1, s.tp, N, r->cout, HW);
     }
-    groupnorm_into(c, &r->norm2, s.s2, s.n2, s.c1, N, HW);
-    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n2, nout);
+    groupnorm_silu_into(c, &r->norm2, s.s2, a, s.c1, N, HW);
     sid_conv_f(c, &r->conv2, out, a, N, H, W);
     if (r->has_shortcut) {
         float *sc = sid_ctx_out(c, nout);
@@ -214,14 +223,15 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
     const size_t mark = sid_arena_mark(c->act);
     if (r->has_shortcut) sid_conv_b(c, &r->shortcut, dx, dout, x, N, H, W);
     else if (dx) sid_be(c)->add_bwd(dx, NULL, dout, nout);
-    float *a = sid_ctx_out(c, nin > nout ? nin : nout);  // written whole by the SiLU recomputations
+    // The convs' inputs are recomputed (cheaper than saving them), their statistics into a scratch
+    // pair: equal to the saved ones, which stay untouched.
+    float *a = sid_ctx_out(c, nin > nout ? nin : nout);  // written whole by the recomputations
     float *da = sid_ctx_floats(c, nin > nout ? nin : nout);
-    float *dn = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dc1 = sid_ctx_floats(c, nout);
-    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n2, nout);  // recomputed: cheaper than saving it
+    const sid_norm_saved tmp = norm_saved_alloc(c, (size_t)N * (r->norm1.groups > r->norm2.groups ? r->norm1.groups : r->norm2.groups));
+    groupnorm_silu_into(c, &r->norm2, tmp, a, s.c1, N, HW);
     sid_conv_b(c, &r->conv2, da, dout, a, N, H, W);
-    sid_be(c)->act_bwd(SID_ACT_SILU, dn, da, s.n2, nout);
-    sid_groupnorm_b(c, &r->norm2, dc1, dn, s.c1, s.s2, N, HW);
+    groupnorm_silu_b(c, &r->norm2, dc1, da, s.c1, s.s2, N, HW);
     if (r->has_temb) {
         float *dtp = sid_ctx_floats(c, (size_t)N * r->cout), *dts = sid_ctx_floats(c, (size_t)N * r->temb.in);
         sid_be(c)->add_channel_bias_bwd(NULL, dtp, dc1, N, r->cout, HW);
@@ -229,11 +239,9 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
         if (dtemb) sid_be(c)->act_bwd(SID_ACT_SILU, dtemb, dts, temb, (size_t)N * r->temb.in);
     }
     sid_be(c)->fill(da, 0, nin);
-    sid_be(c)->fill(dn, 0, nin);
-    sid_be(c)->act_fwd(SID_ACT_SILU, a, s.n1, nin);
+    groupnorm_silu_into(c, &r->norm1, tmp, a, x, N, HW);
     sid_conv_b(c, &r->conv1, da, dc1, a, N, H, W);
-    sid_be(c)->act_bwd(SID_ACT_SILU, dn, da, s.n1, nin);
-    sid_groupnorm_b(c, &r->norm1, dx, dn, x, s.s1, N, HW);
+    groupnorm_silu_b(c, &r->norm1, dx, da, x, s.s1, N, HW);
     sid_arena_reset(c->act, mark);
 }
 

@@ -93,7 +93,7 @@ typedef struct {
 } sid_resnet;
 typedef struct {
     sid_norm_saved s1, s2;
-    float *n1, *c1, *n2, *ts, *tp;  // GN1 out, conv1(+temb) out, GN2 out, SiLU(temb), temb projection
+    float *c1, *ts, *tp;  // conv1(+temb) out, SiLU(temb), temb projection (the norms' outputs are recomputed)
 } sid_resnet_saved;
 void sid_resnet_decl(sid_resnet *r, sid_params *ps, int cin, int cout, int temb_dim, int groups, float eps,
                      const char *prefix);

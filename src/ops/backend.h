@@ -23,6 +23,8 @@ extern "C" {
     X(conv2d_bwd) \
     X(groupnorm_fwd) \
     X(groupnorm_bwd) \
+    X(groupnorm_silu_fwd) \
+    X(groupnorm_silu_bwd) \
     X(layernorm_fwd) \
     X(layernorm_bwd) \
     X(act_fwd) \

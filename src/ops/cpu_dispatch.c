@@ -185,6 +185,15 @@ void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dou
                        const float *mean, const float *rstd, int N, int C, int HW, int G) {
     CALL(groupnorm_bwd, (din, dgamma, dbeta, dout, in, gamma, mean, rstd, N, C, HW, G));
 }
+void sid_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                            const float *beta, int N, int C, int HW, int G, float eps) {
+    CALL(groupnorm_silu_fwd, (out, mean, rstd, in, gamma, beta, N, C, HW, G, eps));
+}
+void sid_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *gamma, const float *beta, const float *mean, const float *rstd, int N, int C,
+                            int HW, int G) {
+    CALL(groupnorm_silu_bwd, (din, dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C, HW, G));
+}
 void sid_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma, const float *beta,
                        int M, int C, float eps) {
     CALL(layernorm_fwd, (out, mean, rstd, in, gamma, beta, M, C, eps));

@@ -54,6 +54,14 @@ void sid_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, co
                        const float *beta, int N, int C, int HW, int G, float eps);
 void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                        const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G);
+// ---- SiLU(group norm): out = silu(gn(in)), the norm-then-activation of every ResNet block in one
+// pass. The normalised values are not kept: backward recomputes them from in, the statistics and
+// gamma/beta, so a caller saves the input and [N*G] statistics only.
+void sid_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                            const float *beta, int N, int C, int HW, int G, float eps);
+void sid_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *gamma, const float *beta, const float *mean, const float *rstd, int N, int C,
+                            int HW, int G);
 
 // ---- layer norm over the last dim of [M, C]; saves mean, rstd [M]
 void sid_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,

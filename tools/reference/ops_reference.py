@@ -173,6 +173,13 @@ def main():
     pool("avg pool 3x3 s1 p1 with padding", 2, 5, 4, 3, 1, 1, "avg", 1)
     pool("global avg pool 4x4", 3, 4, 4, 4, 1, 0, "avg", 1)
 
+    # SiLU(group norm), the ResNet blocks' fused op (appended for the same reason)
+    def groupnorm_silu(name, N, C, HW, G, eps):
+        case(name, lambda x, g, b: F.silu(F.group_norm(x.view(N, C, HW), G, g, b, eps)).view(-1),
+             [u(N * C * HW, lo=-3, hi=3), u(C), u(C)], [1, 1, 1])
+    groupnorm_silu("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5)
+    groupnorm_silu("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6)
+
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():
         for k, x in enumerate(inputs):

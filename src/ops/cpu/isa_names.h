@@ -20,6 +20,8 @@
 #define sid_conv2d_bwd SID_ISA_NAME(sid_conv2d_bwd)
 #define sid_groupnorm_fwd SID_ISA_NAME(sid_groupnorm_fwd)
 #define sid_groupnorm_bwd SID_ISA_NAME(sid_groupnorm_bwd)
+#define sid_groupnorm_silu_fwd SID_ISA_NAME(sid_groupnorm_silu_fwd)
+#define sid_groupnorm_silu_bwd SID_ISA_NAME(sid_groupnorm_silu_bwd)
 #define sid_layernorm_fwd SID_ISA_NAME(sid_layernorm_fwd)
 #define sid_layernorm_bwd SID_ISA_NAME(sid_layernorm_bwd)
 #define sid_act_fwd SID_ISA_NAME(sid_act_fwd)

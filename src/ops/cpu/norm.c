@@ -1,9 +1,11 @@
-// Group norm and layer norm. Statistics are accumulated in double: group
+// Group norm (alone or with SiLU) and layer norm. Statistics are accumulated in double: group
 // sizes reach 10^5 elements (SD at 64x64), where float sums lose digits.
 // The sums are `omp simd` reductions: lanes of doubles instead of one serial
 // chain, which made group norm ~11% of the tiny UNet's forward time.
 #include <math.h>
 
+#include "core/arena.h"
+#include "ops/cpu/fastmath.h"
 #include "ops/ops.h"
 
 static void moments(const float *x, size_t n, float *mean, float *rstd, float eps) {
@@ -20,8 +22,11 @@ static void moments(const float *x, size_t n, float *mean, float *rstd, float ep
     *rstd = (float)(1.0 / sqrt(v / (double)n + eps));
 }
 
-void sid_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                       const float *beta, int N, int C, int HW, int G, float eps) {
+// Group norm, optionally followed by SiLU (groupnorm_silu_*): one body per direction, the flag a
+// compile-time constant in each entry point.
+static inline __attribute__((always_inline)) void groupnorm_fwd(float *out, float *mean, float *rstd, const float *in,
+                                                                const float *gamma, const float *beta, int N, int C,
+                                                                int HW, int G, float eps, const int silu) {
     const int cg = C / G;
     const size_t gsize = (size_t)cg * HW;
 #pragma omp parallel for schedule(static)
@@ -33,62 +38,109 @@ void sid_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, co
         for (int c = 0; c < cg; c++) {
             const int ch = (ng % G) * cg + c;
             const float a = rs * (gamma ? gamma[ch] : 1.0f), b = (beta ? beta[ch] : 0.0f) - mu * a;
-            for (int i = 0; i < HW; i++) y[(size_t)c * HW + i] = x[(size_t)c * HW + i] * a + b;
+            const float *xc = x + (size_t)c * HW;
+            float *yc = y + (size_t)c * HW;
+            if (silu)
+                for (int i = 0; i < HW; i++) {
+                    const float v = xc[i] * a + b;
+                    yc[i] = v * sid_sigmoidf(v);
+                }
+            else
+                for (int i = 0; i < HW; i++) yc[i] = xc[i] * a + b;
         }
     }
 }
 
-void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                       const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G) {
-    const int cg = C / G;
+void sid_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                       const float *beta, int N, int C, int HW, int G, float eps) {
+    groupnorm_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps, 0);
+}
+void sid_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                            const float *beta, int N, int C, int HW, int G, float eps) {
+    groupnorm_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps, 1);
+}
+
+// Backward in two passes over each (sample, group). The first sums, per channel, dy and dy * xhat
+// (dy: the gradient at the norm's output, which under SiLU is dout * silu'(y) with y recomputed,
+// kept in a per-thread buffer of the group's size for the second pass); those sums give the din
+// terms, dx = rs * (g*dy - mean(g*dy) - xhat * mean(g*dy*xhat)), and, added over the samples,
+// dgamma and dbeta. The second pass writes dx. (A separate pass over all samples for dgamma and
+// dbeta read the input and the gradient a third time.)
+static _Thread_local sid_scratch gn_dy_scratch, gn_sums_scratch;
+
+static inline __attribute__((always_inline)) void groupnorm_bwd(float *din, float *dgamma, float *dbeta,
+                                                                const float *dout, const float *in, const float *gamma,
+                                                                const float *beta, const float *mean, const float *rstd,
+                                                                int N, int C, int HW, int G, const int silu) {
+    const int cg = C / G, affine = dgamma || dbeta;
     const size_t gsize = (size_t)cg * HW;
-    if (din) {
+    if (!din && !affine) return;
+    // [N*C] pairs (sum dy*xhat, sum dy), as doubles in a float scratch (its storage is 64-byte aligned)
+    double *sums = affine ? (double *)(void *)sid_scratch_get(&gn_sums_scratch, (size_t)4 * N * C) : NULL;
 #pragma omp parallel for schedule(static)
-        for (int ng = 0; ng < N * G; ng++) {
-            const float *x = in + (size_t)ng * gsize, *dy = dout + (size_t)ng * gsize;
-            float *dx = din + (size_t)ng * gsize;
-            const float mu = mean[ng], rs = rstd[ng];
-            // dx = rs * (g*dy - mean(g*dy) - xhat * mean(g*dy*xhat))
-            double s1 = 0, s2 = 0;
-            for (int c = 0; c < cg; c++) {
-                const float gm = gamma ? gamma[(ng % G) * cg + c] : 1.0f;
-#pragma omp simd reduction(+ : s1, s2)
+    for (int ng = 0; ng < N * G; ng++) {
+        const size_t off = (size_t)ng * gsize;
+        const float *x = in + off, *go = dout + off;
+        const float mu = mean[ng], rs = rstd[ng];
+        const int c0 = (ng % G) * cg, n = ng / G;
+        float *dyb = silu ? sid_scratch_get(&gn_dy_scratch, gsize) : NULL;
+        const float *dy = silu ? dyb : go;
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < cg; c++) {
+            const float gm = gamma ? gamma[c0 + c] : 1.0f, bt = beta ? beta[c0 + c] : 0.0f;
+            const float *xc = x + (size_t)c * HW, *gc = go + (size_t)c * HW;
+            double sb = 0, sg = 0;
+            if (silu) {
+                float *dc = dyb + (size_t)c * HW;
+#pragma omp simd reduction(+ : sb, sg)
                 for (int i = 0; i < HW; i++) {
-                    const size_t j = (size_t)c * HW + i;
-                    const double g = (double)gm * dy[j];
-                    s1 += g;
-                    s2 += g * (x[j] - mu) * rs;
+                    const float xhat = (xc[i] - mu) * rs, y = xhat * gm + bt, sy = sid_sigmoidf(y);
+                    const float d = gc[i] * (sy * (1.0f + y * (1.0f - sy)));
+                    dc[i] = d;
+                    sb += d;
+                    sg += (double)d * xhat;
+                }
+            } else {
+#pragma omp simd reduction(+ : sb, sg)
+                for (int i = 0; i < HW; i++) {
+                    const float d = gc[i];
+                    sb += d;
+                    sg += (double)d * ((xc[i] - mu) * rs);
                 }
             }
-            const float m1 = (float)(s1 / (double)gsize), m2 = (float)(s2 / (double)gsize);
-            for (int c = 0; c < cg; c++) {
-                const float gm = gamma ? gamma[(ng % G) * cg + c] : 1.0f;
-                for (int i = 0; i < HW; i++) {
-                    const size_t j = (size_t)c * HW + i;
-                    const float xhat = (x[j] - mu) * rs;
-                    dx[j] += rs * (gm * dy[j] - m1 - xhat * m2);
-                }
+            s1 += gm * sb;
+            s2 += gm * sg;
+            if (affine) sums[2 * ((size_t)n * C + c0 + c)] = sg, sums[2 * ((size_t)n * C + c0 + c) + 1] = sb;
+        }
+        if (!din) continue;
+        const float m1 = (float)(s1 / (double)gsize), m2 = (float)(s2 / (double)gsize);
+        float *dx = din + off;
+        for (int c = 0; c < cg; c++) {
+            const float gm = gamma ? gamma[c0 + c] : 1.0f;
+            const size_t o = (size_t)c * HW;
+            for (int i = 0; i < HW; i++) {
+                const float xhat = (x[o + i] - mu) * rs;
+                dx[o + i] += rs * (gm * dy[o + i] - m1 - xhat * m2);
             }
         }
     }
-    if (dgamma || dbeta) {
-#pragma omp parallel for schedule(static)
+    if (affine)
         for (int ch = 0; ch < C; ch++) {
             double sg = 0, sb = 0;
-            for (int n = 0; n < N; n++) {
-                const int ng = n * G + ch / cg;
-                const size_t off = ((size_t)n * C + ch) * HW;
-                const double mu = mean[ng], rs = rstd[ng];
-#pragma omp simd reduction(+ : sg, sb)
-                for (int i = 0; i < HW; i++) {
-                    sg += (double)dout[off + i] * (in[off + i] - mu) * rs;
-                    sb += dout[off + i];
-                }
-            }
+            for (int n = 0; n < N; n++) sg += sums[2 * ((size_t)n * C + ch)], sb += sums[2 * ((size_t)n * C + ch) + 1];
             if (dgamma) dgamma[ch] += (float)sg;
             if (dbeta) dbeta[ch] += (float)sb;
         }
-    }
+}
+
+void sid_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                       const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G) {
+    groupnorm_bwd(din, dgamma, dbeta, dout, in, gamma, NULL, mean, rstd, N, C, HW, G, 0);
+}
+void sid_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *gamma, const float *beta, const float *mean, const float *rstd, int N, int C,
+                            int HW, int G) {
+    groupnorm_bwd(din, dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C, HW, G, 1);
 }
 
 void sid_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,

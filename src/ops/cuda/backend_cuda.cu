@@ -27,7 +27,7 @@
 // What a speed pass should change: bf16 activations and weights with fp32
 // master weights and fp32 accumulation; cuDNN (or implicit-GEMM) convolutions
 // with fused bias/activation instead of im2col; tensor-core (mma/wgmma)
-// attention kernels with larger query tiles; fused groupnorm+SiLU and
+// attention kernels with larger query tiles; fused
 // bias+activation epilogues; CUDA graphs or a stream per model to hide launch
 // latency; a reusable caching allocator instead of cudaMalloc per tensor.
 #include "ops/backend.h"

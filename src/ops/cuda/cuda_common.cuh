@@ -89,6 +89,11 @@ void sid_cuda_groupnorm_fwd(float *out, float *mean, float *rstd, const float *i
                             const float *beta, int N, int C, int HW, int G, float eps);
 void sid_cuda_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                             const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G);
+void sid_cuda_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                                 const float *beta, int N, int C, int HW, int G, float eps);
+void sid_cuda_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                 const float *gamma, const float *beta, const float *mean, const float *rstd, int N,
+                                 int C, int HW, int G);
 void sid_cuda_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                             const float *beta, int M, int C, float eps);
 void sid_cuda_layernorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,

@@ -1,10 +1,17 @@
-// Group norm (a block per (sample, group)) and layer norm (a warp per row).
-// Statistics are two-pass in double, as on the CPU: groups reach 10^5 elements.
+// Group norm (a block per (sample, group)), alone or followed by SiLU, and layer norm (a warp per
+// row). Statistics are two-pass in double, as on the CPU: groups reach 10^5 elements.
 #include "ops/cuda/cuda_common.cuh"
+
+// Under SiLU the gradient at the norm's output: dout * silu'(y), y recomputed from x.
+static __device__ __forceinline__ float norm_out_grad(float dout, float xhat, float gm, float bt, int silu) {
+    if (!silu) return dout;
+    const float y = xhat * gm + bt, s = 1.0f / (1.0f + expf(-y));
+    return dout * (s * (1.0f + y * (1.0f - s)));
+}
 
 static __global__ void groupnorm_fwd_kernel(float *out, float *mean, float *rstd, const float *in,
                                             const float *gamma, const float *beta, int C, int HW, int G,
-                                            float eps) {
+                                            float eps, int silu) {
     const int ng = blockIdx.x, cg = C / G;
     const size_t gs = (size_t)cg * HW;
     const float *x = in + (size_t)ng * gs;
@@ -23,13 +30,15 @@ static __global__ void groupnorm_fwd_kernel(float *out, float *mean, float *rstd
     for (size_t i = threadIdx.x; i < gs; i += blockDim.x) {
         const int ch = (ng % G) * cg + (int)(i / HW);
         const float a = rs * (gamma ? gamma[ch] : 1.0f), b = (beta ? beta[ch] : 0.0f) - mu_f * a;
-        y[i] = x[i] * a + b;
+        const float v = x[i] * a + b;
+        y[i] = silu ? v / (1.0f + expf(-v)) : v;
     }
 }
 
 // dx = rs * (g*dy - mean(g*dy) - xhat * mean(g*dy*xhat)) within the group.
 static __global__ void groupnorm_bwd_din_kernel(float *din, const float *dout, const float *in, const float *gamma,
-                                                const float *mean, const float *rstd, int C, int HW, int G) {
+                                                const float *beta, const float *mean, const float *rstd, int C,
+                                                int HW, int G, int silu) {
     const int ng = blockIdx.x, cg = C / G;
     const size_t gs = (size_t)cg * HW;
     const float *x = in + (size_t)ng * gs, *dy = dout + (size_t)ng * gs;
@@ -37,34 +46,37 @@ static __global__ void groupnorm_bwd_din_kernel(float *din, const float *dout, c
     const float mu = mean[ng], rs = rstd[ng];
     double s1 = 0, s2 = 0;
     for (size_t i = threadIdx.x; i < gs; i += blockDim.x) {
-        const float gm = gamma ? gamma[(ng % G) * cg + (int)(i / HW)] : 1.0f;
-        const double g = (double)gm * dy[i];
+        const int ch = (ng % G) * cg + (int)(i / HW);
+        const float gm = gamma ? gamma[ch] : 1.0f, xhat = (x[i] - mu) * rs;
+        const double g = (double)gm * norm_out_grad(dy[i], xhat, gm, beta ? beta[ch] : 0.0f, silu);
         s1 += g;
-        s2 += g * (x[i] - mu) * rs;
+        s2 += g * xhat;
     }
     s1 = block_sum_d(s1);
     s2 = block_sum_d(s2);
     const float m1 = (float)(s1 / (double)gs), m2 = (float)(s2 / (double)gs);
     for (size_t i = threadIdx.x; i < gs; i += blockDim.x) {
-        const float gm = gamma ? gamma[(ng % G) * cg + (int)(i / HW)] : 1.0f;
-        const float xhat = (x[i] - mu) * rs;
-        dx[i] += rs * (gm * dy[i] - m1 - xhat * m2);
+        const int ch = (ng % G) * cg + (int)(i / HW);
+        const float gm = gamma ? gamma[ch] : 1.0f, xhat = (x[i] - mu) * rs;
+        dx[i] += rs * (gm * norm_out_grad(dy[i], xhat, gm, beta ? beta[ch] : 0.0f, silu) - m1 - xhat * m2);
     }
 }
 
 // dgamma[c] += sum dy * xhat, dbeta[c] += sum dy, over samples and pixels; a block per channel.
 static __global__ void groupnorm_bwd_affine_kernel(float *dgamma, float *dbeta, const float *dout, const float *in,
-                                                   const float *mean, const float *rstd, int N, int C, int HW,
-                                                   int G) {
+                                                   const float *gamma, const float *beta, const float *mean,
+                                                   const float *rstd, int N, int C, int HW, int G, int silu) {
     const int ch = blockIdx.x, cg = C / G;
+    const float gm = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
     double sg = 0, sb = 0;
     for (int n = 0; n < N; n++) {
         const int ng = n * G + ch / cg;
         const size_t off = ((size_t)n * C + ch) * HW;
         const float mu = mean[ng], rs = rstd[ng];
         for (int i = threadIdx.x; i < HW; i += blockDim.x) {
-            sg += (double)dout[off + i] * (in[off + i] - mu) * rs;
-            sb += dout[off + i];
+            const float xhat = (in[off + i] - mu) * rs, d = norm_out_grad(dout[off + i], xhat, gm, bt, silu);
+            sg += (double)d * xhat;
+            sb += d;
         }
     }
     sg = block_sum_d(sg);
@@ -75,24 +87,44 @@ static __global__ void groupnorm_bwd_affine_kernel(float *dgamma, float *dbeta, 
     }
 }
 
-void sid_cuda_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                            const float *beta, int N, int C, int HW, int G, float eps) {
+static void groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                          const float *beta, int N, int C, int HW, int G, float eps, int silu) {
     if (N * G <= 0) return;
-    groupnorm_fwd_kernel<<<N * G, SID_CUDA_THREADS>>>(out, mean, rstd, in, gamma, beta, C, HW, G, eps);
+    groupnorm_fwd_kernel<<<N * G, SID_CUDA_THREADS>>>(out, mean, rstd, in, gamma, beta, C, HW, G, eps, silu);
     KERNEL_CHECK("groupnorm_fwd_kernel");
 }
 
-void sid_cuda_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                            const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G) {
+static void groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                          const float *gamma, const float *beta, const float *mean, const float *rstd, int N, int C,
+                          int HW, int G, int silu) {
     if (N * G <= 0) return;
     if (din) {
-        groupnorm_bwd_din_kernel<<<N * G, SID_CUDA_THREADS>>>(din, dout, in, gamma, mean, rstd, C, HW, G);
+        groupnorm_bwd_din_kernel<<<N * G, SID_CUDA_THREADS>>>(din, dout, in, gamma, beta, mean, rstd, C, HW, G, silu);
         KERNEL_CHECK("groupnorm_bwd_din_kernel");
     }
     if (dgamma || dbeta) {
-        groupnorm_bwd_affine_kernel<<<C, SID_CUDA_THREADS>>>(dgamma, dbeta, dout, in, mean, rstd, N, C, HW, G);
+        groupnorm_bwd_affine_kernel<<<C, SID_CUDA_THREADS>>>(dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C,
+                                                              HW, G, silu);
         KERNEL_CHECK("groupnorm_bwd_affine_kernel");
     }
+}
+
+void sid_cuda_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                            const float *beta, int N, int C, int HW, int G, float eps) {
+    groupnorm_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps, 0);
+}
+void sid_cuda_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G) {
+    groupnorm_bwd(din, dgamma, dbeta, dout, in, gamma, NULL, mean, rstd, N, C, HW, G, 0);
+}
+void sid_cuda_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                                 const float *beta, int N, int C, int HW, int G, float eps) {
+    groupnorm_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps, 1);
+}
+void sid_cuda_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                 const float *gamma, const float *beta, const float *mean, const float *rstd, int N,
+                                 int C, int HW, int G) {
+    groupnorm_bwd(din, dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C, HW, G, 1);
 }
 
 // ---- layer norm: rows are short (<= a few thousand), so a warp per row and no block barriers.

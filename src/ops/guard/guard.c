@@ -390,6 +390,21 @@ static void g_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float
         F32("dout", dout, N3(N, C, HW)), F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C),
         F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)));
 }
+static void g_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                                 const float *beta, int N, int C, int HW, int G, float eps) {
+    RUN("groupnorm_silu_fwd", sid_groupnorm_silu_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps),
+        F32("out", out, N3(N, C, HW)), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)),
+        F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C), F32("beta", beta, C));
+}
+static void g_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                 const float *gamma, const float *beta, const float *mean, const float *rstd, int N,
+                                 int C, int HW, int G) {
+    RUN("groupnorm_silu_bwd",
+        sid_groupnorm_silu_bwd(din, dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C, HW, G),
+        F32("din", din, N3(N, C, HW)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C),
+        F32("dout", dout, N3(N, C, HW)), F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C),
+        F32("beta", beta, C), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)));
+}
 static void g_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                             const float *beta, int M, int C, float eps) {
     RUN("layernorm_fwd", sid_layernorm_fwd(out, mean, rstd, in, gamma, beta, M, C, eps), F32("out", out, cnt(M, C)),
