@@ -263,16 +263,18 @@ static void check_against_diffusers(const char *name) {
 static void test_sd15_structure_matches_diffusers(void) { check_against_diffusers("sd15_tiny"); }
 static void test_sd2_linear_projection_matches_diffusers(void) { check_against_diffusers("sd2_linear"); }
 
-// With 2 threads the batch is split into parts run side by side (unet.c; the first call for a
-// shape also sizes their arena slices from a one-sample forward). Each call must give what one
-// thread gives on the whole batch: outputs, input, context and weight gradients.
+// With 2 threads the batch is split into parts of at most 4 samples, each thread taking every
+// other part (unet.c; the first call for a shape also sizes their arena slices from a one-sample
+// forward): 9 samples make 4 parts. Each call must give what one thread gives on the whole
+// batch: outputs, input, context and weight gradients.
 static void test_batch_split_matches_whole_batch(void) {
     loaded_unet m;
     if (load_test_unet(&m, "sd15_tiny", 1)) return;
-    const int N = 5, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
+    const int N = 9, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
     const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
     const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
-    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4), t[5] = {1, 250, 500, 750, 999};
+    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const float t[9] = {1, 120, 250, 380, 500, 630, 750, 880, 999};
     sid_rng rng = sid_rng_new(7);
     sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
     float *out[4], *dx[4], *dctx[4], *grad[4];
@@ -285,7 +287,7 @@ static void test_batch_split_matches_whole_batch(void) {
         memset(m.ps.grad, 0, np * sizeof(float));
         sid_arena_reset(&act, 0);
         sid_unet_saved *s = sid_unet_forward(&c, &m.u, out[r], x, t, ctx, N, S, S, M);
-        EXPECT(sid_unet_saved_parts(s) == (r == 0 ? 1 : 2), "call %d: %d parts", r, sid_unet_saved_parts(s));
+        EXPECT(sid_unet_saved_parts(s) == (r == 0 ? 1 : 4), "call %d: %d parts", r, sid_unet_saved_parts(s));
         sid_unet_backward(&c, &m.u, dx[r], dctx[r], dout, s);
         grad[r] = sid_malloc(np * 4);
         memcpy(grad[r], m.ps.grad, np * sizeof(float));
@@ -308,7 +310,7 @@ static void test_batch_split_matches_whole_batch(void) {
     unet_result g = run_unet_on_guard(dir, 1, &io);
     omp_set_num_threads(threads);
     const unet_result one = {out[0], dx[0], dctx[0], grad[0], 0};
-    expect_same_result("sd15_tiny, batch 5", &g, &one, &io, np);
+    expect_same_result("sd15_tiny, batch 9", &g, &one, &io, np);
     result_free(&g);
     for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
     free(x), free(ctx), free(dout);
