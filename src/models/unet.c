@@ -644,8 +644,8 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
 // the thread count; thread i takes parts i, i + T, ..., so a part's tensors stay in the core's
 // cache from one op to the next (one part of 32 samples per thread wrote and re-read 2-4 MB
 // tensors: a SiD-LSG iteration at batch 64 took 1.53-1.56 s against 1.38-1.43 s with parts of 4
-// or 8 samples, AVX2 kernels, 2 threads), and the summation order depends on the thread count
-// only. A part's saved activations live
+// or 8 samples, AVX2 kernels, 2 threads), and the summation order depends on the batch size and
+// the thread count only. A part's saved activations live
 // in its own slice of the caller's arena, sized from a one-sample forward measured the first time
 // a shape is seen. This is a policy of the CPU backend (host memory, OpenMP threads running ops
 // side by side); on any other backend the whole batch runs as one.
