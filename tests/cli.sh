@@ -110,6 +110,19 @@ check distill-no-teacher nonzero "^sid: .*$tmp/none" "$SID" distill --teacher "$
 check distill-empty-prompts nonzero 'no usable|no prompt|empty' "$SID" distill --teacher tests/data/sid/teacher --prompts /dev/null --out "$tmp/d"
 check distill-resume-nothing nonzero 'nothing to resume' "$SID" distill --teacher tests/data/sid/teacher --resume "$tmp/nothing"
 check distill-tiny-run 0 'generator in' "$SID" distill --teacher tests/data/sid/teacher --out "$tmp/dr" --kimg 0.004 --batch 2 --tick 0.002 --snap 1
+# --checkpointing: the same losses, less activation memory
+check distill-checkpointing 0 'generator in' "$SID" distill --teacher tests/data/sid/teacher --out "$tmp/dck" --kimg 0.016 \
+    --batch 8 --tick 0.008 --snap 1 --checkpointing
+"$SID" distill --teacher tests/data/sid/teacher --out "$tmp/dnk" --kimg 0.016 --batch 8 --tick 0.008 --snap 1 >/dev/null 2>&1
+losses() { sed -E 's/.*("loss_fake": [^,]*, "loss_gen": [^,]*).*/\1/' "$1/stats.jsonl"; }
+peak() { tail -n 1 "$1/stats.jsonl" | sed -E 's/.*"peak_activation_mb": ([0-9.]+).*/\1/'; }
+if [ -n "$(losses "$tmp/dck")" ] && [ "$(losses "$tmp/dck")" = "$(losses "$tmp/dnk")" ] \
+    && awk -v a="$(peak "$tmp/dck")" -v b="$(peak "$tmp/dnk")" 'BEGIN { exit !(a + 0 < 0.8 * b) }'; then
+    echo "cli/distill-checkpointing-same-losses ... ok"; pass=$((pass + 1))
+else
+    echo "cli/distill-checkpointing-same-losses FAILED: $(losses "$tmp/dck" | tr '\n' ' ') vs $(losses "$tmp/dnk" | tr '\n' ' '); peak $(peak "$tmp/dck") vs $(peak "$tmp/dnk") MB"
+    fail=$((fail + 1))
+fi
 check generate-one-step 0 'generate: 6 images' "$SID" generate --model "$tmp/dr/generator" --prompt 'an ankle boot' --n 6 --out "$tmp/g.png"
 check generate-not-generator nonzero 'sid_generator.json' "$SID" generate --model tests/data/sid/teacher --prompt x --out "$tmp/g2.png"
 check distill-fractional nonzero "^sid: distill: --batch expects a whole number, got '16.9'" "$SID" distill --batch 16.9

@@ -124,9 +124,10 @@ static unet_result run_unet(loaded_unet *m, const sid_backend *be, const unet_io
 
 // The same on the guard device: a second copy of the model moved there, run, then freed; no guard
 // buffer may be left live.
-static unet_result run_unet_on_guard(const char *dir, int with_grad, const unet_io *io) {
+static unet_result run_unet_on_guard_ck(const char *dir, int with_grad, const unet_io *io, int checkpointing) {
     loaded_unet g;
     if (load_unet(&g, dir, with_grad)) sid_die("%s", sid_error());
+    sid_unet_set_checkpointing(&g.u, checkpointing);
     size_t live0, up, down;
     sid_guard_live(&live0, NULL);
     sid_params_to_backend(&g.ps, &sid_backend_guard);
@@ -141,6 +142,9 @@ static unet_result run_unet_on_guard(const char *dir, int with_grad, const unet_
     sid_guard_live(&live, NULL);
     EXPECT(live == live0, "%s: %zu guard buffers left live (%zu before)", dir, live, live0);
     return r;
+}
+static unet_result run_unet_on_guard(const char *dir, int with_grad, const unet_io *io) {
+    return run_unet_on_guard_ck(dir, with_grad, io, 0);
 }
 
 // Bit for bit.
@@ -315,6 +319,48 @@ static void test_batch_split_matches_whole_batch(void) {
     for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
     free(x), free(ctx), free(dout);
     sid_arena_free(&act);
+    free_unet(&m);
+}
+
+// Gradient checkpointing drops the blocks' saved state in forward and recomputes it in backward:
+// the same bits as without it (every op is deterministic for a thread count), on the CPU with one
+// thread and with the batch split over two, and on the guard device (whose saved host state goes
+// to a separate arena); the activation peak must fall.
+static void test_checkpointing_gives_the_same_bits(void) {
+    loaded_unet m;
+    if (load_test_unet(&m, "sd15_tiny", 1)) return;
+    const int N = 6, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
+    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
+    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
+    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const float t[6] = {3, 200, 410, 620, 830, 990};
+    sid_rng rng = sid_rng_new(11);
+    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
+    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
+    for (int nt = 1; nt <= 2; nt++) {
+        omp_set_num_threads(nt);
+        sid_unet_set_checkpointing(&m.u, 0);
+        unet_result plain = run_unet(&m, &sid_backend_cpu, &io);
+        sid_unet_set_checkpointing(&m.u, 1);
+        unet_result ck = run_unet(&m, &sid_backend_cpu, &io);
+        sid_unet_set_checkpointing(&m.u, 0);
+        char name[64];
+        snprintf(name, sizeof name, "checkpointing, %d thread(s)", nt);
+        expect_same_result(name, &plain, &ck, &io, np);
+        EXPECT(ck.peak < plain.peak * 3 / 4, "%s: activation peak %zu bytes, without it %zu", name, ck.peak, plain.peak);
+        if (getenv("SID_TEST_VERBOSE")) printf("\n  %s: peak %zu -> %zu bytes", name, plain.peak, ck.peak);
+        if (nt == 1) {  // the guard device never splits; its host state goes to a separate arena
+            char dir[512];
+            snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
+            unet_result g = run_unet_on_guard_ck(dir, 1, &io, 1);
+            expect_same_result("checkpointing on the guard device", &g, &plain, &io, np);
+            EXPECT(g.peak < plain.peak * 3 / 4, "guard: activation peak %zu bytes, without it %zu", g.peak, plain.peak);
+            result_free(&g);
+        }
+        result_free(&plain), result_free(&ck);
+    }
+    omp_set_num_threads(threads);
+    free(x), free(ctx), free(dout);
     free_unet(&m);
 }
 
@@ -526,6 +572,6 @@ static void test_single_file_checkpoint_loads(void) {
     rmdir(tmp);
 }
 
-TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers), T(test_batch_split_matches_whole_batch),
+TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers), T(test_batch_split_matches_whole_batch), T(test_checkpointing_gives_the_same_bits),
           T(test_sd_parameter_counts), T(test_config_errors), T(test_loading_rejects_mismatches), T(test_save_round_trip))
 TEST_MAIN("unet")

@@ -98,6 +98,8 @@ int cmd_distill(int argc, char **argv) {
         {"--classifier", SID_FLAG_STR, &c.classifier_dir, 0, 0, "evaluation classifier folder"},
         {"--stop-after", SID_FLAG_NUM, &stop, 0, 1e9, "end this invocation after this many kimg (resume later)"},
         {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard or cuda (env SID_DEVICE)"},
+        {"--checkpointing", SID_FLAG_BOOL, &c.checkpointing, 0, 0,
+         "recompute each UNet block's saved state in backward: less memory, same results"},
     };
     const int nf = (int)(sizeof flags / sizeof flags[0]);
     int given[sizeof flags / sizeof flags[0]];
@@ -123,7 +125,8 @@ int cmd_distill(int argc, char **argv) {
         if (!(saved_json = sid_distill_config_load(path, &saved))) sid_die("%s (cannot resume %s)", sid_error(), resume_dir);
         static const char *const may_change[] = {"--kimg",       "--stop-after",   "--tick",  "--snap",
                                                  "--metrics",    "--metrics-n",    "--micro", "--resume",
-                                                 "--classifier", "--eval-prompts", "--out",   "--device"};
+                                                 "--classifier", "--eval-prompts", "--out",   "--device",
+                                                 "--checkpointing"};
         for (int i = 0; i < nf; i++) {
             if (!given[i]) continue;
             int ok = 0;
@@ -137,6 +140,7 @@ int cmd_distill(int argc, char **argv) {
         for (int i = 0; i < nf; i++)
             if (given[i]) distill_flag_take(flags[i].name, &r, &c);
         r.stop_after_img = c.stop_after_img, r.out_dir = resume_dir, r.resume = 1, r.be = c.be;
+        r.checkpointing = c.checkpointing;  // how it runs, not what it computes: as given now
         if (!micro && r.batch % (r.micro * ranks) && r.batch % ranks == 0)
             r.micro = r.batch / ranks;  // resumed with another number of ranks: the same global batch
         c = r;

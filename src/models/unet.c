@@ -442,13 +442,14 @@ typedef struct {
     int in, in2, out;
     sid_transformer_saved *ts;  // OP_TRANSFORMER
     sid_resnet_saved rs;        // OP_RESNET
+    int recompute;              // a checkpointed block: nothing saved, backward reruns its forward
     sid_norm_saved ns;          // OP_GROUPNORM
 } tape_op;
 
 enum { MAX_TENSORS = 512 };
 
 typedef struct {
-    int N, M, H, W;
+    int N, M, H, W, checkpointing;
     const float *x, *t, *ctx;
     float *tproj, *h1, *a1, *emb;
     tensor tens[MAX_TENSORS];
@@ -477,21 +478,65 @@ static int conv(const sid_ctx *c, unet_tape *s, const sid_conv *l, int in) {
     return out;
 }
 
+// Where a block's saved state starts in the activation arena and in the host arena (when separate),
+// so that a checkpointed block can drop it.
+typedef struct {
+    size_t act, meta;
+} arena_marks;
+static arena_marks marks_of(const sid_ctx *c) { return (arena_marks){c->act->used, c->meta ? c->meta->used : 0}; }
+static void release_to(const sid_ctx *c, arena_marks m) {
+    sid_arena_reset(c->act, m.act);
+    if (c->meta) sid_arena_reset(c->meta, m.meta);
+}
+
 static int resnet(const sid_ctx *c, unet_tape *s, const sid_resnet *r, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, r->cout, x->H, x->W);
+    const arena_marks m = marks_of(c);
     const sid_resnet_saved rs = sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, s->emb, s->N, x->H, x->W);
-    record(s, OP_RESNET, r, in, -1, out)->rs = rs;
+    tape_op *op = record(s, OP_RESNET, r, in, -1, out);
+    if (s->checkpointing) release_to(c, m), op->recompute = 1;
+    else op->rs = rs;
     return out;
 }
 
 static int transformer(const sid_ctx *c, unet_tape *s, const sid_transformer *t, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, t->C, x->H, x->W);
+    const arena_marks m = marks_of(c);
     sid_transformer_saved *ts =
         sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
-    record(s, OP_TRANSFORMER, t, in, -1, out)->ts = ts;
+    tape_op *op = record(s, OP_TRANSFORMER, t, in, -1, out);
+    if (s->checkpointing) release_to(c, m), op->recompute = 1;
+    else op->ts = ts;
     return out;
+}
+
+// A checkpointed block's backward: its forward again, into a scratch output, for the saved state.
+static void resnet_recomputed_b(const sid_ctx *c, const unet_tape *s, const tape_op *op, float *gin, const float *g,
+                                const tensor *in, float *demb) {
+    const sid_resnet *r = op->layer;
+    const arena_marks m = marks_of(c);
+    float *scratch = sid_ctx_out(c, (size_t)s->N * r->cout * in->H * in->W);
+    const sid_resnet_saved rs = sid_resnet_f(c, r, scratch, in->data, s->emb, s->N, in->H, in->W);
+    sid_resnet_b(c, r, gin, demb, g, in->data, s->emb, rs, s->N, in->H, in->W);
+    release_to(c, m);
+}
+static void transformer_recomputed_b(const sid_ctx *c, const unet_tape *s, const tape_op *op, float *gin,
+                                     float *dctx, const float *g, const tensor *in) {
+    const sid_transformer *t = op->layer;
+    const arena_marks m = marks_of(c);
+    float *scratch = sid_ctx_out(c, (size_t)s->N * t->C * in->H * in->W);
+    sid_transformer_saved *ts = sid_transformer_f(c, t, scratch, in->data, s->ctx, s->N, in->H, in->W, s->M);
+    sid_transformer_b(c, t, gin, dctx, g, in->data, s->ctx, ts, s->N, in->H, in->W, s->M);
+    release_to(c, m);
+}
+
+// The batch split's per-shape arena sizes were measured with the other setting: measured again.
+void sid_unet_set_checkpointing(sid_unet *u, int on) {
+    if (u->checkpointing == (on != 0)) return;
+    u->checkpointing = on != 0;
+    if (u->split) memset(u->split->shape, 0, sizeof u->split->shape), u->split->next = 0;
 }
 
 static int upsample(const sid_ctx *c, unet_tape *s, int in) {
@@ -534,7 +579,7 @@ static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, 
     if (H % (1 << (n - 1)) || W % (1 << (n - 1)))
         sid_die("unet: a %dx%d input does not halve %d times", H, W, n - 1);
     unet_tape *s = sid_ctx_host(c, sizeof *s);  // zero-filled
-    s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx;
+    s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx, s->checkpointing = u->checkpointing;
     // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
     s->tproj = sid_ctx_out(c, (size_t)N * b0);
     s->h1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
@@ -606,10 +651,12 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
         switch (op->kind) {
         case OP_CONV: sid_conv_b(c, op->layer, gin, g, in->data, N, in->H, in->W); break;
         case OP_RESNET:
-            sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, op->rs, N, in->H, in->W);
+            if (op->recompute) resnet_recomputed_b(c, s, op, gin, g, in, c->ps->grad ? demb : NULL);
+            else sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, op->rs, N, in->H, in->W);
             break;
         case OP_TRANSFORMER:
-            sid_transformer_b(c, op->layer, gin, dctx, g, in->data, s->ctx, op->ts, N, in->H, in->W, s->M);
+            if (op->recompute) transformer_recomputed_b(c, s, op, gin, dctx, g, in);
+            else sid_transformer_b(c, op->layer, gin, dctx, g, in->data, s->ctx, op->ts, N, in->H, in->W, s->M);
             break;
         case OP_UPSAMPLE:
             if (gin) be->upsample2x_bwd(gin, g, N * in->C, in->H, in->W);

@@ -36,6 +36,7 @@ typedef struct {
     sid_resnet mid_res[2];
     sid_transformer mid_attn;
     struct sid_unet_split *split;  // how batches are split over threads (unet.c)
+    int checkpointing;             // sid_unet_set_checkpointing
 } sid_unet;
 
 void sid_unet_decl(sid_unet *u, sid_params *ps, const sid_unet_config *c);
@@ -54,8 +55,8 @@ typedef struct sid_unet_saved sid_unet_saved;
 // H and W must be divisible by 2^(levels-1). Every op runs on sid_be(c), on buffers in its memory
 // (x, t, ctx, out, the parameters and c->act). Saves the activations backward needs in c->act and
 // its host bookkeeping (the tape) with sid_ctx_host: c->meta, which a device arena requires.
-// On the CPU backend with several OpenMP threads the batch is split into one part per thread, each
-// run through the whole network with single-threaded ops (not for networks whose per-thread
+// On the CPU backend with several OpenMP threads the batch is split into parts of a few samples,
+// each run through the whole network with single-threaded ops (not for networks whose per-thread
 // gradient copies would exceed 256 MB); results equal the unsplit pass up to float summation order.
 // Other backends run the whole batch as one.
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
@@ -66,5 +67,9 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
                        sid_unet_saved *s);
 // How many parts a forward split its batch into (1: not split).
 int sid_unet_saved_parts(const sid_unet_saved *s);
+// Gradient checkpointing per block: with it on, forward keeps only the ResNet and transformer
+// blocks' inputs and outputs, and backward recomputes each block's forward before its backward
+// (about one more forward of those blocks per backward; the results are the same bits).
+void sid_unet_set_checkpointing(sid_unet *u, int on);
 
 #endif

@@ -163,6 +163,7 @@ sid_distill *sid_distill_open(const sid_distill_cfg *cfg) {
     d->C = u->in_channels, d->H = d->W = u->sample_size, d->D = (size_t)d->C * d->H * d->W;
     if (sid_schedule_init(&d->sched, d->teacher.train_timesteps, d->teacher.beta_start, d->teacher.beta_end)) goto fail;
     // the teacher's networks in the device's memory; the fake net, the generator and the EMA start as its UNet
+    sid_unet_set_checkpointing(&d->teacher.unet, cfg->checkpointing);  // the three networks share its layout
     copy_layout(d, &d->fake, &d->teacher.unet_ps, 1);
     copy_layout(d, &d->gen, &d->teacher.unet_ps, 1);
     copy_layout(d, &d->ema, &d->teacher.unet_ps, 0);

@@ -45,6 +45,7 @@ typedef struct {
     const char *eval_prompts;  // held-out prompts for the grids and metrics
     int64_t stop_after_img;    // end this invocation early (0: at duration); resume continues
     const sid_backend *be;     // where it runs (NULL: the CPU); not a setting of the run's maths
+    int checkpointing;         // recompute the UNet blocks' saved state in backward (same results, less memory)
 } sid_distill_cfg;
 
 sid_distill_cfg sid_distill_defaults(void);
