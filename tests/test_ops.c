@@ -551,6 +551,7 @@ static op_case cases[] = {
     GN_CASE("groupnorm G=3 eps1e-5", 2, 6, 5, 3, 1e-5f),
     GN_CASE("groupnorm G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     GN_CASE("groupnorm G=C", 2, 5, 9, 5, 1e-5f),
+    CONV_CASE("conv2d 1x1 8->12 ch, 16 wide", 2, 8, 3, 16, 12, 1, 1, 0),
     GNS_CASE("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5f),
     GNS_CASE("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     {.name = "layernorm 4x7", .n_in = 3, .n_out = 3, .in_size = {28, 7, 7}, .out_size = {28, 4, 4},

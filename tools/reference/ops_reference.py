@@ -179,6 +179,7 @@ def main():
              [u(N * C * HW, lo=-3, hi=3), u(C), u(C)], [1, 1, 1])
     groupnorm_silu("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5)
     groupnorm_silu("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6)
+    conv("conv2d 1x1 8->12 ch, 16 wide", 2, 8, 3, 16, 12, 1, 1, 0)
 
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():
