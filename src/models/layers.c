@@ -224,12 +224,14 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
     if (r->has_shortcut) sid_conv_b(c, &r->shortcut, dx, dout, x, N, H, W);
     else if (dx) sid_be(c)->add_bwd(dx, NULL, dout, nout);
     // The convs' inputs are recomputed (cheaper than saving them), their statistics into a scratch
-    // pair: equal to the saved ones, which stay untouched.
+    // pair: equal to the saved ones, which stay untouched. Only the convs' weight gradients read
+    // them: a frozen set (the teacher's and the fake net's input gradients in SiD) skips them.
+    const int need_inputs = !frozen(c);
     float *a = sid_ctx_out(c, nin > nout ? nin : nout);  // written whole by the recomputations
     float *da = sid_ctx_floats(c, nin > nout ? nin : nout);
     float *dc1 = sid_ctx_floats(c, nout);
     const sid_norm_saved tmp = norm_saved_alloc(c, (size_t)N * (r->norm1.groups > r->norm2.groups ? r->norm1.groups : r->norm2.groups));
-    groupnorm_silu_into(c, &r->norm2, tmp, a, s.c1, N, HW);
+    if (need_inputs) groupnorm_silu_into(c, &r->norm2, tmp, a, s.c1, N, HW);
     sid_conv_b(c, &r->conv2, da, dout, a, N, H, W);
     groupnorm_silu_b(c, &r->norm2, dc1, da, s.c1, s.s2, N, HW);
     if (r->has_temb) {
@@ -239,7 +241,7 @@ void sid_resnet_b(const sid_ctx *c, const sid_resnet *r, float *dx, float *dtemb
         if (dtemb) sid_be(c)->act_bwd(SID_ACT_SILU, dtemb, dts, temb, (size_t)N * r->temb.in);
     }
     sid_be(c)->fill(da, 0, nin);
-    groupnorm_silu_into(c, &r->norm1, tmp, a, x, N, HW);
+    if (need_inputs) groupnorm_silu_into(c, &r->norm1, tmp, a, x, N, HW);
     sid_conv_b(c, &r->conv1, da, dc1, a, N, H, W);
     groupnorm_silu_b(c, &r->norm1, dx, da, x, s.s1, N, HW);
     sid_arena_reset(c->act, mark);
