@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/tensor.h"
 #include "harness.h"
 #include "ops/guard/guard.h"
 
@@ -352,7 +353,50 @@ static void test_op_overhead(void) {
     }
 }
 
+// bf16 mode: an op's activation outputs come back as the CPU's fp32 results rounded to bf16 (round
+// to nearest even), bit for bit; its statistics and parameter gradients come back as fp32, untouched.
+static float bf16_round(float x) { return sid_bf16_to_f32(sid_f32_to_bf16(x)); }
+static void test_bf16_mode_rounds_activations_only(void) {
+    enum { M = 5, K = 24, N = 9, C = 6, HW = 10, NG = 3 };
+    float x[M * K], w[N * K], b[N], dout[M * N], gx[2 * C * HW], gamma[C], beta[C];
+    sid_rng rng = sid_rng_new(test_seed);
+    sid_rng_normal(&rng, x, M * K), sid_rng_normal(&rng, w, N * K), sid_rng_normal(&rng, b, N);
+    sid_rng_normal(&rng, dout, M * N), sid_rng_normal(&rng, gx, 2 * C * HW), sid_rng_normal(&rng, gamma, C);
+    sid_rng_normal(&rng, beta, C);
+    // the CPU in fp32
+    float y[M * N], din[M * K] = {0}, dw[N * K] = {0}, db[N] = {0}, gy[2 * C * HW], mean[2 * NG], rstd[2 * NG];
+    sid_backend_cpu.linear_fwd(y, x, w, b, M, K, N);
+    sid_backend_cpu.linear_bwd(din, dw, db, dout, x, w, M, K, N);
+    sid_backend_cpu.groupnorm_fwd(gy, mean, rstd, gx, gamma, beta, 2, C, HW, NG, 1e-5f);
+    // the guard in bf16 mode
+    sid_guard_set_bf16(1);
+    float *dx_ = G->alloc(sizeof x), *dw_ = G->alloc(sizeof w), *db_ = G->alloc(sizeof b), *dy_ = G->alloc(sizeof y);
+    float *ddout = G->alloc(sizeof dout), *ddin = G->alloc(sizeof din), *ddw = G->alloc(sizeof dw), *ddb = G->alloc(sizeof db);
+    float *dgx = G->alloc(sizeof gx), *dgy = G->alloc(sizeof gy), *dg = G->alloc(sizeof gamma), *dbt = G->alloc(sizeof beta);
+    float *dmean = G->alloc(sizeof mean), *drstd = G->alloc(sizeof rstd);
+    G->upload(dx_, x, sizeof x), G->upload(dw_, w, sizeof w), G->upload(db_, b, sizeof b), G->upload(ddout, dout, sizeof dout);
+    G->upload(dgx, gx, sizeof gx), G->upload(dg, gamma, sizeof gamma), G->upload(dbt, beta, sizeof beta);
+    G->linear_fwd(dy_, dx_, dw_, db_, M, K, N);
+    G->linear_bwd(ddin, ddw, ddb, ddout, dx_, dw_, M, K, N);
+    G->groupnorm_fwd(dgy, dmean, drstd, dgx, dg, dbt, 2, C, HW, NG, 1e-5f);
+    sid_guard_set_bf16(0);
+    float hy[M * N], hdin[M * K], hdw[N * K], hgy[2 * C * HW], hmean[2 * NG], hrstd[2 * NG];
+    G->download(hy, dy_, sizeof hy), G->download(hdin, ddin, sizeof hdin), G->download(hdw, ddw, sizeof hdw);
+    G->download(hgy, dgy, sizeof hgy), G->download(hmean, dmean, sizeof hmean), G->download(hrstd, drstd, sizeof hrstd);
+    int bad_y = 0, bad_din = 0, bad_gy = 0, rounded = 0;
+    for (int i = 0; i < M * N; i++) bad_y += hy[i] != bf16_round(y[i]), rounded += hy[i] != y[i];
+    for (int i = 0; i < M * K; i++) bad_din += hdin[i] != bf16_round(din[i]);
+    for (int i = 0; i < 2 * C * HW; i++) bad_gy += hgy[i] != bf16_round(gy[i]);
+    EXPECT(!bad_y && !bad_din && !bad_gy, "bf16 mode: %d linear outputs, %d input gradients, %d group-norm outputs are "
+           "not the fp32 results rounded to bf16", bad_y, bad_din, bad_gy);
+    EXPECT(rounded > M * N / 2, "bf16 mode rounded only %d of %d outputs", rounded, M * N);
+    EXPECT(!memcmp(hdw, dw, sizeof dw) && !memcmp(hmean, mean, sizeof mean) && !memcmp(hrstd, rstd, sizeof rstd),
+           "bf16 mode changed a weight gradient or a statistic (they stay fp32)");
+    float *bufs[] = {dx_, dw_, db_, dy_, ddout, ddin, ddw, ddb, dgx, dgy, dg, dbt, dmean, drstd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) G->free(bufs[i]);
+}
+
 TEST_LIST(T(test_host_access_faults), T(test_host_pointer_in_op_aborts), T(test_extent_overrun_caught),
           T(test_transfers_counted), T(test_poisoned_reads_nan), T(test_chain_matches_cpu_bitwise),
-          T(test_op_overhead))
+          T(test_op_overhead), T(test_bf16_mode_rounds_activations_only))
 TEST_MAIN("guard")

@@ -364,6 +364,46 @@ static void test_checkpointing_gives_the_same_bits(void) {
     free_unet(&m);
 }
 
+// bf16 activations, calibrated on the guard device's bf16 mode (every activation output of every op
+// rounded to bf16, statistics and parameter gradients fp32): the tiny SD1.5-structured UNet's output
+// and gradients against the fp32 CPU. The bounds are 2-2.5 times the largest errors measured on
+// 2026-12-04 over the AVX-512, AVX2 and SSE2 kernels (relative to the largest value: output
+// 1.0-1.2e-2, input gradient 1.1-2.6e-2, context gradient 2.1-3.0e-2, parameter gradients
+// 0.7-0.9e-2; bf16 keeps 8 bits, a relative step of 3.9e-3); a floor shows that the rounding happened.
+static void test_bf16_activations_calibrated(void) {
+    loaded_unet m;
+    if (load_test_unet(&m, "sd15_tiny", 1)) return;
+    const int N = 2, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
+    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
+    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
+    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const float t[2] = {90, 700};
+    sid_rng rng = sid_rng_new(13);
+    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
+    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
+    omp_set_num_threads(1);
+    unet_result ref = run_unet(&m, &sid_backend_cpu, &io);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
+    sid_guard_set_bf16(1);
+    unet_result b = run_unet_on_guard(dir, 1, &io);
+    sid_guard_set_bf16(0);
+    omp_set_num_threads(threads);
+    const double e[4] = {rel_err(b.out, ref.out, no), rel_err(b.dx, ref.dx, nx), rel_err(b.dctx, ref.dctx, nc),
+                         rel_err(b.grad, ref.grad, np)};
+    const double bound[4] = {3e-2, 6e-2, 6e-2, 2e-2};
+    const char *what[4] = {"output", "input gradient", "context gradient", "parameter gradients"};
+    for (int i = 0; i < 4; i++) {
+        EXPECT(e[i] < bound[i], "bf16 activations: %s differs from fp32 by %.3g (bound %.0e)", what[i], e[i], bound[i]);
+        EXPECT(e[i] > 1e-4, "bf16 activations: %s within %.3g of fp32: nothing was rounded", what[i], e[i]);
+    }
+    if (getenv("SID_TEST_VERBOSE"))
+        printf("\n  bf16 vs fp32: out %.2e dx %.2e dctx %.2e grads %.2e", e[0], e[1], e[2], e[3]);
+    result_free(&ref), result_free(&b);
+    free(x), free(ctx), free(dout);
+    free_unet(&m);
+}
+
 // SD1.5's unet/config.json as shipped (docs/models.md), and SD2.1-base's differences.
 static const char *sd15_config =
     "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.6.0\", \"act_fn\": \"silu\","
@@ -572,6 +612,6 @@ static void test_single_file_checkpoint_loads(void) {
     rmdir(tmp);
 }
 
-TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers), T(test_batch_split_matches_whole_batch), T(test_checkpointing_gives_the_same_bits),
+TEST_LIST(T(test_single_file_checkpoint_loads), T(test_single_file_names), T(test_sd15_structure_matches_diffusers), T(test_sd2_linear_projection_matches_diffusers), T(test_batch_split_matches_whole_batch), T(test_checkpointing_gives_the_same_bits), T(test_bf16_activations_calibrated),
           T(test_sd_parameter_counts), T(test_config_errors), T(test_loading_rejects_mismatches), T(test_save_round_trip))
 TEST_MAIN("unet")

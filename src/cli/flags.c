@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "ops/backend.h"
+#include "ops/guard/guard.h"
 
 static void usage(const char *cmd, const sid_flag *flags, int n) {
     printf("usage: sid %s [flags]\n", cmd);
@@ -78,7 +79,10 @@ int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int arg
 
 const sid_backend *sid_cli_device(const char *cmd, const char *device, int cpu_only) {
     const char *name = device ? device : getenv("SID_DEVICE") ? getenv("SID_DEVICE") : "cpu";
-    const sid_backend *be = sid_backend_by_name(name);
+    // guard-bf16: the guard device in bf16 mode (ops/guard/guard.h)
+    const int bf16 = strcmp(name, "guard-bf16") == 0;
+    const sid_backend *be = sid_backend_by_name(bf16 ? "guard" : name);
+    if (bf16) sid_guard_set_bf16(1);
     if (!be) sid_die("%s: --device %s: %s", cmd, name, sid_error());
     if (cpu_only && be != &sid_backend_cpu)
         sid_die("%s: --device %s: this command runs on the CPU only so far (distill, generate, sample and eval-model run on any device)", cmd, name);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/tensor.h"
 
 typedef struct {
     char *map;        // mapping start, page-aligned
@@ -182,7 +183,18 @@ typedef struct {
     const void *p;
     int64_t bytes;  // extent the op touches from p; negative: a negative size argument
     region *r;
+    int act;        // an activation (or activation-gradient) output: rounded to bf16 in bf16 mode
 } garg;
+
+// bf16 mode (sid_guard_set_bf16): after each op, its activation outputs are rounded to bf16
+// (round to nearest even), as bf16 activation buffers would store them; statistics, losses,
+// parameter gradients and the SiD arithmetic stay fp32.
+static int bf16_mode;
+void sid_guard_set_bf16(int on) { bf16_mode = on != 0; }
+int sid_guard_bf16(void) { return bf16_mode; }
+static void round_to_bf16(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = sid_bf16_to_f32(sid_f32_to_bf16(x[i]));
+}
 
 static int64_t cnt(int64_t a, int64_t b) {  // a * b; -1 when either is negative, saturating
     if (a < 0 || b < 0) return -1;
@@ -241,13 +253,17 @@ static void enter(const char *op, garg *a, int n) {
 
 static void leave(garg *a, int n) {
     pthread_mutex_lock(&lock);
+    if (bf16_mode)
+        for (int i = 0; i < n; i++)
+            if (a[i].act && a[i].r && a[i].bytes > 0) round_to_bf16((float *)a[i].p, a[i].bytes / 4);
     for (int i = 0; i < n; i++)
         if (a[i].r) a[i].r->open--, set_prot_extent(&a[i], PROT_NONE);
     current_op = NULL;
     pthread_mutex_unlock(&lock);
 }
 
-#define F32(nm, ptr, n) {nm, ptr, cnt(n, 4), NULL}
+#define F32(nm, ptr, n) {nm, ptr, cnt(n, 4), NULL, 0}
+#define ACT(nm, ptr, n) {nm, ptr, cnt(n, 4), NULL, 1}
 #define N3(a, b, c) cnt(cnt(a, b), c)
 #define N4(a, b, c, d) cnt(N3(a, b, c), d)
 #define RUN(op, call, ...)                              \
@@ -337,12 +353,12 @@ int sid_guard_owns(const void *p) {
 // Each wrapper names every pointer argument with the extent the op touches (ops.h shapes),
 // checks and opens them, runs the CPU kernel, and closes them again.
 static void g_linear_fwd(float *out, const float *in, const float *w, const float *b, int M, int K, int N) {
-    RUN("linear_fwd", sid_linear_fwd(out, in, w, b, M, K, N), F32("out", out, cnt(M, N)), F32("in", in, cnt(M, K)),
+    RUN("linear_fwd", sid_linear_fwd(out, in, w, b, M, K, N), ACT("out", out, cnt(M, N)), F32("in", in, cnt(M, K)),
         F32("w", w, cnt(N, K)), F32("b", b, N));
 }
 static void g_linear_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int M,
                          int K, int N) {
-    RUN("linear_bwd", sid_linear_bwd(din, dw, db, dout, in, w, M, K, N), F32("din", din, cnt(M, K)),
+    RUN("linear_bwd", sid_linear_bwd(din, dw, db, dout, in, w, M, K, N), ACT("din", din, cnt(M, K)),
         F32("dw", dw, cnt(N, K)), F32("db", db, N), F32("dout", dout, cnt(M, N)), F32("in", in, cnt(M, K)),
         F32("w", w, cnt(N, K)));
 }
@@ -367,33 +383,33 @@ static conv_ext conv_extents(const char *op, const sid_conv2d_shape *s) {
 }
 static void g_conv2d_fwd(float *out, const float *in, const float *w, const float *b, const sid_conv2d_shape *s) {
     conv_ext e = conv_extents("conv2d_fwd", s);
-    RUN("conv2d_fwd", sid_conv2d_fwd(out, in, w, b, s), F32("out", out, e.out), F32("in", in, e.in),
+    RUN("conv2d_fwd", sid_conv2d_fwd(out, in, w, b, s), ACT("out", out, e.out), F32("in", in, e.in),
         F32("w", w, e.w), F32("b", b, s->cout));
 }
 static void g_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          const sid_conv2d_shape *s) {
     conv_ext e = conv_extents("conv2d_bwd", s);
-    RUN("conv2d_bwd", sid_conv2d_bwd(din, dw, db, dout, in, w, s), F32("din", din, e.in), F32("dw", dw, e.w),
+    RUN("conv2d_bwd", sid_conv2d_bwd(din, dw, db, dout, in, w, s), ACT("din", din, e.in), F32("dw", dw, e.w),
         F32("db", db, s->cout), F32("dout", dout, e.out), F32("in", in, e.in), F32("w", w, e.w));
 }
 
 static void g_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                             const float *beta, int N, int C, int HW, int G, float eps) {
     RUN("groupnorm_fwd", sid_groupnorm_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps),
-        F32("out", out, N3(N, C, HW)), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)),
+        ACT("out", out, N3(N, C, HW)), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)),
         F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C), F32("beta", beta, C));
 }
 static void g_groupnorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                             const float *gamma, const float *mean, const float *rstd, int N, int C, int HW, int G) {
     RUN("groupnorm_bwd", sid_groupnorm_bwd(din, dgamma, dbeta, dout, in, gamma, mean, rstd, N, C, HW, G),
-        F32("din", din, N3(N, C, HW)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C),
+        ACT("din", din, N3(N, C, HW)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C),
         F32("dout", dout, N3(N, C, HW)), F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C),
         F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)));
 }
 static void g_groupnorm_silu_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                                  const float *beta, int N, int C, int HW, int G, float eps) {
     RUN("groupnorm_silu_fwd", sid_groupnorm_silu_fwd(out, mean, rstd, in, gamma, beta, N, C, HW, G, eps),
-        F32("out", out, N3(N, C, HW)), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)),
+        ACT("out", out, N3(N, C, HW)), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)),
         F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C), F32("beta", beta, C));
 }
 static void g_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
@@ -401,49 +417,49 @@ static void g_groupnorm_silu_bwd(float *din, float *dgamma, float *dbeta, const 
                                  int C, int HW, int G) {
     RUN("groupnorm_silu_bwd",
         sid_groupnorm_silu_bwd(din, dgamma, dbeta, dout, in, gamma, beta, mean, rstd, N, C, HW, G),
-        F32("din", din, N3(N, C, HW)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C),
+        ACT("din", din, N3(N, C, HW)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C),
         F32("dout", dout, N3(N, C, HW)), F32("in", in, N3(N, C, HW)), F32("gamma", gamma, C),
         F32("beta", beta, C), F32("mean", mean, cnt(N, G)), F32("rstd", rstd, cnt(N, G)));
 }
 static void g_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                             const float *beta, int M, int C, float eps) {
-    RUN("layernorm_fwd", sid_layernorm_fwd(out, mean, rstd, in, gamma, beta, M, C, eps), F32("out", out, cnt(M, C)),
+    RUN("layernorm_fwd", sid_layernorm_fwd(out, mean, rstd, in, gamma, beta, M, C, eps), ACT("out", out, cnt(M, C)),
         F32("mean", mean, M), F32("rstd", rstd, M), F32("in", in, cnt(M, C)), F32("gamma", gamma, C),
         F32("beta", beta, C));
 }
 static void g_layernorm_bwd(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                             const float *gamma, const float *mean, const float *rstd, int M, int C) {
     RUN("layernorm_bwd", sid_layernorm_bwd(din, dgamma, dbeta, dout, in, gamma, mean, rstd, M, C),
-        F32("din", din, cnt(M, C)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C), F32("dout", dout, cnt(M, C)),
+        ACT("din", din, cnt(M, C)), F32("dgamma", dgamma, C), F32("dbeta", dbeta, C), F32("dout", dout, cnt(M, C)),
         F32("in", in, cnt(M, C)), F32("gamma", gamma, C), F32("mean", mean, M), F32("rstd", rstd, M));
 }
 
 static void g_act_fwd(sid_act a, float *out, const float *in, size_t n) {
-    RUN("act_fwd", sid_act_fwd(a, out, in, n), F32("out", out, sz(n)), F32("in", in, sz(n)));
+    RUN("act_fwd", sid_act_fwd(a, out, in, n), ACT("out", out, sz(n)), F32("in", in, sz(n)));
 }
 static void g_act_bwd(sid_act a, float *din, const float *dout, const float *in, size_t n) {
-    RUN("act_bwd", sid_act_bwd(a, din, dout, in, n), F32("din", din, sz(n)), F32("dout", dout, sz(n)),
+    RUN("act_bwd", sid_act_bwd(a, din, dout, in, n), ACT("din", din, sz(n)), F32("dout", dout, sz(n)),
         F32("in", in, sz(n)));
 }
 static void g_geglu_fwd(float *out, const float *in, int M, int H) {
-    RUN("geglu_fwd", sid_geglu_fwd(out, in, M, H), F32("out", out, cnt(M, H)), F32("in", in, N3(M, 2, H)));
+    RUN("geglu_fwd", sid_geglu_fwd(out, in, M, H), ACT("out", out, cnt(M, H)), F32("in", in, N3(M, 2, H)));
 }
 static void g_geglu_bwd(float *din, const float *dout, const float *in, int M, int H) {
-    RUN("geglu_bwd", sid_geglu_bwd(din, dout, in, M, H), F32("din", din, N3(M, 2, H)), F32("dout", dout, cnt(M, H)),
+    RUN("geglu_bwd", sid_geglu_bwd(din, dout, in, M, H), ACT("din", din, N3(M, 2, H)), F32("dout", dout, cnt(M, H)),
         F32("in", in, N3(M, 2, H)));
 }
 static void g_softmax_fwd(float *out, const float *in, int M, int C) {
-    RUN("softmax_fwd", sid_softmax_fwd(out, in, M, C), F32("out", out, cnt(M, C)), F32("in", in, cnt(M, C)));
+    RUN("softmax_fwd", sid_softmax_fwd(out, in, M, C), ACT("out", out, cnt(M, C)), F32("in", in, cnt(M, C)));
 }
 static void g_softmax_bwd(float *din, const float *dout, const float *out, int M, int C) {
-    RUN("softmax_bwd", sid_softmax_bwd(din, dout, out, M, C), F32("din", din, cnt(M, C)),
-        F32("dout", dout, cnt(M, C)), F32("out", out, cnt(M, C)));
+    RUN("softmax_bwd", sid_softmax_bwd(din, dout, out, M, C), ACT("din", din, cnt(M, C)),
+        F32("dout", dout, cnt(M, C)), ACT("out", out, cnt(M, C)));
 }
 
 static void g_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Nq,
                             int Nk, int H, int dh, int causal) {
     const int64_t nq = N4(B, Nq, H, dh), nk = N4(B, Nk, H, dh);
-    RUN("attention_fwd", sid_attention_fwd(out, lse, q, k, v, B, Nq, Nk, H, dh, causal), F32("out", out, nq),
+    RUN("attention_fwd", sid_attention_fwd(out, lse, q, k, v, B, Nq, Nk, H, dh, causal), ACT("out", out, nq),
         F32("lse", lse, N3(B, H, Nq)), F32("q", q, nq), F32("k", k, nk), F32("v", v, nk));
 }
 static void g_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
@@ -451,16 +467,16 @@ static void g_attention_bwd(float *dq, float *dk, float *dv, const float *dout, 
                             int causal) {
     const int64_t nq = N4(B, Nq, H, dh), nk = N4(B, Nk, H, dh);
     RUN("attention_bwd", sid_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, Nq, Nk, H, dh, causal),
-        F32("dq", dq, nq), F32("dk", dk, nk), F32("dv", dv, nk), F32("dout", dout, nq), F32("q", q, nq),
-        F32("k", k, nk), F32("v", v, nk), F32("out", out, nq), F32("lse", lse, N3(B, H, Nq)));
+        ACT("dq", dq, nq), ACT("dk", dk, nk), ACT("dv", dv, nk), F32("dout", dout, nq), F32("q", q, nq),
+        F32("k", k, nk), F32("v", v, nk), ACT("out", out, nq), F32("lse", lse, N3(B, H, Nq)));
 }
 
 static void g_upsample2x_fwd(float *out, const float *in, int NC, int H, int W) {
-    RUN("upsample2x_fwd", sid_upsample2x_fwd(out, in, NC, H, W), F32("out", out, cnt(N3(NC, H, W), 4)),
+    RUN("upsample2x_fwd", sid_upsample2x_fwd(out, in, NC, H, W), ACT("out", out, cnt(N3(NC, H, W), 4)),
         F32("in", in, N3(NC, H, W)));
 }
 static void g_upsample2x_bwd(float *din, const float *dout, int NC, int H, int W) {
-    RUN("upsample2x_bwd", sid_upsample2x_bwd(din, dout, NC, H, W), F32("din", din, N3(NC, H, W)),
+    RUN("upsample2x_bwd", sid_upsample2x_bwd(din, dout, NC, H, W), ACT("din", din, N3(NC, H, W)),
         F32("dout", dout, cnt(N3(NC, H, W), 4)));
 }
 // pool2d: the shape is a host struct, as for conv2d.
@@ -479,65 +495,65 @@ static int64_t pool_out(const char *op, const sid_pool2d_shape *s) {
 }
 static void g_pool2d_fwd(float *out, const float *in, const sid_pool2d_shape *s) {
     const int64_t no = pool_out("pool2d_fwd", s);
-    RUN("pool2d_fwd", sid_pool2d_fwd(out, in, s), F32("out", out, no), F32("in", in, N3(s->nc, s->h, s->w)));
+    RUN("pool2d_fwd", sid_pool2d_fwd(out, in, s), ACT("out", out, no), F32("in", in, N3(s->nc, s->h, s->w)));
 }
 static void g_pool2d_bwd(float *din, const float *dout, const float *in, const sid_pool2d_shape *s) {
     const int64_t no = pool_out("pool2d_bwd", s), ni = N3(s->nc, s->h, s->w);
-    RUN("pool2d_bwd", sid_pool2d_bwd(din, dout, in, s), F32("din", din, ni), F32("dout", dout, no), F32("in", in, ni));
+    RUN("pool2d_bwd", sid_pool2d_bwd(din, dout, in, s), ACT("din", din, ni), F32("dout", dout, no), F32("in", in, ni));
 }
 static void g_concat_fwd(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
     const int64_t C = Ca < 0 || Cb < 0 ? -1 : (int64_t)Ca + Cb;
-    RUN("concat_fwd", sid_concat_fwd(out, a, b, N, Ca, Cb, HW), F32("out", out, N3(N, C, HW)),
+    RUN("concat_fwd", sid_concat_fwd(out, a, b, N, Ca, Cb, HW), ACT("out", out, N3(N, C, HW)),
         F32("a", a, N3(N, Ca, HW)), F32("b", b, N3(N, Cb, HW)));
 }
 static void g_concat_bwd(float *da, float *db, const float *dout, int N, int Ca, int Cb, int HW) {
     const int64_t C = Ca < 0 || Cb < 0 ? -1 : (int64_t)Ca + Cb;
-    RUN("concat_bwd", sid_concat_bwd(da, db, dout, N, Ca, Cb, HW), F32("da", da, N3(N, Ca, HW)),
-        F32("db", db, N3(N, Cb, HW)), F32("dout", dout, N3(N, C, HW)));
+    RUN("concat_bwd", sid_concat_bwd(da, db, dout, N, Ca, Cb, HW), ACT("da", da, N3(N, Ca, HW)),
+        ACT("db", db, N3(N, Cb, HW)), F32("dout", dout, N3(N, C, HW)));
 }
 static void g_transpose_fwd(float *out, const float *in, int N, int R, int C) {
-    RUN("transpose_fwd", sid_transpose_fwd(out, in, N, R, C), F32("out", out, N3(N, R, C)),
+    RUN("transpose_fwd", sid_transpose_fwd(out, in, N, R, C), ACT("out", out, N3(N, R, C)),
         F32("in", in, N3(N, R, C)));
 }
 static void g_transpose_bwd(float *din, const float *dout, int N, int R, int C) {
-    RUN("transpose_bwd", sid_transpose_bwd(din, dout, N, R, C), F32("din", din, N3(N, R, C)),
+    RUN("transpose_bwd", sid_transpose_bwd(din, dout, N, R, C), ACT("din", din, N3(N, R, C)),
         F32("dout", dout, N3(N, R, C)));
 }
 
 static void g_add_fwd(float *out, const float *a, const float *b, size_t n) {
-    RUN("add_fwd", sid_add_fwd(out, a, b, n), F32("out", out, sz(n)), F32("a", a, sz(n)), F32("b", b, sz(n)));
+    RUN("add_fwd", sid_add_fwd(out, a, b, n), ACT("out", out, sz(n)), F32("a", a, sz(n)), F32("b", b, sz(n)));
 }
 static void g_add_bwd(float *da, float *db, const float *dout, size_t n) {
-    RUN("add_bwd", sid_add_bwd(da, db, dout, n), F32("da", da, sz(n)), F32("db", db, sz(n)),
+    RUN("add_bwd", sid_add_bwd(da, db, dout, n), ACT("da", da, sz(n)), ACT("db", db, sz(n)),
         F32("dout", dout, sz(n)));
 }
 static void g_fill(float *x, float value, size_t n) { RUN("fill", sid_fill(x, value, n), F32("x", x, sz(n))); }
 static void g_scale_fwd(float *out, const float *in, float alpha, size_t n) {
-    RUN("scale_fwd", sid_scale_fwd(out, in, alpha, n), F32("out", out, sz(n)), F32("in", in, sz(n)));
+    RUN("scale_fwd", sid_scale_fwd(out, in, alpha, n), ACT("out", out, sz(n)), F32("in", in, sz(n)));
 }
 static void g_scale_bwd(float *din, const float *dout, float alpha, size_t n) {
-    RUN("scale_bwd", sid_scale_bwd(din, dout, alpha, n), F32("din", din, sz(n)), F32("dout", dout, sz(n)));
+    RUN("scale_bwd", sid_scale_bwd(din, dout, alpha, n), ACT("din", din, sz(n)), F32("dout", dout, sz(n)));
 }
 static void g_mul_fwd(float *out, const float *a, const float *b, size_t n) {
-    RUN("mul_fwd", sid_mul_fwd(out, a, b, n), F32("out", out, sz(n)), F32("a", a, sz(n)), F32("b", b, sz(n)));
+    RUN("mul_fwd", sid_mul_fwd(out, a, b, n), ACT("out", out, sz(n)), F32("a", a, sz(n)), F32("b", b, sz(n)));
 }
 static void g_mul_bwd(float *da, float *db, const float *dout, const float *a, const float *b, size_t n) {
-    RUN("mul_bwd", sid_mul_bwd(da, db, dout, a, b, n), F32("da", da, sz(n)), F32("db", db, sz(n)),
+    RUN("mul_bwd", sid_mul_bwd(da, db, dout, a, b, n), ACT("da", da, sz(n)), ACT("db", db, sz(n)),
         F32("dout", dout, sz(n)), F32("a", a, sz(n)), F32("b", b, sz(n)));
 }
 static void g_add_channel_bias_fwd(float *out, const float *in, const float *bias, int N, int C, int HW) {
-    RUN("add_channel_bias_fwd", sid_add_channel_bias_fwd(out, in, bias, N, C, HW), F32("out", out, N3(N, C, HW)),
+    RUN("add_channel_bias_fwd", sid_add_channel_bias_fwd(out, in, bias, N, C, HW), ACT("out", out, N3(N, C, HW)),
         F32("in", in, N3(N, C, HW)), F32("bias", bias, cnt(N, C)));
 }
 static void g_add_channel_bias_bwd(float *din, float *dbias, const float *dout, int N, int C, int HW) {
-    RUN("add_channel_bias_bwd", sid_add_channel_bias_bwd(din, dbias, dout, N, C, HW), F32("din", din, N3(N, C, HW)),
+    RUN("add_channel_bias_bwd", sid_add_channel_bias_bwd(din, dbias, dout, N, C, HW), ACT("din", din, N3(N, C, HW)),
         F32("dbias", dbias, cnt(N, C)), F32("dout", dout, N3(N, C, HW)));
 }
 
 static void g_timestep_embedding_fwd(float *out, const float *t, int N, int dim, int flip_sin_to_cos, float freq_shift,
                                      float max_period) {
     RUN("timestep_embedding_fwd", sid_timestep_embedding_fwd(out, t, N, dim, flip_sin_to_cos, freq_shift, max_period),
-        F32("out", out, cnt(N, dim)), F32("t", t, N));
+        ACT("out", out, cnt(N, dim)), F32("t", t, N));
 }
 static void g_timestep_embedding_bwd(float *dt, const float *dout, const float *t, int N, int dim, int flip_sin_to_cos,
                                      float freq_shift, float max_period) {
@@ -566,7 +582,7 @@ static int64_t id_rows(const char *op, const int32_t *ids, int64_t n) {
 }
 static void g_embedding_fwd(float *out, const int32_t *ids, const float *tok, const float *pos, int B, int T, int C) {
     const int64_t rows = id_rows("embedding_fwd", ids, cnt(B, T));
-    RUN("embedding_fwd", sid_embedding_fwd(out, ids, tok, pos, B, T, C), F32("out", out, N3(B, T, C)),
+    RUN("embedding_fwd", sid_embedding_fwd(out, ids, tok, pos, B, T, C), ACT("out", out, N3(B, T, C)),
         F32("ids", ids, cnt(B, T)), F32("tok", tok, cnt(rows, C)), F32("pos", pos, cnt(T, C)));
 }
 static void g_embedding_bwd(float *dtok, float *dpos, const float *dout, const int32_t *ids, int B, int T, int C) {

@@ -29,6 +29,13 @@ extern const sid_backend sid_backend_guard;
 // fewer than 4 bytes is 0xff). Freed with sid_backend_guard.free.
 void *sid_guard_alloc_poisoned(size_t bytes);
 
+// bf16 mode ("guard-bf16" on the command line): after every op its activation outputs (forward
+// outputs and activation gradients of the network ops) are rounded to bf16, while statistics,
+// losses, parameter gradients, optimizer state and the SiD arithmetic stay fp32: the CPU's
+// kernels with bf16 activation storage, to calibrate bf16 tolerances without a GPU.
+void sid_guard_set_bf16(int on);
+int sid_guard_bf16(void);
+
 // Transfers since the start or the last reset: calls and bytes of upload and download.
 // Any argument may be NULL.
 void sid_guard_stats(size_t *uploads, size_t *upload_bytes, size_t *downloads, size_t *download_bytes);
