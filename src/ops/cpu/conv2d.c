@@ -447,42 +447,44 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
     const size_t in_one = (size_t)s->cin * s->h * s->w, out_one = (size_t)s->cout * P;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
-    const int n0 = (int)((int64_t)s->n * t / nt), n1 = (int)((int64_t)s->n * (t + 1) / nt);
-    float *mine = scratch + (size_t)t * per_thread;
-    float *col = mine, *padg = mine + col_sz, *padx = padg + pad_sz;
-    float *dw_acc = dw && nt > 1 ? mine + dw_off : dw;
-    for (int c0 = n0; c0 < n1; c0 += chunk) {
-        const int c1 = c0 + chunk < n1 ? c0 + chunk : n1;
-        if (direct_dw) {
-            for (int n = c0; n < c1; n++) pad_planes(padx + (n - c0) * pad_one, in + n * in_one, s->cin, s->h, s->w, s->pad);
-            conv_direct_dw(dw_acc, dout + c0 * out_one, padx, c1 - c0, s->cin, s->cout, s->h, s->w, k);
-        }
-    for (int n = c0; n < c1; n++) {
-        const float *x = in + n * in_one;
-        const float *g = dout + n * out_one;
-        float *dx = din ? din + n * in_one : NULL;
-        if (dw && !direct_dw) {
-            const float *xc = x;
-            if (!pw) {
-                im2col(col, x, s, ho, wo);
-                xc = col;
+        const int t = nt > 1 ? omp_get_thread_num() : 0;
+        const int n0 = (int)((int64_t)s->n * t / nt), n1 = (int)((int64_t)s->n * (t + 1) / nt);
+        float *mine = scratch + (size_t)t * per_thread;
+        float *col = mine, *padg = mine + col_sz, *padx = padg + pad_sz;
+        float *dw_acc = dw && nt > 1 ? mine + dw_off : dw;
+        for (int c0 = n0; c0 < n1; c0 += chunk) {
+            const int c1 = c0 + chunk < n1 ? c0 + chunk : n1;
+            if (direct_dw) {
+                for (int n = c0; n < c1; n++)
+                    pad_planes(padx + (n - c0) * pad_one, in + n * in_one, s->cin, s->h, s->w, s->pad);
+                conv_direct_dw(dw_acc, dout + c0 * out_one, padx, c1 - c0, s->cin, s->cout, s->h, s->w, k);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, P, 1.0f, g, P, xc, P, 1.0f, dw_acc, K);
-        }
-        if (dx) {
-            if (direct_dx) {
-                pad_planes(padg, g, s->cout, s->h, s->w, s->pad);
-                conv_direct(dx, padg, wf, NULL, s->cout, s->cin, s->h, s->w, k, 1);
-            } else if (pw) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 1.0f, dx, P);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 0.0f, col, P);
-                col2im_add(dx, col, s, ho, wo);
+            for (int n = c0; n < c1; n++) {
+                const float *x = in + n * in_one;
+                const float *g = dout + n * out_one;
+                float *dx = din ? din + n * in_one : NULL;
+                if (dw && !direct_dw) {
+                    const float *xc = x;
+                    if (!pw) {
+                        im2col(col, x, s, ho, wo);
+                        xc = col;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, P, 1.0f, g, P, xc, P, 1.0f,
+                                dw_acc, K);
+                }
+                if (!dx) continue;
+                if (direct_dx) {
+                    pad_planes(padg, g, s->cout, s->h, s->w, s->pad);
+                    conv_direct(dx, padg, wf, NULL, s->cout, s->cin, s->h, s->w, k, 1);
+                } else if (pw) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 1.0f, dx, P);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, w, K, g, P, 0.0f, col,
+                                P);
+                    col2im_add(dx, col, s, ho, wo);
+                }
             }
         }
-    }
-    }
     }
     if (dw && nt > 1) {
 #pragma omp parallel for schedule(static)
