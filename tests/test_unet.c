@@ -78,6 +78,19 @@ typedef struct {
     int N, S, M;
 } unet_io;
 
+// N samples of m's shape with M context tokens: x, ctx and dout drawn from seed (in that order), t
+// the caller's N timesteps. Freed with io_free.
+static unet_io random_io(const loaded_unet *m, int N, int M, const float *t, uint64_t seed) {
+    const int S = m->cfg.sample_size;
+    const size_t nx = (size_t)N * m->cfg.in_channels * S * S, no = (size_t)N * m->cfg.out_channels * S * S;
+    const size_t nc = (size_t)N * M * m->cfg.cross_attention_dim;
+    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    sid_rng rng = sid_rng_new(seed);
+    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
+    return (unet_io){x, t, ctx, dout, nx, nc, no, N, S, M};
+}
+static void io_free(unet_io *io) { free((float *)io->x), free((float *)io->ctx), free((float *)io->dout); }
+
 typedef struct {
     float *out, *dx, *dctx;  // dctx NULL for a frozen set (not asked for)
     float *grad;             // a copy of the parameter gradient block; NULL for a frozen set
@@ -274,13 +287,12 @@ static void test_sd2_linear_projection_matches_diffusers(void) { check_against_d
 static void test_batch_split_matches_whole_batch(void) {
     loaded_unet m;
     if (load_test_unet(&m, "sd15_tiny", 1)) return;
-    const int N = 9, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
-    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
-    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
-    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const int threads = omp_get_max_threads();
     const float t[9] = {1, 120, 250, 380, 500, 630, 750, 880, 999};
-    sid_rng rng = sid_rng_new(7);
-    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
+    unet_io io = random_io(&m, 9, 3, t, 7);
+    const int N = io.N, S = io.S, M = io.M;
+    const size_t nx = io.nx, no = io.no, nc = io.nc, np = m.ps.total;
+    const float *x = io.x, *ctx = io.ctx, *dout = io.dout;
     float *out[4], *dx[4], *dctx[4], *grad[4];
     sid_arena act;
     sid_arena_init(&act, "unet split test", (size_t)256 << 20);
@@ -309,7 +321,6 @@ static void test_batch_split_matches_whole_batch(void) {
     // the guard device never splits (a CPU policy): on one thread it equals the one-thread run bit for bit
     char dir[512];
     snprintf(dir, sizeof dir, "%s/unet/sd15_tiny", test_data_dir());
-    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
     omp_set_num_threads(1);
     unet_result g = run_unet_on_guard(dir, 1, &io);
     omp_set_num_threads(threads);
@@ -317,7 +328,7 @@ static void test_batch_split_matches_whole_batch(void) {
     expect_same_result("sd15_tiny, batch 9", &g, &one, &io, np);
     result_free(&g);
     for (int r = 0; r < 4; r++) free(out[r]), free(dx[r]), free(dctx[r]), free(grad[r]);
-    free(x), free(ctx), free(dout);
+    io_free(&io);
     sid_arena_free(&act);
     free_unet(&m);
 }
@@ -329,14 +340,10 @@ static void test_batch_split_matches_whole_batch(void) {
 static void test_checkpointing_gives_the_same_bits(void) {
     loaded_unet m;
     if (load_test_unet(&m, "sd15_tiny", 1)) return;
-    const int N = 6, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
-    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
-    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
-    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const int threads = omp_get_max_threads();
     const float t[6] = {3, 200, 410, 620, 830, 990};
-    sid_rng rng = sid_rng_new(11);
-    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
-    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
+    unet_io io = random_io(&m, 6, 3, t, 11);
+    const size_t np = m.ps.total;
     for (int nt = 1; nt <= 2; nt++) {
         omp_set_num_threads(nt);
         sid_unet_set_checkpointing(&m.u, 0);
@@ -360,7 +367,7 @@ static void test_checkpointing_gives_the_same_bits(void) {
         result_free(&plain), result_free(&ck);
     }
     omp_set_num_threads(threads);
-    free(x), free(ctx), free(dout);
+    io_free(&io);
     free_unet(&m);
 }
 
@@ -373,14 +380,9 @@ static void test_checkpointing_gives_the_same_bits(void) {
 static void test_bf16_activations_calibrated(void) {
     loaded_unet m;
     if (load_test_unet(&m, "sd15_tiny", 1)) return;
-    const int N = 2, S = m.cfg.sample_size, M = 3, threads = omp_get_max_threads();
-    const size_t nx = (size_t)N * m.cfg.in_channels * S * S, no = (size_t)N * m.cfg.out_channels * S * S;
-    const size_t nc = (size_t)N * M * m.cfg.cross_attention_dim, np = m.ps.total;
-    float *x = sid_malloc(nx * 4), *ctx = sid_malloc(nc * 4), *dout = sid_malloc(no * 4);
+    const int threads = omp_get_max_threads();
     const float t[2] = {90, 700};
-    sid_rng rng = sid_rng_new(13);
-    sid_rng_normal(&rng, x, nx), sid_rng_normal(&rng, ctx, nc), sid_rng_normal(&rng, dout, no);
-    const unet_io io = {x, t, ctx, dout, nx, nc, no, N, S, M};
+    unet_io io = random_io(&m, 2, 3, t, 13);
     omp_set_num_threads(1);
     unet_result ref = run_unet(&m, &sid_backend_cpu, &io);
     char dir[512];
@@ -389,8 +391,8 @@ static void test_bf16_activations_calibrated(void) {
     unet_result b = run_unet_on_guard(dir, 1, &io);
     sid_guard_set_bf16(0);
     omp_set_num_threads(threads);
-    const double e[4] = {rel_err(b.out, ref.out, no), rel_err(b.dx, ref.dx, nx), rel_err(b.dctx, ref.dctx, nc),
-                         rel_err(b.grad, ref.grad, np)};
+    const double e[4] = {rel_err(b.out, ref.out, io.no), rel_err(b.dx, ref.dx, io.nx),
+                         rel_err(b.dctx, ref.dctx, io.nc), rel_err(b.grad, ref.grad, m.ps.total)};
     const double bound[4] = {3e-2, 6e-2, 6e-2, 2e-2};
     const char *what[4] = {"output", "input gradient", "context gradient", "parameter gradients"};
     for (int i = 0; i < 4; i++) {
@@ -400,7 +402,7 @@ static void test_bf16_activations_calibrated(void) {
     if (getenv("SID_TEST_VERBOSE"))
         printf("\n  bf16 vs fp32: out %.2e dx %.2e dctx %.2e grads %.2e", e[0], e[1], e[2], e[3]);
     result_free(&ref), result_free(&b);
-    free(x), free(ctx), free(dout);
+    io_free(&io);
     free_unet(&m);
 }
 

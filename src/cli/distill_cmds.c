@@ -97,7 +97,7 @@ int cmd_distill(int argc, char **argv) {
         {"--metrics-n", SID_FLAG_INT, &mn, 10, 1e6, "images for the metrics"},
         {"--classifier", SID_FLAG_STR, &c.classifier_dir, 0, 0, "evaluation classifier folder"},
         {"--stop-after", SID_FLAG_NUM, &stop, 0, 1e9, "end this invocation after this many kimg (resume later)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
         {"--checkpointing", SID_FLAG_BOOL, &c.checkpointing, 0, 0,
          "recompute each UNet block's saved state in backward: less memory, same results"},
     };
@@ -166,7 +166,7 @@ int cmd_generate(int argc, char **argv) {
         {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("generate", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!prompt && !prompts_file) sid_die("generate: give --prompt TEXT or --prompts FILE");

@@ -40,7 +40,7 @@ int cmd_eval_coco(int argc, char **argv) {
         {"--kid-ref", SID_FLAG_INT, &kid_ref, 0, 1e7, "reference features kept for KID (default 5000)"},
         {"--steps", SID_FLAG_INT, &steps, 1, 1000, "DDIM steps when --model is a pipeline (default 25)"},
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance when --model is a pipeline (default 3)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("eval-coco", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!o.model || !o.captions) sid_die("eval-coco: give --model DIR and --captions FILE (sid eval-coco --help)");
@@ -78,7 +78,7 @@ int cmd_fid_ref_stats(int argc, char **argv) {
         {"--work", SID_FLAG_STR, &work, 0, 0, "keeps feature shards so that an interrupted run resumes"},
         {"--batch", SID_FLAG_INT, &batch, 1, 4096, "images per network call (default 8)"},
         {"--kid-ref", SID_FLAG_INT, &kid_ref, 0, 1e7, "features kept for KID (default 5000)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("fid-ref-stats", flags, sizeof flags / sizeof flags[0], argc, argv, NULL))
         sid_die("%s", sid_error());

@@ -33,7 +33,7 @@ int cmd_eval_model(int argc, char **argv) {
         {"--cfg", SID_FLAG_NUM, &cfg, 0, 100, "guidance scale (default 3)"},
         {"--chunk", SID_FLAG_INT, &chunk, 1, 4096, "images per network batch"},
         {"--grid", SID_FLAG_STR, &grid, 0, 0, "also write the first 100 images as a PNG grid"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("eval-model", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     sid_prompts pf = {0};

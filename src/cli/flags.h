@@ -28,5 +28,8 @@ int sid_flags_parse_given(const char *cmd, const sid_flag *flags, int n, int arg
 // cannot run on a device yet passes cpu_only, and then anything but "cpu" is refused in one line.
 struct sid_backend;
 const struct sid_backend *sid_cli_device(const char *cmd, const char *device, int cpu_only);
+// The --device flag of every command that takes one: {SID_DEVICE_FLAG(&device)}.
+#define SID_DEVICE_FLAG(ptr) \
+    "--device", SID_FLAG_STR, (ptr), 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"
 
 #endif

@@ -30,7 +30,7 @@ int cmd_sample(int argc, char **argv) {
         {"--cols", SID_FLAG_INT, &cols, 0, 1024, "grid columns (default: images per prompt)"},
         {"--out", SID_FLAG_STR, &out, 0, 0, "a .png grid, or a folder for single images and grid.png"},
         {"--singles", SID_FLAG_BOOL, &singles, 0, 0, "also write each image (when --out is a folder)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("sample", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     if (!prompt && !prompts_file) sid_die("sample: give --prompt TEXT or --prompts FILE");

@@ -33,7 +33,7 @@ int cmd_train_teacher(int argc, char **argv) {
         {"--snapshot-every", SID_FLAG_INT, &snap, 1, 1e9, "steps between state dumps and folder exports"},
         {"--resume", SID_FLAG_BOOL, &c.resume, 0, 0, "continue from OUT/train_state.safetensors"},
         {"--keep-snapshots", SID_FLAG_BOOL, &c.keep_snapshots, 0, 0, "export every snapshot to OUT/snapshots/ (FID curve)"},
-        {"--device", SID_FLAG_STR, &device, 0, 0, "cpu (default), guard, guard-bf16 or cuda (env SID_DEVICE)"},
+        {SID_DEVICE_FLAG(&device)},
     };
     if (sid_flags_parse("train-teacher", flags, sizeof flags / sizeof flags[0], argc, argv, NULL)) sid_die("%s", sid_error());
     c.be = sid_cli_device("train-teacher", device, 0);

@@ -12,7 +12,7 @@
 
 // How batches are split over threads: see "splitting the batch" below.
 enum { MAX_PARTS = 64, SPLIT_SHAPES = 8, PART_SAMPLES = 4 };
-// Private gradient blocks cost (parts - 1) x the parameters; networks that large have ops big
+// Private gradient blocks cost (threads - 1) x the parameters; networks that large have ops big
 // enough for op-level threading.
 static const size_t split_max_grad_bytes = (size_t)256 << 20;
 
@@ -22,7 +22,7 @@ struct sid_unet_split {
         size_t bytes;  // arena peak of a one-sample forward (temporaries included)
     } shape[SPLIT_SHAPES];
     int next;          // the slot a new shape takes
-    float *grads;      // (parts - 1) private gradient blocks
+    float *grads;      // (threads - 1) private gradient blocks
     size_t grads_cap;  // floats
 };
 
@@ -750,10 +750,10 @@ static unet_tape *part_forward(const sid_ctx *c, const sid_unet *u, const sid_un
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                  const float *ctx, int N, int H, int W, int M) {
     sid_unet_saved *h = sid_ctx_host(c, sizeof *h);
-    const int T = parts_for(c, N);
-    h->parts = T;
-    for (int i = 0; i <= T; i++) h->first[i] = i * (N / T) + (i < N % T ? i : N % T);
-    if (T == 1) {
+    const int parts = parts_for(c, N);
+    h->parts = parts;
+    for (int i = 0; i <= parts; i++) h->first[i] = i * (N / parts) + (i < N % parts ? i : N % parts);
+    if (parts == 1) {
         h->tape[0] = tape_forward(c, u, out, x, t, ctx, N, H, W, M);
         return h;
     }
@@ -774,10 +774,10 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
         if (act->peak < peak) act->peak = peak;
     }
     const size_t slice = *one * (size_t)h->first[1];
-    char *base = sid_arena_alloc_uninit(act, slice * T);
-    const int nth = split_threads(T);
+    char *base = sid_arena_alloc_uninit(act, slice * parts);
+    const int nth = split_threads(parts);
 #pragma omp parallel for num_threads(nth) schedule(static, 1)
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < parts; i++) {
         omp_set_num_threads(1);  // the ops inside run serially on this thread
         sid_arena part = {.base = base + slice * i, .cap = slice, .name = act->name};
         const sid_ctx pc = {c->ps, &part, c->be, NULL};
@@ -788,8 +788,8 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
 
 void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
                        sid_unet_saved *h) {
-    const int T = h->parts;
-    if (T == 1) {
+    const int parts = h->parts;
+    if (parts == 1) {
         tape_backward(c, u, dx, dctx, dout, h->tape[0]);
         return;
     }
@@ -797,7 +797,7 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
     // equal share of the arena's free space (its parts run in turn, each releasing them), and
     // threads but the first add into private gradient blocks.
     sid_arena *act = c->act;
-    const int nth = split_threads(T);
+    const int nth = split_threads(parts);
     const size_t mark = act->used, slice = (act->cap - mark) / nth / 64 * 64;
     struct sid_unet_split *sp = u->split;
     const size_t P = c->ps->grad ? c->ps->total : 0;
@@ -818,7 +818,7 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
             ps.grad = sp->grads + P * (th - 1);
             memset(ps.grad, 0, P * sizeof(float));
         }
-        for (int i = th; i < T; i += nth) {
+        for (int i = th; i < parts; i += nth) {
             sid_arena part = {.base = act->base + mark + slice * th, .cap = slice, .name = act->name};
             const sid_ctx pc = {&ps, &part, c->be, NULL};
             const size_t a = (size_t)h->first[i];
