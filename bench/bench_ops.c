@@ -173,6 +173,11 @@ int main(int argc, char **argv) {
     bench_conv(16, 32, 32, 32, 3, 1, "small UNet", 1);
     bench_conv(32, 32, 8, 32, 3, 1, "small UNet 8x8", 1);
     bench_conv(32, 16, 32, 1, 3, 1, "small UNet conv_out", 1);
+    // the built-in teacher's convolutions as a part of the batch split runs them (4 samples)
+    bench_conv(4, 16, 32, 16, 3, 1, "teacher part", 1);
+    bench_conv(4, 48, 32, 16, 3, 1, "teacher part", 1);
+    bench_conv(4, 64, 16, 32, 3, 1, "teacher part", 1);
+    bench_conv(4, 32, 8, 32, 3, 1, "teacher part", 1);
     target = bench_conv(32, 64, 32, 64, 3, 1, "target", 1);
     bench_conv(16, 64, 32, 64, 1, 1, "1x1 shortcut", 1);
     bench_conv(16, 32, 32, 32, 3, 2, "downsample", 1);

@@ -552,6 +552,15 @@ static op_case cases[] = {
     GN_CASE("groupnorm G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     GN_CASE("groupnorm G=C", 2, 5, 9, 5, 1e-5f),
     CONV_CASE("conv2d 1x1 8->12 ch, 16 wide", 2, 8, 3, 16, 12, 1, 1, 0),
+    // Winograd F(2x2, 3x3) (>= 8 channels summed): tile rows of 16 tiles (32 wide) and of 8 (16 wide;
+    // 16x6 has 3 tile vectors: a block of two, then one of one; 16x2 only the one), pairs of half
+    // tile rows (8 wide); output channels past the register tiles in the input gradients (the 5 of
+    // 5->12, the 9 of 9->8, the 12 of 12->9 on AVX-512, the 1 of 1->16)
+    CONV_CASE("conv2d 3x3 winograd 8->8 ch, 32 wide", 2, 8, 2, 32, 8, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 winograd 5->12 ch, 16x6", 2, 5, 6, 16, 12, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 winograd 12->9 ch, 8x8", 2, 12, 8, 8, 9, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 winograd 1->16 ch, 8x4", 2, 1, 4, 8, 16, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 winograd 9->8 ch, 16x2", 3, 9, 2, 16, 8, 3, 1, 1),
     GNS_CASE("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5f),
     GNS_CASE("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     {.name = "layernorm 4x7", .n_in = 3, .n_out = 3, .in_size = {28, 7, 7}, .out_size = {28, 4, 4},

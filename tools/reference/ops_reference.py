@@ -180,6 +180,12 @@ def main():
     groupnorm_silu("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5)
     groupnorm_silu("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6)
     conv("conv2d 1x1 8->12 ch, 16 wide", 2, 8, 3, 16, 12, 1, 1, 0)
+    # the Winograd path's plane shapes (appended for the same reason)
+    conv("conv2d 3x3 winograd 8->8 ch, 32 wide", 2, 8, 2, 32, 8, 3, 1, 1)
+    conv("conv2d 3x3 winograd 5->12 ch, 16x6", 2, 5, 6, 16, 12, 3, 1, 1)
+    conv("conv2d 3x3 winograd 12->9 ch, 8x8", 2, 12, 8, 8, 9, 3, 1, 1)
+    conv("conv2d 3x3 winograd 1->16 ch, 8x4", 2, 1, 4, 8, 16, 3, 1, 1)
+    conv("conv2d 3x3 winograd 9->8 ch, 16x2", 3, 9, 2, 16, 8, 3, 1, 1)
 
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():

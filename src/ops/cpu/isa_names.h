@@ -76,4 +76,7 @@
 #define sid_adam SID_ISA_NAME(sid_adam)
 #define sid_ema SID_ISA_NAME(sid_ema)
 #define sid_gather_rows SID_ISA_NAME(sid_gather_rows)
+// kernels shared between files of one variant
+#define sid_wino_weights SID_ISA_NAME(sid_wino_weights)
+#define sid_wino_conv SID_ISA_NAME(sid_wino_conv)
 #endif
