@@ -101,12 +101,31 @@ static void run_case(int k, const sid_safetensors *st, const char *teacher, doub
         const double eg = rel(got, want, npick);
         EXPECT(eg < 1e-4, "case %d (kappa %g alpha %g): %s gradients differ from PyTorch by %.3g", k, c.kappa[0], c.alpha,
                net[ph], eg);
+        // Adam's first step is lr * sign(g); where PyTorch's |g| is within rounding of 0 (below 1e-5
+        // of the largest; the gradients above agree to a few 1e-6 of it), rounding alone picks the
+        // sign. Those weights take PyTorch's step in the fake round (a flipped step would change the
+        // fake net the generator round sees: it did, once, with two threads), and the weight check
+        // skips them in both rounds.
+        double gmax = 0;
+        for (size_t i = 0; i < npick; i++) gmax = fmax(gmax, fabs(want[i]));
+        char *noise_level = calloc(npick ? npick : 1, 1);
+        for (size_t i = 0; i < npick; i++) noise_level[i] = fabs(want[i]) <= 1e-5 * gmax;
         free(want);
         if (ph == 0) sid_distill_fake_update(d, &s);
         else sid_distill_gen_update(d, &s);
-        for (size_t i = 0; i < npick; i++) got[i] = ps->data[map[pick[i]]];
+        if (ph == 0) {
+            size_t ntiny, nafter;
+            snprintf(name, sizeof name, "case%d.fake.tiny", k);
+            int32_t *tiny = tensor(st, name, &ntiny);
+            snprintf(name, sizeof name, "case%d.fake.tiny_after", k);
+            float *tiny_after = tensor(st, name, &nafter);
+            for (size_t i = 0; i < ntiny && i < nafter; i++) ps->data[map[tiny[i]]] = tiny_after[i];
+            free(tiny), free(tiny_after);
+        }
         snprintf(name, sizeof name, "case%d.%s.after", k, net[ph]);
         want = tensor(st, name, &n);
+        for (size_t i = 0; i < npick; i++) got[i] = noise_level[i] ? want[i] : ps->data[map[pick[i]]];
+        free(noise_level);
         const double ew = rel(got, want, npick);
         EXPECT(ew < 1e-4, "case %d: %s weights after Adam differ from PyTorch by %.3g", k, net[ph], ew);
         if (getenv("SID_TEST_VERBOSE"))

@@ -561,6 +561,10 @@ static op_case cases[] = {
     CONV_CASE("conv2d 3x3 winograd 12->9 ch, 8x8", 2, 12, 8, 8, 9, 3, 1, 1),
     CONV_CASE("conv2d 3x3 winograd 1->16 ch, 8x4", 2, 1, 4, 8, 16, 3, 1, 1),
     CONV_CASE("conv2d 3x3 winograd 9->8 ch, 16x2", 3, 9, 2, 16, 8, 3, 1, 1),
+    // the Winograd weight gradient (input channels a multiple of 8): 16 and 24 of them (two-vector
+    // blocks, then a one-vector one), output channels past the register tiles, several samples
+    CONV_CASE("conv2d 3x3 winograd 16->5 ch, 8x8", 3, 16, 8, 8, 5, 3, 1, 1),
+    CONV_CASE("conv2d 3x3 winograd 24->6 ch, 16x4", 2, 24, 4, 16, 6, 3, 1, 1),
     GNS_CASE("groupnorm+silu G=3", 2, 6, 5, 3, 1e-5f),
     GNS_CASE("groupnorm+silu G=1 eps1e-6", 3, 4, 7, 1, 1e-6f),
     {.name = "layernorm 4x7", .n_in = 3, .n_out = 3, .in_size = {28, 7, 7}, .out_size = {28, 4, 4},

@@ -186,6 +186,8 @@ def main():
     conv("conv2d 3x3 winograd 12->9 ch, 8x8", 2, 12, 8, 8, 9, 3, 1, 1)
     conv("conv2d 3x3 winograd 1->16 ch, 8x4", 2, 1, 4, 8, 16, 3, 1, 1)
     conv("conv2d 3x3 winograd 9->8 ch, 16x2", 3, 9, 2, 16, 8, 3, 1, 1)
+    conv("conv2d 3x3 winograd 16->5 ch, 8x8", 3, 16, 8, 8, 5, 3, 1, 1)
+    conv("conv2d 3x3 winograd 24->6 ch, 16x4", 2, 24, 4, 16, 6, 3, 1, 1)
 
     tensors = {}
     for name, (inputs, out, dout, grads) in CASES.items():

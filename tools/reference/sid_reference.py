@@ -121,6 +121,12 @@ def main():
         out.update({pre + "pick": pick.int(), pre + "fake.grad": fake_grads[pick], pre + "fake.after": fake_after[pick],
                     pre + "gen.grad": gen_grads[pick], pre + "gen.after": gen_after[pick],
                     pre + "fake.grad_norm": fake_grads.norm().reshape(1), pre + "gen.grad_norm": gen_grads.norm().reshape(1)})
+        # Adam's first step is lr * sign(g): where |g| is within rounding of 0 (float gradients here
+        # differ from sid's by up to a few 1e-6 of the largest) rounding alone picks the sign, and a
+        # flipped step changes the fake net the generator round sees. The parameters below 1e-5 of
+        # the largest gradient and their values after the step, so the test can take PyTorch's.
+        tiny = torch.nonzero(fake_grads.abs() <= 1e-5 * fake_grads.abs().max()).flatten()
+        out.update({pre + "fake.tiny": tiny.int(), pre + "fake.tiny_after": fake_after[tiny]})
         print(f"case {case}: kappa {kappa} alpha {alpha}: loss_fake {loss_fake.item():.6g} loss_gen {loss_gen.item():.6g} "
               f"|g_fake| {fake_grads.norm():.4g} |g_gen| {gen_grads.norm():.4g}")
     out["kappa"] = torch.tensor([k for k, _ in cases])

@@ -168,7 +168,8 @@ static void col2im_add(float *din, float *col, const sid_conv2d_shape *s, int ho
 // tap. It serves same-size stride-1 convs (3x3 pad 1) forward, and their input gradient, which
 // is the same convolution of the padded output gradient with the kernel flipped and its
 // channel axes swapped; a second kernel sums their weight gradient over the pixels.
-enum { DIRECT_MAX_CH = 64, DW_CHUNK_FLOATS = 64 << 10 };  // the latter: 256 KB of padded inputs
+// DW_CHUNK_FLOATS: 256 KB of padded inputs; WINO_DW_CHUNK_FLOATS: 1 MB of transformed tiles
+enum { DIRECT_MAX_CH = 64, DW_CHUNK_FLOATS = 64 << 10, WINO_DW_CHUNK_FLOATS = 256 << 10 };
 
 static int direct_ok(const sid_conv2d_shape *s, int ho, int wo, int cout) {
     return is_same_stride1(s, ho, wo) && is_square(s) && 2 * s->pad == s->k - 1 && s->w % 8 == 0 && cout >= 1 &&
@@ -421,22 +422,37 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
                 for (int t = 0; t < kk; t++)
                     wf[((size_t)ci * s->cout + co) * kk + (kk - 1 - t)] = w[((size_t)co * s->cin + ci) * kk + t];
     }
-    // The weight gradient by the direct kernel too, from the padded input.
+    // The weight gradient by the direct kernel too, from the padded input, or by Winograd tiles.
     const int direct_dw = dw && direct_ok(s, ho, wo, s->cout);
+    const int wino_dw = direct_dw && wino_ok(s, s->cin) && sid_wino_dw_fits(s->cin, s->h, s->w);
     // Each thread takes a contiguous range of samples; the direct weight gradient takes them in
-    // chunks of padded inputs of up to DW_CHUNK_FLOATS, summed in registers across the chunk.
-    // Per thread: a column buffer, a padded output gradient, the chunk's padded inputs, and a
-    // private weight gradient when threads split samples.
+    // chunks of padded inputs of up to DW_CHUNK_FLOATS, summed in registers across the chunk, the
+    // Winograd one in chunks whose transformed tiles take up to WINO_DW_CHUNK_FLOATS (in L2).
+    // Per thread: a column buffer, a padded output gradient, the chunk's padded inputs (or
+    // transformed tiles), the Winograd-domain weight gradient, and a private weight gradient when
+    // threads split samples.
     const size_t planes = (size_t)(s->h + 2 * s->pad) * (s->w + 2 * s->pad), pad_one = (size_t)s->cin * planes;
     const int per_thread_n = (s->n + nt - 1) / nt;
-    int chunk = direct_dw ? (int)(DW_CHUNK_FLOATS / pad_one) : 1;
+    int chunk = wino_dw     ? (int)(WINO_DW_CHUNK_FLOATS / sid_wino_dw_scratch_floats(1, s->cin, s->cout, s->h, s->w))
+                : direct_dw ? (int)(DW_CHUNK_FLOATS / pad_one)
+                            : 1;
     chunk = chunk < 1 ? 1 : chunk > per_thread_n ? per_thread_n : chunk;
     const size_t col_sz = !pw && ((dw && !direct_dw) || (din && !direct_dx)) ? (size_t)K * P : 0;
-    const size_t pad_sz = wino_dx ? sid_wino_scratch_floats(s->cout, s->cin, s->h, s->w) : direct_dx ? (size_t)s->cout * planes : 0, padx_sz = direct_dw ? (size_t)chunk * pad_one : 0;
-    const size_t dw_off = col_sz + pad_sz + padx_sz, per_thread = dw_off + (dw && nt > 1 ? wsize : 0);
+    const size_t pad_sz = wino_dx     ? sid_wino_scratch_floats(s->cout, s->cin, s->h, s->w)
+                          : direct_dx ? (size_t)s->cout * planes
+                                      : 0;
+    const size_t padx_sz = wino_dw     ? sid_wino_dw_scratch_floats(chunk, s->cin, s->cout, s->h, s->w)
+                           : direct_dw ? (size_t)chunk * pad_one
+                                       : 0;
+    const size_t du_sz = wino_dw ? sid_wino_weights_floats(s->cin, s->cout) : 0;
+    const size_t du_off = col_sz + pad_sz + padx_sz, dw_off = du_off + du_sz;
+    const size_t per_thread = dw_off + (dw && nt > 1 ? wsize : 0);
     float *scratch = sid_scratch_get(&conv_scratch, (size_t)nt * per_thread + 1);
-    if (dw && nt > 1)
-        for (int t = 0; t < nt; t++) memset(scratch + (size_t)t * per_thread + dw_off, 0, wsize * sizeof(float));
+    for (int t = 0; t < nt; t++) {
+        float *mine = scratch + (size_t)t * per_thread;
+        if (wino_dw) memset(mine + du_off, 0, du_sz * sizeof(float));
+        if (dw && nt > 1) memset(mine + dw_off, 0, wsize * sizeof(float));
+    }
     const size_t in_one = (size_t)s->cin * s->h * s->w, out_one = (size_t)s->cout * P;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -447,7 +463,10 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
         float *dw_acc = dw && nt > 1 ? mine + dw_off : dw;
         for (int c0 = n0; c0 < n1; c0 += chunk) {
             const int c1 = c0 + chunk < n1 ? c0 + chunk : n1;
-            if (direct_dw) {
+            if (wino_dw) {
+                sid_wino_dw_accumulate(mine + du_off, in + c0 * in_one, dout + c0 * out_one, c1 - c0, s->cin, s->cout,
+                                       s->h, s->w, padx);
+            } else if (direct_dw) {
                 for (int n = c0; n < c1; n++)
                     pad_planes(padx + (n - c0) * pad_one, in + n * in_one, s->cin, s->h, s->w, s->pad);
                 conv_direct_dw(dw_acc, dout + c0 * out_one, padx, c1 - c0, s->cin, s->cout, s->h, s->w, k);
@@ -480,6 +499,7 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
                 }
             }
         }
+        if (wino_dw) sid_wino_dw_finish(dw_acc, mine + du_off, s->cin, s->cout);
     }
     if (dw && nt > 1) {
 #pragma omp parallel for schedule(static)

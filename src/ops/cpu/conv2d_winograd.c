@@ -79,6 +79,10 @@ static inline void tile_origin(int q, int W, int half, int *ty, int *tx0) {
     }
 }
 
+// Rows of Vt [16][cin][V*8] and Mt [16][cout][V*8], one per point, sized for V = 2 and padded by
+// 16 floats (rows 4 KB apart would share one L1 cache set).
+static inline size_t tile_row(int channels) { return (size_t)channels * 16 + 16; }
+
 static inline v8f load_tiles(const float *p, int Wh, const int half) { return half ? load4x2(p, p + 2 * Wh) : load8(p); }
 
 static inline __attribute__((always_inline)) void input_transform(float *Vt, const float *pp, int cin, int H, int W,
@@ -99,7 +103,7 @@ static inline __attribute__((always_inline)) void input_transform(float *Vt, con
             }
             for (int i = 0; i < 4; i++) {  // (B^T d) B
                 const v8f u[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
-                for (int j = 0; j < 4; j++) store8(Vt + ((size_t)(i * 4 + j) * cin + ci) * V * 8 + v * 8, u[j]);
+                for (int j = 0; j < 4; j++) store8(Vt + (i * 4 + j) * tile_row(cin) + (size_t)ci * V * 8 + v * 8, u[j]);
             }
         }
     }
@@ -112,7 +116,7 @@ static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void 
     v8f acc[WINO_CO][2];
     for (int j = 0; j < CO; j++)
         for (int v = 0; v < V; v++) acc[j][v] = (v8f){0};
-    const float *vt = Vt + (size_t)e * cin * V * 8, *u = U + e * sid_wino_urow(cin, cout) + (size_t)co * cin;
+    const float *vt = Vt + e * tile_row(cin), *u = U + e * sid_wino_urow(cin, cout) + (size_t)co * cin;
     for (int ci = 0; ci < cin; ci++) {
         v8f iv[2];
         for (int v = 0; v < V; v++) iv[v] = load8(vt + (size_t)ci * V * 8 + v * 8);
@@ -122,7 +126,7 @@ static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void 
         }
     }
     for (int j = 0; j < CO; j++)
-        for (int v = 0; v < V; v++) store8(Mt + ((size_t)(e * cout + co + j) * V + v) * 8, acc[j][v]);
+        for (int v = 0; v < V; v++) store8(Mt + e * tile_row(cout) + (size_t)(co + j) * V * 8 + v * 8, acc[j][v]);
 }
 
 // The output transform of channel co: its pixels of the block's V tile vectors.
@@ -135,7 +139,7 @@ static inline __attribute__((always_inline)) void output_transform(float *out, c
         tile_origin(q0 + v, W, half, &ty, &tx0);
         v8f m[4][4];
         for (int i = 0; i < 4; i++)
-            for (int c = 0; c < 4; c++) m[i][c] = load8(Mt + ((size_t)((i * 4 + c) * cout + co) * V + v) * 8);
+            for (int c = 0; c < 4; c++) m[i][c] = load8(Mt + (i * 4 + c) * tile_row(cout) + (size_t)co * V * 8 + v * 8);
         v8f t[2][4];
         for (int c = 0; c < 4; c++) {  // A^T m
             t[0][c] = m[0][c] + m[1][c] + m[2][c];
@@ -169,7 +173,7 @@ static inline __attribute__((always_inline)) void wino_block(float *out, const f
 
 void sid_wino_conv(float *out, const float *in, const float *U, const float *b, int cin, int cout, int H, int W,
                    int accumulate, float *scratch) {
-    float *pp = scratch, *Vt = pp + (size_t)cin * 2 * (H + 2) * (W / 2 + 1), *Mt = Vt + 16 * (size_t)cin * 16;
+    float *pp = scratch, *Vt = pp + (size_t)cin * 2 * (H + 2) * (W / 2 + 1), *Mt = Vt + 16 * tile_row(cin);
     pad_polyphase(pp, in, cin, H, W);
     const int half = W == 8, nq = H * W / 32;  // tile vectors: 8 tiles, 32 pixels each
     // blocks of two tile vectors, so that each broadcast weight feeds two FMAs
@@ -180,4 +184,160 @@ void sid_wino_conv(float *out, const float *in, const float *U, const float *b, 
         else if (two) wino_block(out, pp, U, b, Vt, Mt, cin, cout, H, W, q0, accumulate, 2, 0);
         else wino_block(out, pp, U, b, Vt, Mt, cin, cout, H, W, q0, accumulate, 1, 0);
     }
+}
+
+// ---------------------------------------------------------------- weight gradient
+// Rows of VT [16][T][cin] and GT [16][cout][T], one per point, padded by 16 floats like U's.
+static inline size_t dw_vrow(size_t T, int cin) { return T * cin + 16; }
+static inline size_t dw_grow(size_t T, int cout) { return (size_t)cout * T + 16; }
+// The padded input channel-last, dst [H+2][W+2][C] of src [C][H][W], so that 8 channels of one
+// pixel are one load.
+static void pad_channels_last(float *dst, const float *src, int C, int H, int W) {
+    const int Wp = W + 2;
+    memset(dst, 0, (size_t)Wp * C * sizeof(float));
+    memset(dst + (size_t)(H + 1) * Wp * C, 0, (size_t)Wp * C * sizeof(float));
+    for (int y = 0; y < H; y++) {
+        float *line = dst + (size_t)(y + 1) * Wp * C;
+        memset(line, 0, (size_t)C * sizeof(float));
+        memset(line + (size_t)(W + 1) * C, 0, (size_t)C * sizeof(float));
+        for (int c = 0; c < C; c++) {
+            const float *restrict s = src + ((size_t)c * H + y) * W;
+            float *restrict d = line + C + c;
+            for (int x = 0; x < W; x++) d[(size_t)x * C] = s[x];
+        }
+    }
+}
+
+// The tile of lane l of tile vector q.
+static inline void lane_tile(int q, int l, int W, int half, int *ty, int *tx) {
+    tile_origin(q, W, half, ty, tx);
+    if (half && l >= 4) *ty += 1, *tx += l - 4;
+    else *tx += l;
+}
+
+// VT [16][T][cin] (T tiles: sample-major, then tile vectors and lanes as in the forward) of the
+// channel-last padded inputs xl [ns][H+2][W+2][cin].
+static void input_transform_channels(float *VT, const float *xl, int ns, int cin, int H, int W, size_t T) {
+    const int Wp = W + 2, half = W == 8, nq = H * W / 32;
+    for (int n = 0; n < ns; n++)
+        for (int q = 0; q < nq; q++)
+            for (int l = 0; l < 8; l++) {
+                int ty, tx;
+                lane_tile(q, l, W, half, &ty, &tx);
+                const size_t t = ((size_t)n * nq + q) * 8 + l;
+                const float *p0 = xl + (((size_t)n * (H + 2) + 2 * ty) * Wp + 2 * tx) * cin;
+                for (int c0 = 0; c0 < cin; c0 += 8) {
+                    v8f tr[4][4];
+                    for (int c = 0; c < 4; c++) {  // B^T d
+                        const float *p = p0 + (size_t)c * cin + c0;
+                        const v8f d0 = load8(p), d1 = load8(p + (size_t)Wp * cin);
+                        const v8f d2 = load8(p + (size_t)2 * Wp * cin), d3 = load8(p + (size_t)3 * Wp * cin);
+                        tr[0][c] = d0 - d2, tr[1][c] = d1 + d2, tr[2][c] = d2 - d1, tr[3][c] = d1 - d3;
+                    }
+                    for (int i = 0; i < 4; i++) {  // (B^T d) B
+                        const v8f u[4] = {tr[i][0] - tr[i][2], tr[i][1] + tr[i][2], tr[i][2] - tr[i][1],
+                                          tr[i][1] - tr[i][3]};
+                        for (int j = 0; j < 4; j++) store8(VT + (i * 4 + j) * dw_vrow(T, cin) + t * cin + c0, u[j]);
+                    }
+                }
+            }
+}
+
+// GT [16][cout][T]: A dY A^T of every output-gradient tile, 8 tiles a vector (each tile's two
+// columns taken apart from two 8-pixel loads).
+static void gradient_transform(float *GT, const float *g, int ns, int cout, int H, int W, size_t T) {
+    const int half = W == 8, nq = H * W / 32;
+    for (int n = 0; n < ns; n++)
+        for (int q = 0; q < nq; q++) {
+            int ty, tx0;
+            tile_origin(q, W, half, &ty, &tx0);
+            const size_t t = ((size_t)n * nq + q) * 8;
+            for (int co = 0; co < cout; co++) {
+                const float *row = g + (((size_t)n * cout + co) * H + 2 * ty) * W + 2 * tx0;
+                v8f gt[2][2];
+                for (int r = 0; r < 2; r++) {
+                    const v8f lo = load8(row + (size_t)r * W), hi = load8(row + (size_t)r * W + (half ? 2 * W : 8));
+                    gt[r][0] = SID_SHUFFLE2(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+                    gt[r][1] = SID_SHUFFLE2(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+                }
+                v8f h[4][2];
+                for (int c = 0; c < 2; c++)  // A dY
+                    h[0][c] = gt[0][c], h[1][c] = gt[0][c] + gt[1][c], h[2][c] = gt[0][c] - gt[1][c], h[3][c] = -gt[1][c];
+                for (int i = 0; i < 4; i++) {  // (A dY) A^T
+                    const v8f m[4] = {h[i][0], h[i][0] + h[i][1], h[i][0] - h[i][1], -h[i][1]};
+                    for (int j = 0; j < 4; j++) store8(GT + (i * 4 + j) * dw_grow(T, cout) + co * T + t, m[j]);
+                }
+            }
+        }
+}
+
+// dU[e][co..co+CO][ci0..ci0+8V] += sum over tiles [t0, t1) of the T: the forward's register scheme
+// with the tiles as the summed axis (CO x V accumulators, one broadcast gradient feeding V FMAs).
+static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void dw_point_products(
+    float *dU, const float *VT, const float *GT, int cin, int cout, int e, int co, int ci0, size_t T, size_t t0,
+    size_t t1, const int V, const int CO) {
+    v8f acc[WINO_CO][2];
+    for (int j = 0; j < CO; j++)
+        for (int v = 0; v < V; v++) acc[j][v] = (v8f){0};
+    const float *vt = VT + e * dw_vrow(T, cin) + ci0, *gt = GT + e * dw_grow(T, cout) + co * T;
+    for (size_t t = t0; t < t1; t++) {
+        v8f iv[2];
+        for (int v = 0; v < V; v++) iv[v] = load8(vt + t * cin + v * 8);
+        for (int j = 0; j < CO; j++) {
+            const float gj = gt[(size_t)j * T + t];
+            for (int v = 0; v < V; v++) acc[j][v] += iv[v] * gj;
+        }
+    }
+    float *d = dU + e * sid_wino_urow(cin, cout) + (size_t)co * cin + ci0;
+    for (int j = 0; j < CO; j++)
+        for (int v = 0; v < V; v++) store8(d + (size_t)j * cin + v * 8, load8(d + (size_t)j * cin + v * 8) + acc[j][v]);
+}
+
+static inline __attribute__((always_inline)) void dw_point_channels(float *dU, const float *VT, const float *GT,
+                                                                    int cin, int cout, int e, int ci0, size_t T,
+                                                                    size_t t0, size_t t1, const int V) {
+    int co = 0;
+    for (; co + WINO_CO <= cout; co += WINO_CO)
+        dw_point_products(dU, VT, GT, cin, cout, e, co, ci0, T, t0, t1, V, WINO_CO);
+    for (; co < cout; co++) dw_point_products(dU, VT, GT, cin, cout, e, co, ci0, T, t0, t1, V, 1);
+}
+
+enum { DW_TILE_BLOCK = 64 };  // tiles summed per pass: a point's slices of VT and GT stay in L1
+
+void sid_wino_dw_accumulate(float *dU, const float *in, const float *g, int ns, int cin, int cout, int H, int W,
+                            float *scratch) {
+    const size_t T = (size_t)ns * H * W / 4, pad = (size_t)(H + 2) * (W + 2) * cin;
+    float *xl = scratch, *VT = xl + (size_t)ns * pad, *GT = VT + 16 * dw_vrow(T, cin);
+    for (int n = 0; n < ns; n++) pad_channels_last(xl + n * pad, in + (size_t)n * cin * H * W, cin, H, W);
+    input_transform_channels(VT, xl, ns, cin, H, W, T);
+    gradient_transform(GT, g, ns, cout, H, W, T);
+    for (size_t t0 = 0; t0 < T; t0 += DW_TILE_BLOCK) {
+        const size_t t1 = t0 + DW_TILE_BLOCK < T ? t0 + DW_TILE_BLOCK : T;
+        for (int e = 0; e < 16; e++) {
+            int ci0 = 0;
+            for (; ci0 + 16 <= cin; ci0 += 16) dw_point_channels(dU, VT, GT, cin, cout, e, ci0, T, t0, t1, 2);
+            if (ci0 < cin) dw_point_channels(dU, VT, GT, cin, cout, e, ci0, T, t0, t1, 1);
+        }
+    }
+}
+
+void sid_wino_dw_finish(float *dw, const float *dU, int cin, int cout) {
+    const size_t urow = sid_wino_urow(cin, cout);
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const float *u = dU + (size_t)co * cin + ci;
+            double s[3][4];
+            for (int j = 0; j < 4; j++) {  // G^T dU
+                const double u0 = u[j * urow], u1 = u[(4 + j) * urow], u2 = u[(8 + j) * urow], u3 = u[(12 + j) * urow];
+                s[0][j] = u0 + 0.5 * (u1 + u2);
+                s[1][j] = 0.5 * (u1 - u2);
+                s[2][j] = 0.5 * (u1 + u2) + u3;
+            }
+            float *d = dw + ((size_t)co * cin + ci) * 9;
+            for (int a = 0; a < 3; a++) {  // (G^T dU) G
+                d[a * 3 + 0] += (float)(s[a][0] + 0.5 * (s[a][1] + s[a][2]));
+                d[a * 3 + 1] += (float)(0.5 * (s[a][1] - s[a][2]));
+                d[a * 3 + 2] += (float)(0.5 * (s[a][1] + s[a][2]) + s[a][3]);
+            }
+        }
 }

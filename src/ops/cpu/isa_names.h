@@ -79,4 +79,6 @@
 // kernels shared between files of one variant
 #define sid_wino_weights SID_ISA_NAME(sid_wino_weights)
 #define sid_wino_conv SID_ISA_NAME(sid_wino_conv)
+#define sid_wino_dw_accumulate SID_ISA_NAME(sid_wino_dw_accumulate)
+#define sid_wino_dw_finish SID_ISA_NAME(sid_wino_dw_finish)
 #endif
