@@ -136,6 +136,8 @@ static void bench_attention(int B, int N, int M, int H, int dh, const char *what
 typedef struct { int N, C, HW, G; float *x, *y, *g, *b, *mean, *rstd, *dx, *dg, *db, *dy; } gn_ctx;
 static void gn_fwd(void *p) { gn_ctx *c = p; sid_groupnorm_fwd(c->y, c->mean, c->rstd, c->x, c->g, c->b, c->N, c->C, c->HW, c->G, 1e-5f); }
 static void gn_bwd(void *p) { gn_ctx *c = p; sid_groupnorm_bwd(c->dx, c->dg, c->db, c->dy, c->x, c->g, c->mean, c->rstd, c->N, c->C, c->HW, c->G); }
+static void gns_fwd(void *p) { gn_ctx *c = p; sid_groupnorm_silu_fwd(c->y, c->mean, c->rstd, c->x, c->g, c->b, c->N, c->C, c->HW, c->G, 1e-5f); }
+static void gns_bwd(void *p) { gn_ctx *c = p; sid_groupnorm_silu_bwd(c->dx, c->dg, c->db, c->dy, c->x, c->g, c->b, c->mean, c->rstd, c->N, c->C, c->HW, c->G); }
 static void bench_groupnorm(int N, int C, int HW, int G, const char *what) {
     size_t n = (size_t)N * C * HW;
     gn_ctx c = {N, C, HW, G, randn(n), zeros(n), randn(C), randn(C), zeros(N * G), zeros(N * G), zeros(n), zeros(C), zeros(C), randn(n)};
@@ -143,6 +145,8 @@ static void bench_groupnorm(int N, int C, int HW, int G, const char *what) {
     snprintf(shape, sizeof shape, "%s [%d,%d,%d] G%d", what, N, C, HW, G);
     row("groupnorm fwd", shape, time_it(gn_fwd, &c), 0, 2.0 * n * 4 + n * 4);
     row("groupnorm bwd", shape, time_it(gn_bwd, &c), 0, 6.0 * n * 4);
+    row("groupnorm+silu fwd", shape, time_it(gns_fwd, &c), 0, 2.0 * n * 4 + n * 4);
+    row("groupnorm+silu bwd", shape, time_it(gns_bwd, &c), 0, 6.0 * n * 4);
     free(c.x), free(c.y), free(c.g), free(c.b), free(c.mean), free(c.rstd), free(c.dx), free(c.dg), free(c.db), free(c.dy);
 }
 
@@ -164,6 +168,11 @@ int main(int argc, char **argv) {
     bench_peak();
     if (want(argc, argv, "linear")) {
     bench_linear(1024, 64, 64, "small UNet 16x16 tok");
+    // the built-in teacher's transformer at 8x8, as a batch-split part of 4 samples runs it
+    bench_linear(256, 32, 32, "teacher part attn proj");
+    bench_linear(256, 32, 256, "teacher part GEGLU in");
+    bench_linear(256, 128, 32, "teacher part ff out");
+    bench_linear(308, 64, 32, "teacher part context k/v");
     bench_linear(4096, 320, 320, "SD1.5 64x64 attn proj");
     bench_linear(4096, 320, 2560, "SD1.5 64x64 GEGLU in");
     printf("\n");
@@ -197,6 +206,7 @@ int main(int argc, char **argv) {
     }
     if (want(argc, argv, "groupnorm")) {
     bench_groupnorm(16, 64, 1024, 32, "small UNet");
+    bench_groupnorm(4, 16, 1024, 8, "teacher part");
     bench_groupnorm(1, 320, 4096, 32, "SD1.5 64x64");
     printf("\n");
     }

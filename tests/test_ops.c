@@ -967,6 +967,29 @@ static void test_fill(void) {
 }
 
 // The work counter behind the benchmarks' "fraction of the GEMM peak": exact products counted.
+// The Winograd path keeps each thread's transformed kernels between calls (conv2d.c): an
+// optimizer step changes the weights in place, at the same address, and the next call, forward
+// and input gradient, must use the new ones.
+static void test_conv_sees_weights_changed_in_place(void) {
+    const sid_conv2d_shape s = {2, 16, 8, 8, 16, 3, 1, 1};
+    const size_t nx = 2 * 16 * 64, nw = 16 * 16 * 9;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *w2 = malloc(nw * 4), *y = malloc(nx * 4), *yref = malloc(nx * 4);
+    float *dx = calloc(nx, 4), *dxref = calloc(nx, 4);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+    for (size_t i = 0; i < nw; i++) w[i] = (float)((i * 13) % 11) / 11.0f - 0.5f, w2[i] = 0.25f - w[i];
+    sid_conv2d_fwd(y, x, w, NULL, &s);
+    sid_conv2d_bwd(dx, NULL, NULL, x, x, w, &s);
+    sid_conv2d_fwd(yref, x, w2, NULL, &s);  // the new weights at another address: a fresh transform
+    sid_conv2d_bwd(dxref, NULL, NULL, x, x, w2, &s);
+    memcpy(w, w2, nw * 4);
+    memset(dx, 0, nx * 4);
+    sid_conv2d_fwd(y, x, w, NULL, &s);
+    sid_conv2d_bwd(dx, NULL, NULL, x, x, w, &s);
+    EXPECT(!memcmp(y, yref, nx * 4), "conv2d forward used the weights from before they changed in place");
+    EXPECT(!memcmp(dx, dxref, nx * 4), "conv2d input gradient used the weights from before they changed in place");
+    free(x), free(w), free(w2), free(y), free(yref), free(dx), free(dxref);
+}
+
 static void test_flop_counter(void) {
     const sid_conv2d_shape s = {2, 3, 5, 6, 4, 3, 1, 1};  // 2 samples, 3->4 channels, 5x6, 3x3 pad 1
     const size_t nin = 2 * 3 * 5 * 6, nw = 4 * 3 * 9, nout = 2 * 4 * 5 * 6;
@@ -1134,7 +1157,7 @@ static void test_sid_gather_rows(void) {
     }
 }
 
-TEST_LIST(T(test_fill), T(test_flop_counter), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_isas_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
+TEST_LIST(T(test_fill), T(test_flop_counter), T(test_conv_sees_weights_changed_in_place), T(test_checker_can_fail), T(test_ops_match_pytorch), T(test_backends_agree_at_scale), T(test_isas_agree_at_scale), T(test_guard_matches_cpu_bitwise), T(test_timestep_embedding_sd_vector), T(test_ops_forward_and_gradients),
           T(test_ops_single_thread), T(test_sid_nan_rows), T(test_sid_sanitize), T(test_sid_adam),
           T(test_sid_ema), T(test_sid_gather_rows))
 TEST_MAIN("ops")

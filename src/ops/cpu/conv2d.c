@@ -5,14 +5,16 @@
 // Weight gradients are accumulated per thread and reduced once at the end.
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/error.h"
 #include "ops/cpu/conv2d_winograd.h"
 #include "ops/cpu/vec8.h"
 #include "ops/ops.h"
 
-static _Thread_local sid_scratch conv_scratch, conv_wflip_scratch, conv_wino_scratch;  // threads may run ops side by side (unet.c)
+static _Thread_local sid_scratch conv_scratch, conv_wflip_scratch;  // threads may run ops side by side (unet.c)
 
 // A stride-1 conv whose output has the input's size (3x3 pad 1): each column row is its
 // input plane shifted by d = (ki-p)*W + (kj-p), so one contiguous copy per row replaces a
@@ -324,6 +326,39 @@ __attribute__((optimize("fp-contract=fast"))) static void conv_direct_dw(float *
             for (int ky = 0; ky < k; ky++) dw_row(dw, g, pad, ns, cin, cout, co, ci, ky, H, W, k, 1);
 }
 
+// The Winograd-domain kernels depend on the weights alone, yet the batch split calls a convolution
+// once per part (16 parts at batch 64), and transforming them each time took 2.4 % of a SiD-LSG
+// iteration. Each thread keeps the transforms of the weights it saw, keyed by address, shape and
+// orientation (flip: the input gradient's), valid while a copy of the weights still matches them
+// (an optimizer step changes them in place).
+typedef struct {
+    const float *w;
+    int cin, cout, flip;
+    float *copy, *U;
+} wino_entry;
+enum { WINO_CACHE_ENTRIES = 256 };  // the three networks' convolutions, both orientations
+static _Thread_local wino_entry wino_cache[WINO_CACHE_ENTRIES];
+static _Thread_local int wino_cache_next;
+
+static const float *wino_kernels(const float *w, int cin, int cout, int flip) {
+    const size_t nw = (size_t)cin * cout * 9;
+    wino_entry *e = NULL;
+    for (int i = 0; i < WINO_CACHE_ENTRIES && !e; i++)
+        if (wino_cache[i].w == w && wino_cache[i].cin == cin && wino_cache[i].cout == cout && wino_cache[i].flip == flip)
+            e = &wino_cache[i];
+    if (e && !memcmp(e->copy, w, nw * sizeof(float))) return e->U;
+    if (!e) {  // a new entry, in turn over the slots
+        e = &wino_cache[wino_cache_next];
+        wino_cache_next = (wino_cache_next + 1) % WINO_CACHE_ENTRIES;
+        free(e->copy), free(e->U);
+        *e = (wino_entry){w, cin, cout, flip, sid_malloc(nw * sizeof(float)),
+                          sid_malloc(sid_wino_weights_floats(cin, cout) * sizeof(float))};
+    }
+    memcpy(e->copy, w, nw * sizeof(float));
+    sid_wino_weights(e->U, w, cin, cout, flip);
+    return e->U;
+}
+
 // 3x3 kernels whose planes fill the Winograd kernel's tile vectors (conv2d_winograd.c), summing
 // over at least 8 input channels (cin: those of the convolution computed, the output's for the
 // input gradient): its output transform costs as much as 3 input channels' products.
@@ -359,8 +394,7 @@ void sid_conv2d_fwd(float *out, const float *in, const float *w, const float *b,
                               : pw     ? 0
                                        : (size_t)K * P;
     float *scratch = per_thread ? sid_scratch_get(&conv_scratch, (size_t)nt * per_thread) : NULL;
-    float *U = wino ? sid_scratch_get(&conv_wino_scratch, sid_wino_weights_floats(s->cin, s->cout)) : NULL;
-    if (wino) sid_wino_weights(U, w, s->cin, s->cout, 0);
+    const float *U = wino ? wino_kernels(w, s->cin, s->cout, 0) : NULL;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int n = 0; n < s->n; n++) {
         const float *x = in + (size_t)n * s->cin * s->h * s->w;
@@ -411,16 +445,16 @@ void sid_conv2d_bwd(float *din, float *dw, float *db, const float *dout, const f
     // flipped, channel-swapped kernel wf[ci][co][ky][kx] = w[co][ci][k-1-ky][k-1-kx].
     const int direct_dx = din && direct_ok(s, ho, wo, s->cin) && s->cout <= DIRECT_MAX_CH;
     const int k = s->k, kk = k * k, wino_dx = direct_dx && wino_ok(s, s->cout);
-    float *wf = NULL;
+    const float *wf = NULL;
     if (wino_dx) {
-        wf = sid_scratch_get(&conv_wino_scratch, sid_wino_weights_floats(s->cout, s->cin));
-        sid_wino_weights(wf, w, s->cout, s->cin, 1);
+        wf = wino_kernels(w, s->cout, s->cin, 1);
     } else if (direct_dx) {
-        wf = sid_scratch_get(&conv_wflip_scratch, wsize);
+        float *flipped = sid_scratch_get(&conv_wflip_scratch, wsize);
+        wf = flipped;
         for (int co = 0; co < s->cout; co++)
             for (int ci = 0; ci < s->cin; ci++)
                 for (int t = 0; t < kk; t++)
-                    wf[((size_t)ci * s->cout + co) * kk + (kk - 1 - t)] = w[((size_t)co * s->cin + ci) * kk + t];
+                    flipped[((size_t)ci * s->cout + co) * kk + (kk - 1 - t)] = w[((size_t)co * s->cin + ci) * kk + t];
     }
     // The weight gradient by the direct kernel too, from the padded input, or by Winograd tiles.
     const int direct_dw = dw && direct_ok(s, ho, wo, s->cout);
