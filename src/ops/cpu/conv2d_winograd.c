@@ -83,6 +83,15 @@ static inline void tile_origin(int q, int W, int half, int *ty, int *tx0) {
 // 16 floats (rows 4 KB apart would share one L1 cache set).
 static inline size_t tile_row(int channels) { return (size_t)channels * 16 + 16; }
 
+// u = B^T d B of a 4x4 input tile d[row][column] (vectors of 8 tiles or of 8 channels).
+static inline __attribute__((always_inline)) void input_tile_transform(v8f u[4][4], const v8f d[4][4]) {
+    v8f t[4][4];
+    for (int c = 0; c < 4; c++)  // B^T d
+        t[0][c] = d[0][c] - d[2][c], t[1][c] = d[1][c] + d[2][c], t[2][c] = d[2][c] - d[1][c], t[3][c] = d[1][c] - d[3][c];
+    for (int i = 0; i < 4; i++)  // (B^T d) B
+        u[i][0] = t[i][0] - t[i][2], u[i][1] = t[i][1] + t[i][2], u[i][2] = t[i][2] - t[i][1], u[i][3] = t[i][1] - t[i][3];
+}
+
 static inline v8f load_tiles(const float *p, int Wh, const int half) { return half ? load4x2(p, p + 2 * Wh) : load8(p); }
 
 static inline __attribute__((always_inline)) void input_transform(float *Vt, const float *pp, int cin, int H, int W,
@@ -94,17 +103,14 @@ static inline __attribute__((always_inline)) void input_transform(float *Vt, con
         tile_origin(q0 + v, W, half, &ty, &tx0);
         for (int ci = 0; ci < cin; ci++) {
             const float *E = pp + (size_t)ci * 2 * plane + (size_t)2 * ty * Wh + tx0, *O = E + plane;
-            v8f t[4][4];
-            for (int c = 0; c < 4; c++) {  // B^T d, a column of d (padded column 2 tx + c) at a time
+            v8f d[4][4], u[4][4];
+            for (int c = 0; c < 4; c++) {  // padded column 2 tx + c: the even or the odd plane
                 const float *p = (c & 1 ? O : E) + (c >> 1);
-                const v8f d0 = load_tiles(p, Wh, half), d1 = load_tiles(p + Wh, Wh, half);
-                const v8f d2 = load_tiles(p + 2 * Wh, Wh, half), d3 = load_tiles(p + 3 * Wh, Wh, half);
-                t[0][c] = d0 - d2, t[1][c] = d1 + d2, t[2][c] = d2 - d1, t[3][c] = d1 - d3;
+                for (int r = 0; r < 4; r++) d[r][c] = load_tiles(p + r * Wh, Wh, half);
             }
-            for (int i = 0; i < 4; i++) {  // (B^T d) B
-                const v8f u[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
-                for (int j = 0; j < 4; j++) store8(Vt + (i * 4 + j) * tile_row(cin) + (size_t)ci * V * 8 + v * 8, u[j]);
-            }
+            input_tile_transform(u, d);
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) store8(Vt + (i * 4 + j) * tile_row(cin) + (size_t)ci * V * 8 + v * 8, u[i][j]);
         }
     }
 }
@@ -227,18 +233,12 @@ static void input_transform_channels(float *VT, const float *xl, int ns, int cin
                 const size_t t = ((size_t)n * nq + q) * 8 + l;
                 const float *p0 = xl + (((size_t)n * (H + 2) + 2 * ty) * Wp + 2 * tx) * cin;
                 for (int c0 = 0; c0 < cin; c0 += 8) {
-                    v8f tr[4][4];
-                    for (int c = 0; c < 4; c++) {  // B^T d
-                        const float *p = p0 + (size_t)c * cin + c0;
-                        const v8f d0 = load8(p), d1 = load8(p + (size_t)Wp * cin);
-                        const v8f d2 = load8(p + (size_t)2 * Wp * cin), d3 = load8(p + (size_t)3 * Wp * cin);
-                        tr[0][c] = d0 - d2, tr[1][c] = d1 + d2, tr[2][c] = d2 - d1, tr[3][c] = d1 - d3;
-                    }
-                    for (int i = 0; i < 4; i++) {  // (B^T d) B
-                        const v8f u[4] = {tr[i][0] - tr[i][2], tr[i][1] + tr[i][2], tr[i][2] - tr[i][1],
-                                          tr[i][1] - tr[i][3]};
-                        for (int j = 0; j < 4; j++) store8(VT + (i * 4 + j) * dw_vrow(T, cin) + t * cin + c0, u[j]);
-                    }
+                    v8f d[4][4], u[4][4];
+                    for (int r = 0; r < 4; r++)
+                        for (int c = 0; c < 4; c++) d[r][c] = load8(p0 + ((size_t)r * Wp + c) * cin + c0);
+                    input_tile_transform(u, d);
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) store8(VT + (i * 4 + j) * dw_vrow(T, cin) + t * cin + c0, u[i][j]);
                 }
             }
 }
@@ -257,8 +257,8 @@ static void gradient_transform(float *GT, const float *g, int ns, int cout, int 
                 v8f gt[2][2];
                 for (int r = 0; r < 2; r++) {
                     const v8f lo = load8(row + (size_t)r * W), hi = load8(row + (size_t)r * W + (half ? 2 * W : 8));
-                    gt[r][0] = SID_SHUFFLE2(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
-                    gt[r][1] = SID_SHUFFLE2(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+                    gt[r][0] = deinterleave_even(lo, hi);
+                    gt[r][1] = deinterleave_odd(lo, hi);
                 }
                 v8f h[4][2];
                 for (int c = 0; c < 2; c++)  // A dY
