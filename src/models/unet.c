@@ -18,8 +18,8 @@ static const size_t split_max_grad_bytes = (size_t)256 << 20;
 
 struct sid_unet_split {
     struct {
-        int H, W, M;
-        size_t bytes;  // arena peak of a one-sample forward (temporaries included)
+        int H, W, M, pairs;
+        size_t bytes;  // arena peak of a one-sample (one-pair) forward, temporaries included
     } shape[SPLIT_SHAPES];
     int next;          // the slot a new shape takes
     float *grads;      // (threads - 1) private gradient blocks
@@ -429,11 +429,11 @@ int sid_unet_ldm_name(const void *ctx, const char *n, char *buf, size_t cap) {
 // concatenations need no special cases. The tape is host metadata (sid_ctx_host: the meta
 // arena, or the activation arena on the CPU); the tensors it names live in the activation arena,
 // in the backend's memory.
-typedef enum { OP_CONV, OP_RESNET, OP_TRANSFORMER, OP_UPSAMPLE, OP_CONCAT, OP_GROUPNORM, OP_SILU } op_kind;
+typedef enum { OP_CONV, OP_RESNET, OP_TRANSFORMER, OP_UPSAMPLE, OP_CONCAT, OP_GROUPNORM, OP_SILU, OP_PAIR } op_kind;
 
 typedef struct {
     float *data, *grad;
-    int C, H, W;
+    int N, C, H, W;  // N: the batch, half the network's in a paired pass until the pairing
 } tensor;
 
 typedef struct {
@@ -448,10 +448,15 @@ typedef struct {
 
 enum { MAX_TENSORS = 512 };
 
+// A paired pass (guided evaluation): samples i and N/2 + i share x and t and differ in ctx only, so
+// every layer before the first one that reads ctx (the leading convolutions and ResNets) runs once
+// on the N/2 shared samples; OP_PAIR then stacks each live tensor on itself, and the rest runs on
+// N. Backward adds the two halves' gradients at each OP_PAIR and runs the shared layers once.
 typedef struct {
     int N, M, H, W, checkpointing;
+    int pairs, cur;  // cur: the batch of the tensors being made (N/2 before the pairing)
     const float *x, *t, *ctx;
-    float *tproj, *h1, *a1, *emb;
+    float *tproj, *h1, *a1, *emb, *emb_shared;  // emb [N]; emb_shared [N/2] (paired only)
     tensor tens[MAX_TENSORS];
     tape_op ops[MAX_TENSORS];
     int nt, nops;
@@ -459,7 +464,7 @@ typedef struct {
 
 static int new_tensor(const sid_ctx *c, unet_tape *s, int C, int H, int W) {
     if (s->nt == MAX_TENSORS) sid_die("unet: more than %d tensors in one forward", MAX_TENSORS);
-    s->tens[s->nt] = (tensor){sid_ctx_out(c, (size_t)s->N * C * H * W), NULL, C, H, W};
+    s->tens[s->nt] = (tensor){sid_ctx_out(c, (size_t)s->cur * C * H * W), NULL, s->cur, C, H, W};
     return s->nt++;
 }
 
@@ -473,7 +478,7 @@ static int conv(const sid_ctx *c, unet_tape *s, const sid_conv *l, int in) {
     const tensor *x = &s->tens[in];
     const int H = (x->H + 2 * l->pad - l->k) / l->stride + 1, W = (x->W + 2 * l->pad - l->k) / l->stride + 1;
     const int out = new_tensor(c, s, l->cout, H, W);
-    sid_conv_f(c, l, s->tens[out].data, s->tens[in].data, s->N, x->H, x->W);
+    sid_conv_f(c, l, s->tens[out].data, s->tens[in].data, x->N, x->H, x->W);
     record(s, OP_CONV, l, in, -1, out);
     return out;
 }
@@ -489,11 +494,15 @@ static void release_to(const sid_ctx *c, arena_marks m) {
     if (c->meta) sid_arena_reset(c->meta, m.meta);
 }
 
+// The time embedding of a batch of n: the shared one before the pairing.
+static float *emb_for(const unet_tape *s, int n) { return n == s->N ? s->emb : s->emb_shared; }
+
 static int resnet(const sid_ctx *c, unet_tape *s, const sid_resnet *r, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, r->cout, x->H, x->W);
     const arena_marks m = marks_of(c);
-    const sid_resnet_saved rs = sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, s->emb, s->N, x->H, x->W);
+    const sid_resnet_saved rs =
+        sid_resnet_f(c, r, s->tens[out].data, s->tens[in].data, emb_for(s, x->N), x->N, x->H, x->W);
     tape_op *op = record(s, OP_RESNET, r, in, -1, out);
     if (s->checkpointing) release_to(c, m), op->recompute = 1;
     else op->rs = rs;
@@ -505,7 +514,7 @@ static int transformer(const sid_ctx *c, unet_tape *s, const sid_transformer *t,
     const int out = new_tensor(c, s, t->C, x->H, x->W);
     const arena_marks m = marks_of(c);
     sid_transformer_saved *ts =
-        sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, s->N, x->H, x->W, s->M);
+        sid_transformer_f(c, t, s->tens[out].data, s->tens[in].data, s->ctx, x->N, x->H, x->W, s->M);
     tape_op *op = record(s, OP_TRANSFORMER, t, in, -1, out);
     if (s->checkpointing) release_to(c, m), op->recompute = 1;
     else op->ts = ts;
@@ -517,18 +526,19 @@ static void resnet_recomputed_b(const sid_ctx *c, const unet_tape *s, const tape
                                 const tensor *in, float *demb) {
     const sid_resnet *r = op->layer;
     const arena_marks m = marks_of(c);
-    float *scratch = sid_ctx_out(c, (size_t)s->N * r->cout * in->H * in->W);
-    const sid_resnet_saved rs = sid_resnet_f(c, r, scratch, in->data, s->emb, s->N, in->H, in->W);
-    sid_resnet_b(c, r, gin, demb, g, in->data, s->emb, rs, s->N, in->H, in->W);
+    const float *emb = emb_for(s, in->N);
+    float *scratch = sid_ctx_out(c, (size_t)in->N * r->cout * in->H * in->W);
+    const sid_resnet_saved rs = sid_resnet_f(c, r, scratch, in->data, emb, in->N, in->H, in->W);
+    sid_resnet_b(c, r, gin, demb, g, in->data, emb, rs, in->N, in->H, in->W);
     release_to(c, m);
 }
 static void transformer_recomputed_b(const sid_ctx *c, const unet_tape *s, const tape_op *op, float *gin,
                                      float *dctx, const float *g, const tensor *in) {
     const sid_transformer *t = op->layer;
     const arena_marks m = marks_of(c);
-    float *scratch = sid_ctx_out(c, (size_t)s->N * t->C * in->H * in->W);
-    sid_transformer_saved *ts = sid_transformer_f(c, t, scratch, in->data, s->ctx, s->N, in->H, in->W, s->M);
-    sid_transformer_b(c, t, gin, dctx, g, in->data, s->ctx, ts, s->N, in->H, in->W, s->M);
+    float *scratch = sid_ctx_out(c, (size_t)in->N * t->C * in->H * in->W);
+    sid_transformer_saved *ts = sid_transformer_f(c, t, scratch, in->data, s->ctx, in->N, in->H, in->W, s->M);
+    sid_transformer_b(c, t, gin, dctx, g, in->data, s->ctx, ts, in->N, in->H, in->W, s->M);
     release_to(c, m);
 }
 
@@ -542,7 +552,7 @@ void sid_unet_set_checkpointing(sid_unet *u, int on) {
 static int upsample(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, 2 * x->H, 2 * x->W);
-    sid_be(c)->upsample2x_fwd(s->tens[out].data, s->tens[in].data, s->N * x->C, x->H, x->W);
+    sid_be(c)->upsample2x_fwd(s->tens[out].data, s->tens[in].data, x->N * x->C, x->H, x->W);
     record(s, OP_UPSAMPLE, NULL, in, -1, out);
     return out;
 }
@@ -550,7 +560,7 @@ static int upsample(const sid_ctx *c, unet_tape *s, int in) {
 static int concat(const sid_ctx *c, unet_tape *s, int a, int b) {
     const tensor *x = &s->tens[a], *y = &s->tens[b];
     const int out = new_tensor(c, s, x->C + y->C, x->H, x->W);
-    sid_be(c)->concat_fwd(s->tens[out].data, x->data, y->data, s->N, x->C, y->C, x->H * x->W);
+    sid_be(c)->concat_fwd(s->tens[out].data, x->data, y->data, x->N, x->C, y->C, x->H * x->W);
     record(s, OP_CONCAT, NULL, a, b, out);
     return out;
 }
@@ -558,7 +568,7 @@ static int concat(const sid_ctx *c, unet_tape *s, int a, int b) {
 static int groupnorm(const sid_ctx *c, unet_tape *s, const sid_norm *l, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
-    const sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, s->N, x->H * x->W);
+    const sid_norm_saved ns = sid_groupnorm_f(c, l, s->tens[out].data, x->data, x->N, x->H * x->W);
     record(s, OP_GROUPNORM, l, in, -1, out)->ns = ns;
     return out;
 }
@@ -566,13 +576,40 @@ static int groupnorm(const sid_ctx *c, unet_tape *s, const sid_norm *l, int in) 
 static int silu(const sid_ctx *c, unet_tape *s, int in) {
     const tensor *x = &s->tens[in];
     const int out = new_tensor(c, s, x->C, x->H, x->W);
-    sid_be(c)->act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)s->N * x->C * x->H * x->W);
+    sid_be(c)->act_fwd(SID_ACT_SILU, s->tens[out].data, x->data, (size_t)x->N * x->C * x->H * x->W);
     record(s, OP_SILU, NULL, in, -1, out);
     return out;
 }
 
+// The pairing of a paired pass (see unet_tape): the time embedding and the live tensors h and
+// skips[0..nskip) stacked on themselves, renumbered in place. Once.
+static void pair_up(const sid_ctx *c, unet_tape *s, int td, int *h, int *skips, int nskip) {
+    if (!s->pairs || s->cur == s->N) return;
+    const sid_backend *be = sid_be(c);
+    const int n = s->cur;
+    s->cur = s->N;
+    s->emb = sid_ctx_out(c, (size_t)s->N * td);
+    be->scale_fwd(s->emb, s->emb_shared, 1.0f, (size_t)n * td), be->scale_fwd(s->emb + (size_t)n * td, s->emb_shared, 1.0f, (size_t)n * td);
+    int from[MAX_TENSORS / 4], to[MAX_TENSORS / 4], nmap = 0;
+    for (int k = -1; k < nskip; k++) {
+        int *i = k < 0 ? h : &skips[k], j = 0;
+        while (j < nmap && from[j] != *i) j++;
+        if (j == nmap) {
+            const tensor *x = &s->tens[*i];
+            const size_t len = (size_t)n * x->C * x->H * x->W;
+            const int out = new_tensor(c, s, x->C, x->H, x->W);
+            be->scale_fwd(s->tens[out].data, s->tens[*i].data, 1.0f, len);
+            be->scale_fwd(s->tens[out].data + len, s->tens[*i].data, 1.0f, len);
+            record(s, OP_PAIR, NULL, *i, -1, out);
+            from[nmap] = *i, to[nmap++] = out;
+        }
+        *i = to[j];
+    }
+}
+
+// pairs: a paired pass (x and t hold N/2 samples).
 static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
-                               const float *ctx, int N, int H, int W, int M) {
+                               const float *ctx, int N, int H, int W, int M, int pairs) {
     const sid_backend *be = sid_be(c);
     const sid_unet_config *cfg = &u->cfg;
     const int n = cfg->levels, b0 = cfg->block_out_channels[0];
@@ -580,17 +617,20 @@ static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, 
         sid_die("unet: a %dx%d input does not halve %d times", H, W, n - 1);
     unet_tape *s = sid_ctx_host(c, sizeof *s);  // zero-filled
     s->N = N, s->M = M, s->H = H, s->W = W, s->x = x, s->t = t, s->ctx = ctx, s->checkpointing = u->checkpointing;
+    s->pairs = pairs, s->cur = pairs ? N / 2 : N;
+    const int n0 = s->cur, td = u->temb_dim;
     // time embedding: sinusoidal -> linear_1 -> SiLU -> linear_2 (each resnet applies its own SiLU)
-    s->tproj = sid_ctx_out(c, (size_t)N * b0);
-    s->h1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
-    s->a1 = sid_ctx_out(c, (size_t)N * u->temb_dim);
-    s->emb = sid_ctx_out(c, (size_t)N * u->temb_dim);
-    be->timestep_embedding_fwd(s->tproj, t, N, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
-    sid_linear_f(c, &u->time1, s->h1, s->tproj, N);
-    be->act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)N * u->temb_dim);
-    sid_linear_f(c, &u->time2, s->emb, s->a1, N);
+    s->tproj = sid_ctx_out(c, (size_t)n0 * b0);
+    s->h1 = sid_ctx_out(c, (size_t)n0 * td);
+    s->a1 = sid_ctx_out(c, (size_t)n0 * td);
+    s->emb = sid_ctx_out(c, (size_t)n0 * td);
+    be->timestep_embedding_fwd(s->tproj, t, n0, b0, cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f);
+    sid_linear_f(c, &u->time1, s->h1, s->tproj, n0);
+    be->act_fwd(SID_ACT_SILU, s->a1, s->h1, (size_t)n0 * td);
+    sid_linear_f(c, &u->time2, s->emb, s->a1, n0);
+    if (pairs) s->emb_shared = s->emb;
 
-    s->tens[0] = (tensor){(float *)x, NULL, cfg->in_channels, H, W};
+    s->tens[0] = (tensor){(float *)x, NULL, n0, cfg->in_channels, H, W};
     s->nt = 1;
     int skips[4 * SID_UNET_MAX_LEVELS * 4], nskip = 0;
     int h = conv(c, s, &u->conv_in, 0);
@@ -599,16 +639,18 @@ static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, 
         const sid_unet_level *l = &u->down[i];
         for (int j = 0; j < l->n; j++) {
             h = resnet(c, s, &l->res[j], h);
-            if (l->attn) h = transformer(c, s, &l->attn[j], h);
+            if (l->attn) pair_up(c, s, td, &h, skips, nskip), h = transformer(c, s, &l->attn[j], h);
             skips[nskip++] = h;
         }
         if (l->has_sample) skips[nskip++] = h = conv(c, s, &l->sample, h);
     }
     if (cfg->mid_block) {
         h = resnet(c, s, &u->mid_res[0], h);
+        pair_up(c, s, td, &h, skips, nskip);
         h = transformer(c, s, &u->mid_attn, h);
         h = resnet(c, s, &u->mid_res[1], h);
     }
+    pair_up(c, s, td, &h, skips, nskip);  // a network without cross-attention: the up path runs on N
     for (int i = 0; i < n; i++) {
         const sid_unet_level *l = &u->up[i];
         for (int j = 0; j < l->n; j++) {
@@ -622,14 +664,14 @@ static unet_tape *tape_forward(const sid_ctx *c, const sid_unet *u, float *out, 
     // the last conv writes straight into the caller's buffer
     const tensor *ht = &s->tens[h];
     sid_conv_f(c, &u->conv_out, out, ht->data, N, ht->H, ht->W);
-    s->tens[s->nt] = (tensor){out, NULL, cfg->out_channels, H, W};
+    s->tens[s->nt] = (tensor){out, NULL, N, cfg->out_channels, H, W};
     record(s, OP_CONV, &u->conv_out, h, -1, s->nt++);
     return s;
 }
 
 static float *grad_of(const sid_ctx *c, unet_tape *s, int i) {
     tensor *t = &s->tens[i];
-    if (!t->grad) t->grad = sid_ctx_floats(c, (size_t)s->N * t->C * t->H * t->W);
+    if (!t->grad) t->grad = sid_ctx_floats(c, (size_t)t->N * t->C * t->H * t->W);
     return t->grad;
 }
 
@@ -637,8 +679,9 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
                           unet_tape *s) {
     const sid_backend *be = sid_be(c);
     const size_t mark = sid_arena_mark(c->act);
-    const int N = s->N, td = u->temb_dim;
-    float *demb = sid_ctx_floats(c, (size_t)N * td);
+    const int td = u->temb_dim, n0 = s->pairs ? s->N / 2 : s->N;
+    float *demb = c->ps->grad ? sid_ctx_floats(c, (size_t)s->N * td) : NULL;
+    float *demb_shared = demb && s->pairs ? sid_ctx_floats(c, (size_t)n0 * td) : NULL;
     s->tens[s->nt - 1].grad = (float *)dout;
     s->tens[0].grad = dx;  // NULL: the input gradient is not wanted
     for (int k = s->nops - 1; k >= 0; k--) {
@@ -647,12 +690,13 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
         const float *g = s->tens[op->out].grad;
         if (!g) continue;  // nothing flows back from an unused tensor
         float *gin = op->in == 0 ? dx : grad_of(c, s, op->in);
-        const int HW = in->H * in->W;
+        const int HW = in->H * in->W, N = in->N;
+        float *de = N == s->N ? demb : demb_shared;
         switch (op->kind) {
         case OP_CONV: sid_conv_b(c, op->layer, gin, g, in->data, N, in->H, in->W); break;
         case OP_RESNET:
-            if (op->recompute) resnet_recomputed_b(c, s, op, gin, g, in, c->ps->grad ? demb : NULL);
-            else sid_resnet_b(c, op->layer, gin, c->ps->grad ? demb : NULL, g, in->data, s->emb, op->rs, N, in->H, in->W);
+            if (op->recompute) resnet_recomputed_b(c, s, op, gin, g, in, de);
+            else sid_resnet_b(c, op->layer, gin, de, g, in->data, emb_for(s, N), op->rs, N, in->H, in->W);
             break;
         case OP_TRANSFORMER:
             if (op->recompute) transformer_recomputed_b(c, s, op, gin, dctx, g, in);
@@ -669,14 +713,23 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
         case OP_SILU:
             if (gin) be->act_bwd(SID_ACT_SILU, gin, g, in->data, (size_t)N * in->C * HW);
             break;
+        case OP_PAIR: {  // gin += g[:N] + g[N:]
+            const size_t len = (size_t)N * in->C * HW;
+            if (gin) be->add_fwd(gin, gin, g, len), be->add_fwd(gin, gin, g + len, len);
+        } break;
         }
     }
     // time MLP: only weight gradients (timesteps are not differentiated)
-    if (c->ps->grad) {
-        float *da1 = sid_ctx_floats(c, (size_t)N * td), *dh1 = sid_ctx_floats(c, (size_t)N * td);
-        sid_linear_b(c, &u->time2, da1, demb, s->a1, N);
-        be->act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)N * td);
-        sid_linear_b(c, &u->time1, NULL, dh1, s->tproj, N);
+    if (demb) {
+        if (demb_shared) {
+            const size_t len = (size_t)n0 * td;
+            be->add_fwd(demb_shared, demb_shared, demb, len), be->add_fwd(demb_shared, demb_shared, demb + len, len);
+            demb = demb_shared;
+        }
+        float *da1 = sid_ctx_floats(c, (size_t)n0 * td), *dh1 = sid_ctx_floats(c, (size_t)n0 * td);
+        sid_linear_b(c, &u->time2, da1, demb, s->a1, n0);
+        be->act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)n0 * td);
+        sid_linear_b(c, &u->time1, NULL, dh1, s->tproj, n0);
     }
     for (int i = 0; i < s->nt; i++) s->tens[i].grad = NULL;  // they live in the arena released below
     sid_arena_reset(c->act, mark);
@@ -698,6 +751,7 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
 // side by side); on any other backend the whole batch runs as one.
 struct sid_unet_saved {
     int parts, first[MAX_PARTS + 1];  // part i holds samples [first[i], first[i+1]); part 0 is largest
+    int pairs, half;                  // a paired pass: first[] counts pairs, sample i pairs with half + i
     unet_tape *tape[MAX_PARTS];
 };
 
@@ -721,12 +775,13 @@ static int split_threads(int P) {
     return T < P ? T : P;
 }
 
-static size_t *shape_bytes(struct sid_unet_split *sp, int H, int W, int M) {
+static size_t *shape_bytes(struct sid_unet_split *sp, int H, int W, int M, int pairs) {
     for (int i = 0; i < SPLIT_SHAPES; i++)
-        if (sp->shape[i].H == H && sp->shape[i].W == W && sp->shape[i].M == M) return &sp->shape[i].bytes;
+        if (sp->shape[i].H == H && sp->shape[i].W == W && sp->shape[i].M == M && sp->shape[i].pairs == pairs)
+            return &sp->shape[i].bytes;
     const int i = sp->next;
     sp->next = (i + 1) % SPLIT_SHAPES;
-    sp->shape[i].H = H, sp->shape[i].W = W, sp->shape[i].M = M, sp->shape[i].bytes = 0;
+    sp->shape[i].H = H, sp->shape[i].W = W, sp->shape[i].M = M, sp->shape[i].pairs = pairs, sp->shape[i].bytes = 0;
     return &sp->shape[i].bytes;
 }
 
@@ -740,21 +795,46 @@ static sample_sizes sizes_of(const sid_unet *u, int H, int W, int M) {
     return (sample_sizes){u->cfg.in_channels * HW, u->cfg.out_channels * HW, (size_t)M * u->cfg.cross_attention_dim};
 }
 
+// Copies rows [a, a + n) and [half + a, half + a + n) of src (rows of len floats) to dst, or back.
+static void pair_rows(float *dst, const float *src, size_t len, int half, int a, int n, int gather) {
+    const size_t k = (size_t)n * len;
+    if (gather) {
+        memcpy(dst, src + a * len, k * sizeof(float)), memcpy(dst + k, src + (half + a) * len, k * sizeof(float));
+    } else {
+        memcpy(dst + a * len, src, k * sizeof(float)), memcpy(dst + (half + a) * len, src + k, k * sizeof(float));
+    }
+}
+
+// Pairs [a, a + n) of a paired pass over 2 half samples: their contexts and outputs gathered into
+// buffers of the part's own arena (the tape keeps the context for backward).
+static unet_tape *pair_part_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                    const float *ctx, int half, int a, int n, int H, int W, int M) {
+    const sample_sizes z = sizes_of(u, H, W, M);
+    float *cp = ctx ? sid_ctx_out(c, 2 * (size_t)n * z.ctx) : NULL, *op = sid_ctx_out(c, 2 * (size_t)n * z.out);
+    if (ctx) pair_rows(cp, ctx, z.ctx, half, a, n, 1);
+    unet_tape *s = tape_forward(c, u, op, x + a * z.x, t + a, cp, 2 * n, H, W, M, 1);
+    pair_rows(out, op, z.out, half, a, n, 0);
+    return s;
+}
+
 static unet_tape *part_forward(const sid_ctx *c, const sid_unet *u, const sid_unet_saved *h, int i, float *out,
                                const float *x, const float *t, const float *ctx, int H, int W, int M) {
     const int a = h->first[i], n = h->first[i + 1] - a;
+    if (h->pairs) return pair_part_forward(c, u, out, x, t, ctx, h->half, a, n, H, W, M);
     const sample_sizes z = sizes_of(u, H, W, M);
-    return tape_forward(c, u, out + a * z.out, x + a * z.x, t + a, ctx ? ctx + a * z.ctx : NULL, n, H, W, M);
+    return tape_forward(c, u, out + a * z.out, x + a * z.x, t + a, ctx ? ctx + a * z.ctx : NULL, n, H, W, M, 0);
 }
 
-sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
-                                 const float *ctx, int N, int H, int W, int M) {
+static sid_unet_saved *unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                    const float *ctx, int N, int H, int W, int M, int pairs) {
     sid_unet_saved *h = sid_ctx_host(c, sizeof *h);
-    const int parts = parts_for(c, N);
-    h->parts = parts;
-    for (int i = 0; i <= parts; i++) h->first[i] = i * (N / parts) + (i < N % parts ? i : N % parts);
+    const int units = pairs ? N / 2 : N;  // what the parts split: samples, or pairs
+    int parts = parts_for(c, N);
+    if (parts > units) parts = units;
+    h->parts = parts, h->pairs = pairs, h->half = N / 2;
+    for (int i = 0; i <= parts; i++) h->first[i] = i * (units / parts) + (i < units % parts ? i : units % parts);
     if (parts == 1) {
-        h->tape[0] = tape_forward(c, u, out, x, t, ctx, N, H, W, M);
+        h->tape[0] = tape_forward(c, u, out, x, t, ctx, N, H, W, M, pairs);
         return h;
     }
     sid_arena *act = c->act;
@@ -763,12 +843,15 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
     // any n. That peak is measured once per shape on the first sample (the result is dropped).
     // The parts keep their host structs in their own slices (the CPU's arena is host memory, and
     // threads cannot share the meta arena), so the measuring pass does too.
-    size_t *one = shape_bytes(u->split, H, W, M);
+    size_t *one = shape_bytes(u->split, H, W, M, pairs);
     if (!*one) {
         const size_t mark = act->used, peak = act->peak;
         const sid_ctx one_c = {c->ps, act, c->be, NULL};
         act->peak = mark;
-        tape_forward(&one_c, u, sid_ctx_out(c, sizes_of(u, H, W, M).out), x, t, ctx, 1, H, W, M);
+        if (pairs)  // writes the first pair's outputs, which part 0 writes again
+            pair_part_forward(&one_c, u, out, x, t, ctx, N / 2, 0, 1, H, W, M);
+        else
+            tape_forward(&one_c, u, sid_ctx_out(c, sizes_of(u, H, W, M).out), x, t, ctx, 1, H, W, M, 0);
         *one = act->peak - mark;
         act->used = mark;
         if (act->peak < peak) act->peak = peak;
@@ -784,6 +867,16 @@ sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out
         h->tape[i] = part_forward(&pc, u, h, i, out, x, t, ctx, H, W, M);
     }
     return h;
+}
+
+sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                 const float *ctx, int N, int H, int W, int M) {
+    return unet_forward(c, u, out, x, t, ctx, N, H, W, M, 0);
+}
+sid_unet_saved *sid_unet_forward_pairs(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                       const float *ctx, int N, int H, int W, int M) {
+    if (N % 2) sid_die("unet: a paired pass of %d samples", N);
+    return unet_forward(c, u, out, x, t, ctx, N, H, W, M, 1);
 }
 
 void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,
@@ -821,9 +914,21 @@ void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dc
         for (int i = th; i < parts; i += nth) {
             sid_arena part = {.base = act->base + mark + slice * th, .cap = slice, .name = act->name};
             const sid_ctx pc = {&ps, &part, c->be, NULL};
-            const size_t a = (size_t)h->first[i];
-            tape_backward(&pc, u, dx ? dx + a * z.x : NULL, dctx ? dctx + a * z.ctx : NULL, dout + a * z.out,
-                          h->tape[i]);
+            const int a = h->first[i], n = h->first[i + 1] - a;
+            if (h->pairs) {  // the part's output gradients gathered, its context gradients added back
+                float *dop = sid_ctx_out(&pc, 2 * (size_t)n * z.out);
+                float *dcp = dctx ? sid_ctx_floats(&pc, 2 * (size_t)n * z.ctx) : NULL;
+                pair_rows(dop, dout, z.out, h->half, a, n, 1);
+                tape_backward(&pc, u, dx ? dx + a * z.x : NULL, dcp, dop, h->tape[i]);
+                for (int k = 0; dcp && k < 2; k++) {
+                    float *d = dctx + ((size_t)k * h->half + a) * z.ctx;
+                    const float *s = dcp + (size_t)k * n * z.ctx;
+                    for (size_t j = 0; j < (size_t)n * z.ctx; j++) d[j] += s[j];
+                }
+            } else {
+                tape_backward(&pc, u, dx ? dx + a * z.x : NULL, dctx ? dctx + a * z.ctx : NULL, dout + a * z.out,
+                              h->tape[i]);
+            }
             if (part.peak > peak[th]) peak[th] = part.peak;
         }
     }

@@ -61,6 +61,12 @@ typedef struct sid_unet_saved sid_unet_saved;
 // Other backends run the whole batch as one.
 sid_unet_saved *sid_unet_forward(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
                                  const float *ctx, int N, int H, int W, int M);
+// A paired pass, as for classifier-free guidance: x [N/2, in, H, W] and t [N/2] are shared by
+// samples i and N/2 + i, which differ in ctx [N, M, dim] only; out [N, out, H, W]. The layers
+// before the first cross-attention run once on the N/2 shared samples; backward takes dout [N]
+// and gives dx [N/2] (the two halves' gradients added). N must be even.
+sid_unet_saved *sid_unet_forward_pairs(const sid_ctx *c, const sid_unet *u, float *out, const float *x, const float *t,
+                                       const float *ctx, int N, int H, int W, int M);
 // Accumulates parameter gradients (unless the set is frozen) and, when non-NULL, dx [N, in, H, W]
 // and dctx [N, M, cross_attention_dim].
 void sid_unet_backward(const sid_ctx *c, const sid_unet *u, float *dx, float *dctx, const float *dout,

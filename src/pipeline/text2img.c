@@ -111,13 +111,11 @@ static void guided_eps(const denoiser *d, float *eps, const float *x, const floa
         sid_unet_forward(&c, &m->unet, eps, x, t, d->cond, N, d->H, d->W, T);
         return;
     }
-    // one batched pass over [uncond; cond], as diffusers does
-    float *x2 = sid_ctx_out(&c, 2 * D * N), *t2 = sid_ctx_out(&c, 2 * (size_t)N), *ctx2 = sid_ctx_out(&c, 2 * nctx);
-    float *e2 = sid_ctx_out(&c, 2 * D * N);
-    be->scale_fwd(x2, x, 1.0f, D * N), be->scale_fwd(x2 + D * N, x, 1.0f, D * N);  // copies
-    be->scale_fwd(t2, t, 1.0f, (size_t)N), be->scale_fwd(t2 + N, t, 1.0f, (size_t)N);
+    // one batched pass over [uncond; cond], as diffusers does, the layers before the first
+    // cross-attention shared by the two halves
+    float *ctx2 = sid_ctx_out(&c, 2 * nctx), *e2 = sid_ctx_out(&c, 2 * D * N);
     be->scale_fwd(ctx2, d->uncond, 1.0f, nctx), be->scale_fwd(ctx2 + nctx, d->cond, 1.0f, nctx);
-    sid_unet_forward(&c, &m->unet, e2, x2, t2, ctx2, 2 * N, d->H, d->W, T);
+    sid_unet_forward_pairs(&c, &m->unet, e2, x, t, ctx2, 2 * N, d->H, d->W, T);
     be->cfg_combine_fwd(eps, e2, e2 + D * N, d->cfg, D * N);
 }
 

@@ -257,12 +257,9 @@ static guided_saved guided_f(sid_distill *d, const sid_params *ps, const float *
     const sid_unet *u = &d->teacher.unet;
     if (kappa == 1.0f) return (guided_saved){sid_unet_forward(&c, u, eps, xt, d->r_t, d->ctx_round, m, d->H, d->W, d->T), 0};
     const size_t n = (size_t)m * d->D, cs = (size_t)m * d->T * d->Wt;
-    float *x2 = sid_ctx_out(&c, 2 * n), *t2 = sid_ctx_out(&c, 2 * (size_t)m), *c2 = sid_ctx_out(&c, 2 * cs);
-    float *o2 = sid_ctx_out(&c, 2 * n);
-    be->scale_fwd(x2, xt, 1.0f, n), be->scale_fwd(x2 + n, xt, 1.0f, n);  // copies
-    be->scale_fwd(t2, d->r_t, 1.0f, (size_t)m), be->scale_fwd(t2 + m, d->r_t, 1.0f, (size_t)m);
+    float *c2 = sid_ctx_out(&c, 2 * cs), *o2 = sid_ctx_out(&c, 2 * n);
     be->scale_fwd(c2, d->ctx_uncond, 1.0f, cs), be->scale_fwd(c2 + cs, d->ctx_round, 1.0f, cs);
-    guided_saved g = {sid_unet_forward(&c, u, o2, x2, t2, c2, 2 * m, d->H, d->W, d->T), 1};
+    guided_saved g = {sid_unet_forward_pairs(&c, u, o2, xt, d->r_t, c2, 2 * m, d->H, d->W, d->T), 1};
     be->cfg_combine_fwd(eps, o2, o2 + n, kappa, n);
     return g;
 }
@@ -277,13 +274,9 @@ static void guided_b(sid_distill *d, const sid_params *ps, guided_saved g, const
         sid_unet_backward(&c, u, dxt, NULL, deps, g.s);
         return;
     }
-    float *do2 = sid_ctx_floats(&c, 2 * n), *dx2 = dxt ? sid_ctx_floats(&c, 2 * n) : NULL;
+    float *do2 = sid_ctx_floats(&c, 2 * n);
     be->cfg_combine_bwd(do2, do2 + n, deps, kappa, n);
-    sid_unet_backward(&c, u, dx2, NULL, do2, g.s);
-    if (dxt) {  // dxt += dx2[:n] + dx2[n:], summed in that order
-        be->add_fwd(dx2, dx2, dx2 + n, n);
-        be->add_fwd(dxt, dxt, dx2, n);
-    }
+    sid_unet_backward(&c, u, dxt, NULL, do2, g.s);  // a paired pass: dxt += the two halves' gradient
 }
 
 // ---------------------------------------------------------------- dropping NaN samples
