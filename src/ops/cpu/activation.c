@@ -6,6 +6,10 @@
 
 #define PAR_IF(n) if ((n) > 32768)
 
+// SiLU runs over chunks (sid_silu_affine's vectors, a sigmoid buffer on the stack in backward)
+enum { ACT_CHUNK = 1024 };
+static inline size_t chunk_len(size_t k, size_t n) { return n - k < ACT_CHUNK ? n - k : ACT_CHUNK; }
+
 // exact (erf) GELU as torch.nn.functional.gelu's default
 static inline float gelu(float x) { return 0.5f * x * (1.0f + sid_erff(x * 0.70710678118654752f)); }
 static inline float gelu_grad(float x) {
@@ -18,7 +22,7 @@ void sid_act_fwd(sid_act a, float *out, const float *in, size_t n) {
     switch (a) {
     case SID_ACT_SILU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
-        for (size_t i = 0; i < n; i++) out[i] = in[i] * sid_sigmoidf(in[i]);
+        for (size_t k = 0; k < n; k += ACT_CHUNK) sid_silu_affine(out + k, in + k, chunk_len(k, n), 1.0f, 0.0f);
         break;
     case SID_ACT_GELU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
@@ -35,9 +39,11 @@ void sid_act_bwd(sid_act a, float *din, const float *dout, const float *in, size
     switch (a) {
     case SID_ACT_SILU:
 #pragma omp parallel for schedule(static) PAR_IF(n)
-        for (size_t i = 0; i < n; i++) {
-            const float s = sid_sigmoidf(in[i]);
-            din[i] += dout[i] * s * (1.0f + in[i] * (1.0f - s));
+        for (size_t k = 0; k < n; k += ACT_CHUNK) {
+            static _Thread_local float s[ACT_CHUNK];  // (static: GCC cannot see sid_sigmoid_affine fill it)
+            const size_t len = chunk_len(k, n);
+            sid_sigmoid_affine(s, in + k, len, 1.0f, 0.0f);
+            for (size_t i = 0; i < len; i++) din[k + i] += dout[k + i] * s[i] * (1.0f + in[k + i] * (1.0f - s[i]));
         }
         break;
     case SID_ACT_GELU:

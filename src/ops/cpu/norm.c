@@ -41,10 +41,7 @@ static inline __attribute__((always_inline)) void groupnorm_fwd(float *out, floa
             const float *xc = x + (size_t)c * HW;
             float *yc = y + (size_t)c * HW;
             if (silu)
-                for (int i = 0; i < HW; i++) {
-                    const float v = xc[i] * a + b;
-                    yc[i] = v * sid_sigmoidf(v);
-                }
+                sid_silu_affine(yc, xc, (size_t)HW, a, b);
             else
                 for (int i = 0; i < HW; i++) yc[i] = xc[i] * a + b;
         }
@@ -90,11 +87,13 @@ static inline __attribute__((always_inline)) void groupnorm_bwd(float *din, floa
             const float gm = gamma ? gamma[c0 + c] : 1.0f, bt = beta ? beta[c0 + c] : 0.0f;
             const float *xc = x + (size_t)c * HW, *gc = go + (size_t)c * HW;
             double sb = 0, sg = 0;
-            if (silu) {
+            if (silu) {  // y as forward computed it, its sigmoid first into dy's row
                 float *dc = dyb + (size_t)c * HW;
+                const float a = rs * gm, b = bt - mu * a;
+                sid_sigmoid_affine(dc, xc, (size_t)HW, a, b);
 #pragma omp simd reduction(+ : sb, sg)
                 for (int i = 0; i < HW; i++) {
-                    const float xhat = (xc[i] - mu) * rs, y = xhat * gm + bt, sy = sid_sigmoidf(y);
+                    const float xhat = (xc[i] - mu) * rs, y = xc[i] * a + b, sy = dc[i];
                     const float d = gc[i] * (sy * (1.0f + y * (1.0f - sy)));
                     dc[i] = d;
                     sb += d;
