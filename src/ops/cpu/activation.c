@@ -74,9 +74,11 @@ void sid_geglu_bwd(float *din, const float *dout, const float *in, int M, int H)
     for (int m = 0; m < M; m++) {
         const float *v = in + (size_t)m * 2 * H, *g = v + H, *dy = dout + (size_t)m * H;
         float *dv = din + (size_t)m * 2 * H, *dg = dv + H;
-        for (int j = 0; j < H; j++) {
-            dv[j] += dy[j] * gelu(g[j]);
-            dg[j] += dy[j] * v[j] * gelu_grad(g[j]);
+        for (int j = 0; j < H; j++) {  // gelu(g) = g cdf(g) and its derivative cdf + g pdf share one erf
+            const float x = g[j], cdf = 0.5f * (1.0f + sid_erff(x * 0.70710678118654752f));
+            const float pdf = 0.3989422804014327f * sid_expf(-0.5f * x * x);
+            dv[j] += dy[j] * (x * cdf);
+            dg[j] += dy[j] * v[j] * (cdf + x * pdf);
         }
     }
 }
