@@ -119,6 +119,19 @@ static inline __attribute__((always_inline)) void input_transform(float *Vt, con
 // for CO output channels from co.
 static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void point_products(
     float *Mt, const float *Vt, const float *U, int cin, int cout, int e, int co, const int V, const int CO) {
+#if defined(__AVX512F__)
+    if (V == 2) {  // the block's two tile vectors are adjacent in Vt and Mt: one 16-lane register
+        v16f acc16[WINO_CO];
+        for (int j = 0; j < CO; j++) acc16[j] = (v16f){0};
+        const float *vt = Vt + e * tile_row(cin), *u = U + e * sid_wino_urow(cin, cout) + (size_t)co * cin;
+        for (int ci = 0; ci < cin; ci++) {
+            const v16f iv = load16(vt + (size_t)ci * 16);
+            for (int j = 0; j < CO; j++) acc16[j] += iv * u[(size_t)j * cin + ci];
+        }
+        for (int j = 0; j < CO; j++) store16(Mt + e * tile_row(cout) + (size_t)(co + j) * 16, acc16[j]);
+        return;
+    }
+#endif
     v8f acc[WINO_CO][2];
     for (int j = 0; j < CO; j++)
         for (int v = 0; v < V; v++) acc[j][v] = (v8f){0};
@@ -276,6 +289,20 @@ static void gradient_transform(float *GT, const float *g, int ns, int cout, int 
 static inline __attribute__((always_inline, optimize("fp-contract=fast"))) void dw_point_products(
     float *dU, const float *VT, const float *GT, int cin, int cout, int e, int co, int ci0, size_t T, size_t t0,
     size_t t1, const int V, const int CO) {
+#if defined(__AVX512F__)
+    if (V == 2) {  // 16 adjacent input channels: one 16-lane register
+        v16f acc16[WINO_CO];
+        for (int j = 0; j < CO; j++) acc16[j] = (v16f){0};
+        const float *vt = VT + e * dw_vrow(T, cin) + ci0, *gt = GT + e * dw_grow(T, cout) + co * T;
+        for (size_t t = t0; t < t1; t++) {
+            const v16f iv = load16(vt + t * cin);
+            for (int j = 0; j < CO; j++) acc16[j] += iv * gt[(size_t)j * T + t];
+        }
+        float *d = dU + e * sid_wino_urow(cin, cout) + (size_t)co * cin + ci0;
+        for (int j = 0; j < CO; j++) store16(d + (size_t)j * cin, load16(d + (size_t)j * cin) + acc16[j]);
+        return;
+    }
+#endif
     v8f acc[WINO_CO][2];
     for (int j = 0; j < CO; j++)
         for (int v = 0; v < V; v++) acc[j][v] = (v8f){0};

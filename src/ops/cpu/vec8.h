@@ -31,6 +31,18 @@ static inline v8f load4x2(const float *p, const float *q) {
 #endif
 }
 
+#if defined(__AVX512F__)
+// Two adjacent eight-float vectors as one AVX-512 register, for the kernels whose pairs of vectors
+// are contiguous in memory and take the same operations (each lane's arithmetic is unchanged).
+typedef float v16f __attribute__((vector_size(64)));
+static inline v16f load16(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+#endif
+
 #if defined(__clang__)
 #define SID_SHUFFLE1(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
 #define SID_SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
