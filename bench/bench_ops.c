@@ -200,6 +200,8 @@ int main(int argc, char **argv) {
     if (want(argc, argv, "attention")) {
     bench_attention(16, 256, 256, 1, 64, "small UNet self 16x16");
     bench_attention(16, 64, 8, 1, 64, "small UNet cross 8x8");
+    bench_attention(4, 64, 64, 2, 16, "teacher part self 8x8");
+    bench_attention(4, 64, 16, 2, 16, "teacher part cross 8x8");
     bench_attention(1, 4096, 4096, 8, 40, "SD1.5 self 64x64");
     bench_attention(2, 4096, 77, 8, 40, "SD1.5 cross 64x64");
     printf("\n");
