@@ -199,6 +199,22 @@ static void test_fast_exp(void) {
     EXPECT(sid_expf(-INFINITY) == 0 && sid_expf(-100) == 0, "exp(-inf) = %g, exp(-100) = %g", sid_expf(-INFINITY), sid_expf(-100));
     EXPECT(sid_expf(0) == 1, "exp(0) = %.9g", sid_expf(0));
     EXPECT(sid_sigmoidf(-200) < 1e-30f && sid_sigmoidf(200) == 1, "sigmoid saturation %g %g", sid_sigmoidf(-200), sid_sigmoidf(200));
+    // the vector form (attention's softmax): every lane the scalar's bits, -inf and NaN included
+    const float special[] = {-INFINITY, INFINITY, NAN, -100.0f, -87.5f, -87.3f, 88.5f, 0.0f};
+    int differ = 0;
+    for (int k = 0; k < 4000 + 8; k += SID_VLANES) {
+        sid_vf v;
+        for (int l = 0; l < SID_VLANES; l++) {
+            const int i = k + l;
+            v[l] = i < 4000 ? -90.0f + 180.0f * (float)i / 4000.0f : special[(i - 4000) % 8];
+        }
+        const sid_vf e = sid_vexpf(v);
+        for (int l = 0; l < SID_VLANES; l++) {
+            const float want = sid_expf(v[l]);
+            differ += memcmp(&want, &e[l], 4) != 0;
+        }
+    }
+    EXPECT(!differ, "%d lanes of sid_vexpf differ from sid_expf", differ);
 }
 
 // The array forms (vectors of the variant's width plus a scalar tail): within 3e-7 of the exact

@@ -14,16 +14,37 @@ enum { BQ = 64, BK = 256 };
 
 static _Thread_local sid_scratch attn_scratch;  // threads may run ops side by side (unet.c)
 
-// x[j] = exp(x[j] - shift); returns the sum. A separate function with restrict
-// so the compiler vectorises sid_expf (the outlined OpenMP body defeats it).
+// x[j] = exp(x[j] - shift); returns the sum: in explicit vectors (sid_vexpf, whose clamps GCC's
+// vectorisation of sid_expf turned into compare-and-blend chains), a scalar tail, the lanes'
+// partial sums added in lane order.
 static float exp_shift_sum(float *restrict x, int n, float shift) {
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        x[j] = sid_expf(x[j] - shift);
-        sum += x[j];
+    sid_vf acc = {0};
+    int j = 0;
+    for (; j + SID_VLANES <= n; j += SID_VLANES) {
+        sid_vf v;
+        memcpy(&v, x + j, sizeof v);
+        v = sid_vexpf(v - shift);
+        memcpy(x + j, &v, sizeof v);
+        acc += v;
     }
+    float sum = 0;
+    for (int l = 0; l < SID_VLANES; l++) sum += acc[l];
+    for (; j < n; j++) sum += (x[j] = sid_expf(x[j] - shift));
     return sum;
+}
+
+// max(mx, s[0..n)), NaN scores ignored as the scalar s > mx ? s : mx does (maxps lane by lane).
+static float row_max(const float *s, int n, float mx) {
+    sid_vf m = mx + (sid_vf){0};
+    int j = 0;
+    for (; j + SID_VLANES <= n; j += SID_VLANES) {
+        sid_vf v;
+        memcpy(&v, s + j, sizeof v);
+        m = sid_vmax(v, m);
+    }
+    for (int l = 0; l < SID_VLANES; l++) mx = m[l] > mx ? m[l] : mx;
+    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    return mx;
 }
 
 // Mask scores of keys after the query (causal) to -inf; returns the number of
@@ -59,8 +80,7 @@ void sid_attention_fwd(float *out, float *lse, const float *q, const float *k, c
                         S, nk);
             if (causal) causal_mask(S, q0, nq, k0, nk);
             for (int i = 0; i < nq; i++) {
-                float *s = S + (size_t)i * nk, mx = m[i];
-                for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+                float *s = S + (size_t)i * nk, mx = row_max(s, nk, m[i]);
                 // A row with every key masked so far keeps mx = -inf; its tile contributes nothing.
                 const float corr = mx == -INFINITY ? 1.0f : sid_expf(m[i] - mx), shift = mx == -INFINITY ? 0.0f : mx;
                 l[i] = l[i] * corr + exp_shift_sum(s, nk, shift);

@@ -44,28 +44,29 @@ static inline float sid_sigmoidf(float x) { return 1.0f / (1.0f + sid_expf(-x));
 #if defined(__AVX512F__)
 #include <immintrin.h>
 typedef float sid_vf __attribute__((vector_size(64)));
-typedef int32_t sid_vi __attribute__((vector_size(64)));
+typedef uint32_t sid_vi __attribute__((vector_size(64)));
 static inline sid_vf sid_vmin(sid_vf a, sid_vf b) { return (sid_vf)_mm512_min_ps((__m512)a, (__m512)b); }
 static inline sid_vf sid_vmax(sid_vf a, sid_vf b) { return (sid_vf)_mm512_max_ps((__m512)a, (__m512)b); }
 #elif defined(__AVX__)
 #include <immintrin.h>
 typedef float sid_vf __attribute__((vector_size(32)));
-typedef int32_t sid_vi __attribute__((vector_size(32)));
+typedef uint32_t sid_vi __attribute__((vector_size(32)));
 static inline sid_vf sid_vmin(sid_vf a, sid_vf b) { return (sid_vf)_mm256_min_ps((__m256)a, (__m256)b); }
 static inline sid_vf sid_vmax(sid_vf a, sid_vf b) { return (sid_vf)_mm256_max_ps((__m256)a, (__m256)b); }
 #else
 #include <emmintrin.h>
 typedef float sid_vf __attribute__((vector_size(16)));
-typedef int32_t sid_vi __attribute__((vector_size(16)));
+typedef uint32_t sid_vi __attribute__((vector_size(16)));
 static inline sid_vf sid_vmin(sid_vf a, sid_vf b) { return (sid_vf)_mm_min_ps((__m128)a, (__m128)b); }
 static inline sid_vf sid_vmax(sid_vf a, sid_vf b) { return (sid_vf)_mm_max_ps((__m128)a, (__m128)b); }
 #endif
 enum { SID_VLANES = sizeof(sid_vf) / sizeof(float) };
 
-// 1 + e^-v, lanes and scalar: min(hi, x) and max(lo, x) keep x when it is NaN, as minps/maxps do.
-#define SID_ONE_PLUS_EXP_NEG(T, TI, v, MIN, MAX)                                                      \
+// e^x of x clamped to [-87.34, 88.38], lanes and scalar: min(hi, x) and max(lo, x) keep x when
+// it is NaN, as minps/maxps do. (Unsigned lanes: a NaN gives any bits to shift.)
+#define SID_EXP_CLAMPED(T, TI, x, MIN, MAX, out)                                                      \
     do {                                                                                               \
-        T x_ = MAX(-87.33654f + (T){0}, MIN(88.37626f + (T){0}, -(v)));                                \
+        const T x_ = MAX(-87.33654f + (T){0}, MIN(88.37626f + (T){0}, x));                            \
         const T t_ = x_ * 1.44269504088896341f + 12582912.0f, n_ = t_ - 12582912.0f;                 \
         T r_ = x_ - n_ * 0.693359375f;                                                                 \
         r_ = r_ - n_ * -2.12194440e-4f;                                                                \
@@ -78,26 +79,33 @@ enum { SID_VLANES = sizeof(sid_vf) / sizeof(float) };
         p_ = p_ * r_ * r_ + r_ + 1.0f;                                                                 \
         TI ti_;                                                                                        \
         memcpy(&ti_, &t_, sizeof ti_);                                                                 \
-        ti_ = (ti_ + (127 - 0x4B400000)) << 23;                                                        \
+        ti_ = (ti_ - 0x4B400000u + 127u) << 23;                                                        \
         T scale_;                                                                                      \
         memcpy(&scale_, &ti_, sizeof scale_);                                                          \
-        den = 1.0f + p_ * scale_;                                                                      \
+        out = p_ * scale_;                                                                             \
     } while (0)
 static inline float sid_min_lane(float a, float b) { return a < b ? a : b; }  // minps: b unless a < b
 static inline float sid_max_lane(float a, float b) { return a > b ? a : b; }
 
 // den = 1 + e^-v for one element
 static inline float sid_one_plus_exp_neg(float v) {
-    float den;
-    SID_ONE_PLUS_EXP_NEG(float, uint32_t, v, sid_min_lane, sid_max_lane);
-    return den;
+    float e;
+    SID_EXP_CLAMPED(float, uint32_t, -v, sid_min_lane, sid_max_lane, e);
+    return 1.0f + e;
 }
 static inline sid_vf sid_vone_plus_exp_neg(sid_vf v) {
-    sid_vf den;
-    SID_ONE_PLUS_EXP_NEG(sid_vf, sid_vi, v, sid_vmin, sid_vmax);
-    return den;
+    sid_vf e;
+    SID_EXP_CLAMPED(sid_vf, sid_vi, -v, sid_vmin, sid_vmax, e);
+    return 1.0f + e;
 }
-#undef SID_ONE_PLUS_EXP_NEG
+// sid_expf over a vector, the same bits per lane: 0 below -87.34 (-inf, a masked score, gives 0).
+static inline sid_vf sid_vexpf(sid_vf x) {
+    sid_vf e;
+    SID_EXP_CLAMPED(sid_vf, sid_vi, x, sid_vmin, sid_vmax, e);
+    const sid_vi below = (sid_vi)(x < -87.33654f);
+    return (sid_vf)((sid_vi)e & ~below);
+}
+#undef SID_EXP_CLAMPED
 
 // y[i] = silu(x[i] * a + b) = v / (1 + e^-v)
 static inline void sid_silu_affine(float *y, const float *x, size_t n, float a, float b) {
