@@ -83,14 +83,22 @@ static inline void tile_origin(int q, int W, int half, int *ty, int *tx0) {
 // 16 floats (rows 4 KB apart would share one L1 cache set).
 static inline size_t tile_row(int channels) { return (size_t)channels * 16 + 16; }
 
-// u = B^T d B of a 4x4 input tile d[row][column] (vectors of 8 tiles or of 8 channels).
-static inline __attribute__((always_inline)) void input_tile_transform(v8f u[4][4], const v8f d[4][4]) {
-    v8f t[4][4];
-    for (int c = 0; c < 4; c++)  // B^T d
-        t[0][c] = d[0][c] - d[2][c], t[1][c] = d[1][c] + d[2][c], t[2][c] = d[2][c] - d[1][c], t[3][c] = d[1][c] - d[3][c];
-    for (int i = 0; i < 4; i++)  // (B^T d) B
-        u[i][0] = t[i][0] - t[i][2], u[i][1] = t[i][1] + t[i][2], u[i][2] = t[i][2] - t[i][1], u[i][3] = t[i][1] - t[i][3];
-}
+// u = B^T d B of a 4x4 input tile d[row][column] (vectors of 8 tiles or of 8 channels; of 16
+// tiles with AVX-512).
+#define INPUT_TILE_TRANSFORM(name, T)                                                                 \
+    static inline __attribute__((always_inline)) void name(T u[4][4], const T d[4][4]) {             \
+        T t[4][4];                                                                                    \
+        for (int c = 0; c < 4; c++) /* B^T d */                                                       \
+            t[0][c] = d[0][c] - d[2][c], t[1][c] = d[1][c] + d[2][c], t[2][c] = d[2][c] - d[1][c],    \
+            t[3][c] = d[1][c] - d[3][c];                                                              \
+        for (int i = 0; i < 4; i++) /* (B^T d) B */                                                   \
+            u[i][0] = t[i][0] - t[i][2], u[i][1] = t[i][1] + t[i][2], u[i][2] = t[i][2] - t[i][1],    \
+            u[i][3] = t[i][1] - t[i][3];                                                              \
+    }
+INPUT_TILE_TRANSFORM(input_tile_transform, v8f)
+#if defined(__AVX512F__)
+INPUT_TILE_TRANSFORM(input_tile_transform16, v16f)
+#endif
 
 static inline v8f load_tiles(const float *p, int Wh, const int half) { return half ? load4x2(p, p + 2 * Wh) : load8(p); }
 
@@ -114,6 +122,31 @@ static inline __attribute__((always_inline)) void input_transform(float *Vt, con
         }
     }
 }
+
+#if defined(__AVX512F__)
+// A block's two tile vectors in one tile row (wide16: W a multiple of 32, so q0 even and q0 + 1
+// share ty): its 16 tiles as one register in the input and output transforms.
+static inline int wide16(int W, const int V, const int half) { return V == 2 && !half && W % 32 == 0; }
+
+static inline __attribute__((always_inline)) void input_transform16(float *Vt, const float *pp, int cin, int H, int W,
+                                                                    int q0) {
+    const int Wh = W / 2 + 1;
+    const size_t plane = (size_t)(H + 2) * Wh;
+    int ty, tx0;
+    tile_origin(q0, W, 0, &ty, &tx0);
+    for (int ci = 0; ci < cin; ci++) {
+        const float *E = pp + (size_t)ci * 2 * plane + (size_t)2 * ty * Wh + tx0, *O = E + plane;
+        v16f d[4][4], u[4][4];
+        for (int c = 0; c < 4; c++) {
+            const float *p = (c & 1 ? O : E) + (c >> 1);
+            for (int r = 0; r < 4; r++) d[r][c] = load16(p + r * Wh);
+        }
+        input_tile_transform16(u, d);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) store16(Vt + (i * 4 + j) * tile_row(cin) + (size_t)ci * 16, u[i][j]);
+    }
+}
+#endif
 
 // Mt [16][cout][V*8] = the products of one Winograd-domain point e, summed over the input channels,
 // for CO output channels from co.
@@ -175,18 +208,54 @@ static inline __attribute__((always_inline)) void output_transform(float *out, c
     }
 }
 
+#if defined(__AVX512F__)
+static inline __attribute__((always_inline)) void output_transform16(float *out, const float *Mt, const float *b,
+                                                                     int cout, int co, int H, int W, int q0,
+                                                                     int accumulate) {
+    const float bc = b ? b[co] : 0.0f;
+    int ty, tx0;
+    tile_origin(q0, W, 0, &ty, &tx0);
+    v16f m[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 4; c++) m[i][c] = load16(Mt + (i * 4 + c) * tile_row(cout) + (size_t)co * 16);
+    v16f t[2][4];
+    for (int c = 0; c < 4; c++) {
+        t[0][c] = m[0][c] + m[1][c] + m[2][c];
+        t[1][c] = m[1][c] - m[2][c] - m[3][c];
+    }
+    for (int r = 0; r < 2; r++) {
+        const v16f y0 = t[r][0] + t[r][1] + t[r][2] + bc, y1 = t[r][1] - t[r][2] - t[r][3] + bc;
+        float *o = out + ((size_t)co * H + 2 * ty + r) * W + 2 * tx0;
+        v16f lo = interleave16_lo(y0, y1), hi = interleave16_hi(y0, y1);
+        if (accumulate) lo += load16(o), hi += load16(o + 16);
+        store16(o, lo);
+        store16(o + 16, hi);
+    }
+}
+#endif
+
 // One point at a time over all output channels, so that its slices of Vt and U stay in L1 (the whole
 // Vt of 48-64 input channels does not).
 static inline __attribute__((always_inline)) void wino_block(float *out, const float *pp, const float *U,
                                                              const float *b, float *Vt, float *Mt, int cin, int cout,
                                                              int H, int W, int q0, int accumulate, const int V,
                                                              const int half) {
-    input_transform(Vt, pp, cin, H, W, q0, V, half);
+#if defined(__AVX512F__)
+    if (wide16(W, V, half)) input_transform16(Vt, pp, cin, H, W, q0);
+    else
+#endif
+        input_transform(Vt, pp, cin, H, W, q0, V, half);
     for (int e = 0; e < 16; e++) {
         int co = 0;
         for (; co + WINO_CO <= cout; co += WINO_CO) point_products(Mt, Vt, U, cin, cout, e, co, V, WINO_CO);
         for (; co < cout; co++) point_products(Mt, Vt, U, cin, cout, e, co, V, 1);
     }
+#if defined(__AVX512F__)
+    if (wide16(W, V, half)) {
+        for (int co = 0; co < cout; co++) output_transform16(out, Mt, b, cout, co, H, W, q0, accumulate);
+        return;
+    }
+#endif
     for (int co = 0; co < cout; co++) output_transform(out, Mt, b, cout, co, H, W, q0, accumulate, V, half);
 }
 

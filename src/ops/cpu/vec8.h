@@ -61,6 +61,25 @@ static inline float hsum8(v8f v) {  // three shuffle-and-add steps (a lane loop 
 // The lanes of a and b alternating: a0 b0 a1 b1 a2 b2 a3 b3 (lo) and a4 b4 ... a7 b7 (hi).
 static inline v8f interleave_lo(v8f a, v8f b) { return SID_SHUFFLE2(a, b, 0, 8, 1, 9, 2, 10, 3, 11); }
 static inline v8f interleave_hi(v8f a, v8f b) { return SID_SHUFFLE2(a, b, 4, 12, 5, 13, 6, 14, 7, 15); }
+#if defined(__AVX512F__)
+// The same over 16 lanes: a0 b0 ... a7 b7 (lo) and a8 b8 ... a15 b15 (hi).
+#if defined(__clang__)
+static inline v16f interleave16_lo(v16f a, v16f b) {
+    return __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+static inline v16f interleave16_hi(v16f a, v16f b) {
+    return __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+#else
+typedef int v16i __attribute__((vector_size(64)));
+static inline v16f interleave16_lo(v16f a, v16f b) {
+    return __builtin_shuffle(a, b, (v16i){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+}
+static inline v16f interleave16_hi(v16f a, v16f b) {
+    return __builtin_shuffle(a, b, (v16i){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+}
+#endif
+#endif
 // Their inverse: the even lanes of lo then hi, and the odd ones.
 static inline v8f deinterleave_even(v8f lo, v8f hi) { return SID_SHUFFLE2(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
 static inline v8f deinterleave_odd(v8f lo, v8f hi) { return SID_SHUFFLE2(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
