@@ -581,6 +581,14 @@ static int silu(const sid_ctx *c, unet_tape *s, int in) {
     return out;
 }
 
+// dst [2 len] = [src; src], and its adjoint dst [len] += src[:len] + src[len:].
+static void stack_twice(const sid_backend *be, float *dst, const float *src, size_t len) {
+    be->scale_fwd(dst, src, 1.0f, len), be->scale_fwd(dst + len, src, 1.0f, len);
+}
+static void add_halves(const sid_backend *be, float *dst, const float *src, size_t len) {
+    be->add_fwd(dst, dst, src, len), be->add_fwd(dst, dst, src + len, len);
+}
+
 // The pairing of a paired pass (see unet_tape): the time embedding and the live tensors h and
 // skips[0..nskip) stacked on themselves, renumbered in place. Once.
 static void pair_up(const sid_ctx *c, unet_tape *s, int td, int *h, int *skips, int nskip) {
@@ -589,17 +597,15 @@ static void pair_up(const sid_ctx *c, unet_tape *s, int td, int *h, int *skips, 
     const int n = s->cur;
     s->cur = s->N;
     s->emb = sid_ctx_out(c, (size_t)s->N * td);
-    be->scale_fwd(s->emb, s->emb_shared, 1.0f, (size_t)n * td), be->scale_fwd(s->emb + (size_t)n * td, s->emb_shared, 1.0f, (size_t)n * td);
+    stack_twice(be, s->emb, s->emb_shared, (size_t)n * td);
     int from[MAX_TENSORS / 4], to[MAX_TENSORS / 4], nmap = 0;
     for (int k = -1; k < nskip; k++) {
         int *i = k < 0 ? h : &skips[k], j = 0;
         while (j < nmap && from[j] != *i) j++;
         if (j == nmap) {
             const tensor *x = &s->tens[*i];
-            const size_t len = (size_t)n * x->C * x->H * x->W;
             const int out = new_tensor(c, s, x->C, x->H, x->W);
-            be->scale_fwd(s->tens[out].data, s->tens[*i].data, 1.0f, len);
-            be->scale_fwd(s->tens[out].data + len, s->tens[*i].data, 1.0f, len);
+            stack_twice(be, s->tens[out].data, s->tens[*i].data, (size_t)n * x->C * x->H * x->W);
             record(s, OP_PAIR, NULL, *i, -1, out);
             from[nmap] = *i, to[nmap++] = out;
         }
@@ -713,19 +719,14 @@ static void tape_backward(const sid_ctx *c, const sid_unet *u, float *dx, float 
         case OP_SILU:
             if (gin) be->act_bwd(SID_ACT_SILU, gin, g, in->data, (size_t)N * in->C * HW);
             break;
-        case OP_PAIR: {  // gin += g[:N] + g[N:]
-            const size_t len = (size_t)N * in->C * HW;
-            if (gin) be->add_fwd(gin, gin, g, len), be->add_fwd(gin, gin, g + len, len);
-        } break;
+        case OP_PAIR:
+            if (gin) add_halves(be, gin, g, (size_t)N * in->C * HW);
+            break;
         }
     }
     // time MLP: only weight gradients (timesteps are not differentiated)
     if (demb) {
-        if (demb_shared) {
-            const size_t len = (size_t)n0 * td;
-            be->add_fwd(demb_shared, demb_shared, demb, len), be->add_fwd(demb_shared, demb_shared, demb + len, len);
-            demb = demb_shared;
-        }
+        if (demb_shared) add_halves(be, demb_shared, demb, (size_t)n0 * td), demb = demb_shared;
         float *da1 = sid_ctx_floats(c, (size_t)n0 * td), *dh1 = sid_ctx_floats(c, (size_t)n0 * td);
         sid_linear_b(c, &u->time2, da1, demb, s->a1, n0);
         be->act_bwd(SID_ACT_SILU, dh1, da1, s->h1, (size_t)n0 * td);

@@ -95,9 +95,20 @@ static inline size_t tile_row(int channels) { return (size_t)channels * 16 + 16;
             u[i][0] = t[i][0] - t[i][2], u[i][1] = t[i][1] + t[i][2], u[i][2] = t[i][2] - t[i][1],    \
             u[i][3] = t[i][1] - t[i][3];                                                              \
     }
+// y[r][k] = (A^T m A)[r][k] + bc: the tile's output pixel (2 ty + r, 2 tx + k).
+#define OUTPUT_TILE_TRANSFORM(name, T)                                                                \
+    static inline __attribute__((always_inline)) void name(T y[2][2], const T m[4][4], float bc) {   \
+        T t[2][4];                                                                                    \
+        for (int c = 0; c < 4; c++) /* A^T m */                                                       \
+            t[0][c] = m[0][c] + m[1][c] + m[2][c], t[1][c] = m[1][c] - m[2][c] - m[3][c];             \
+        for (int r = 0; r < 2; r++) /* (A^T m) A */                                                   \
+            y[r][0] = t[r][0] + t[r][1] + t[r][2] + bc, y[r][1] = t[r][1] - t[r][2] - t[r][3] + bc;   \
+    }
 INPUT_TILE_TRANSFORM(input_tile_transform, v8f)
+OUTPUT_TILE_TRANSFORM(output_tile_transform, v8f)
 #if defined(__AVX512F__)
 INPUT_TILE_TRANSFORM(input_tile_transform16, v16f)
+OUTPUT_TILE_TRANSFORM(output_tile_transform16, v16f)
 #endif
 
 static inline v8f load_tiles(const float *p, int Wh, const int half) { return half ? load4x2(p, p + 2 * Wh) : load8(p); }
@@ -192,15 +203,11 @@ static inline __attribute__((always_inline)) void output_transform(float *out, c
         v8f m[4][4];
         for (int i = 0; i < 4; i++)
             for (int c = 0; c < 4; c++) m[i][c] = load8(Mt + (i * 4 + c) * tile_row(cout) + (size_t)co * V * 8 + v * 8);
-        v8f t[2][4];
-        for (int c = 0; c < 4; c++) {  // A^T m
-            t[0][c] = m[0][c] + m[1][c] + m[2][c];
-            t[1][c] = m[1][c] - m[2][c] - m[3][c];
-        }
-        for (int r = 0; r < 2; r++) {  // (A^T m) A: the tiles' pixels (2 ty + r, 2 tx) and (2 ty + r, 2 tx + 1)
-            const v8f y0 = t[r][0] + t[r][1] + t[r][2] + bc, y1 = t[r][1] - t[r][2] - t[r][3] + bc;
+        v8f y[2][2];
+        output_tile_transform(y, m, bc);
+        for (int r = 0; r < 2; r++) {  // the tiles' pixels (2 ty + r, 2 tx) and (2 ty + r, 2 tx + 1)
             float *o = out + ((size_t)co * H + 2 * ty + r) * W + 2 * tx0, *o2 = o + (half ? 2 * W : 8);
-            v8f lo = interleave_lo(y0, y1), hi = interleave_hi(y0, y1);
+            v8f lo = interleave_lo(y[r][0], y[r][1]), hi = interleave_hi(y[r][0], y[r][1]);
             if (accumulate) lo += load8(o), hi += load8(o2);
             store8(o, lo);
             store8(o2, hi);
@@ -218,15 +225,11 @@ static inline __attribute__((always_inline)) void output_transform16(float *out,
     v16f m[4][4];
     for (int i = 0; i < 4; i++)
         for (int c = 0; c < 4; c++) m[i][c] = load16(Mt + (i * 4 + c) * tile_row(cout) + (size_t)co * 16);
-    v16f t[2][4];
-    for (int c = 0; c < 4; c++) {
-        t[0][c] = m[0][c] + m[1][c] + m[2][c];
-        t[1][c] = m[1][c] - m[2][c] - m[3][c];
-    }
+    v16f y[2][2];
+    output_tile_transform16(y, m, bc);
     for (int r = 0; r < 2; r++) {
-        const v16f y0 = t[r][0] + t[r][1] + t[r][2] + bc, y1 = t[r][1] - t[r][2] - t[r][3] + bc;
         float *o = out + ((size_t)co * H + 2 * ty + r) * W + 2 * tx0;
-        v16f lo = interleave16_lo(y0, y1), hi = interleave16_hi(y0, y1);
+        v16f lo = interleave16_lo(y[r][0], y[r][1]), hi = interleave16_hi(y[r][0], y[r][1]);
         if (accumulate) lo += load16(o), hi += load16(o + 16);
         store16(o, lo);
         store16(o + 16, hi);
